@@ -1,0 +1,37 @@
+# Two commands do everything on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8501
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test lint bench browser clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# Stamp files re-run pip only when a requirements file changes.
+.stamp-runtime: requirements.txt | $(PY)
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+.stamp-test: requirements.txt requirements-test.txt | $(PY)
+	$(PY) -m pip install --quiet -r requirements-test.txt
+	touch $@
+
+# The browser tests drive Debian's Chromium; playwright cannot download a browser here.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; }
+
+run: .stamp-runtime
+	$(PY) -m streamlit run streamlit_app.py --server.port $(PORT) --server.headless true
+
+test: .stamp-test browser
+	$(PY) -m ruff check .
+	$(PY) -m pytest
+
+bench: .stamp-test
+	$(PY) bench/bench_model.py
+
+clean:
+	rm -rf $(VENV) .stamp-runtime .stamp-test .pytest_cache .ruff_cache

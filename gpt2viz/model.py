@@ -1,0 +1,242 @@
+"""GPT-2 in PyTorch with named hook points at every stage of the computation.
+
+Parameter names follow the Hugging Face Hub file without the `transformer.` prefix (`wte`,
+`h.0.attn.c_attn`, ...), so loading is a copy plus the Conv1D transposes. Hook names follow
+TransformerLens (`blocks.0.attn.hook_pattern`); see DESIGN.md for the table of shapes.
+Attention is written out (Q·Kᵀ, ÷√d_head, mask, softmax, ·V) whenever a recorder asks for the
+scores, mask or pattern; otherwise the fused kernel computes the same thing faster.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import GPT2Config
+from .errors import PromptError
+from .kv_cache import KVCache
+from .recording import Edit, Recorder, hook
+from .trace import Trace
+
+
+class Attention(nn.Module):
+    """Causal multi-head self-attention with hook points on q, k, v, mask, scores, pattern, z."""
+
+    def __init__(self, config: GPT2Config, layer: int) -> None:
+        super().__init__()
+        self.layer = layer
+        self.n_head, self.d_head = config.n_head, config.d_head
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd)
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd)
+        p = f"blocks.{layer}.attn."
+        self.name_q, self.name_k, self.name_v = p + "hook_q", p + "hook_k", p + "hook_v"
+        self.name_mask, self.name_scores = p + "hook_mask", p + "hook_attn_scores"
+        self.name_pattern, self.name_z = p + "hook_pattern", p + "hook_z"
+        self._explicit = (self.name_mask, self.name_scores, self.name_pattern)
+
+    def forward(
+        self, x: torch.Tensor, cache: KVCache | None, rec: Recorder | None
+    ) -> torch.Tensor:
+        B, T, C = x.shape  # batch, new positions, d_model
+        H, D = self.n_head, self.d_head
+        q, k, v = self.c_attn(x).split(C, dim=2)
+        q = hook(rec, self.name_q, q.view(B, T, H, D))  # [B, T, H, D]
+        k = hook(rec, self.name_k, k.view(B, T, H, D))  # [B, T, H, D]
+        v = hook(rec, self.name_v, v.view(B, T, H, D))  # [B, T, H, D]
+        past = 0
+        if cache is not None:
+            past = cache.length
+            k, v = cache.extend(self.layer, k, v)  # [B, S, H, D], S = past + T
+        S = past + T
+
+        if rec is not None and any(rec.wants(n) for n in self._explicit):
+            # allowed[i, j]: query at absolute position past+i may attend to key j.
+            q_pos = torch.arange(past, S, device=x.device)
+            allowed = torch.arange(S, device=x.device)[None, :] <= q_pos[:, None]  # [T, S]
+            allowed = hook(rec, self.name_mask, allowed.expand(B, T, S))  # [B, T, S]
+            scores = torch.matmul(q.transpose(1, 2), k.permute(0, 2, 3, 1))  # [B, H, T, S]
+            scores = scores / math.sqrt(D)
+            scores = scores.masked_fill(~allowed[:, None], float("-inf"))
+            scores = hook(rec, self.name_scores, scores)  # [B, H, T, S]
+            pattern = hook(rec, self.name_pattern, scores.softmax(dim=-1))  # [B, H, T, S]
+            z = torch.matmul(pattern, v.transpose(1, 2)).transpose(1, 2)  # [B, T, H, D]
+        else:
+            mask = None
+            if T > 1 and past > 0:
+                q_pos = torch.arange(past, S, device=x.device)
+                mask = torch.arange(S, device=x.device)[None, :] <= q_pos[:, None]  # [T, S]
+            z = F.scaled_dot_product_attention(
+                q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
+                attn_mask=mask, is_causal=(past == 0 and T > 1),
+            ).transpose(1, 2)  # [B, T, H, D]
+        z = hook(rec, self.name_z, z)
+        return self.c_proj(z.reshape(B, T, C))  # [B, T, C]
+
+
+class MLP(nn.Module):
+    """Feed-forward layer: d_model → d_mlp, tanh-approximate GELU, → d_model."""
+
+    def __init__(self, config: GPT2Config, layer: int) -> None:
+        super().__init__()
+        self.c_fc = nn.Linear(config.n_embd, config.d_mlp)
+        self.c_proj = nn.Linear(config.d_mlp, config.n_embd)
+        self.name_pre = f"blocks.{layer}.mlp.hook_pre"
+        self.name_post = f"blocks.{layer}.mlp.hook_post"
+
+    def forward(self, x: torch.Tensor, rec: Recorder | None) -> torch.Tensor:
+        pre = hook(rec, self.name_pre, self.c_fc(x))  # [B, T, d_mlp]
+        post = hook(rec, self.name_post, F.gelu(pre, approximate="tanh"))  # [B, T, d_mlp]
+        return self.c_proj(post)  # [B, T, C]
+
+
+class Block(nn.Module):
+    """Pre-LayerNorm transformer block: x + attn(ln_1(x)), then + mlp(ln_2(·))."""
+
+    def __init__(self, config: GPT2Config, layer: int) -> None:
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
+        self.attn = Attention(config, layer)
+        self.ln_2 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
+        self.mlp = MLP(config, layer)
+        p = f"blocks.{layer}."
+        self.names = {
+            k: p + k
+            for k in ("hook_resid_pre", "ln1.hook_normalized", "hook_attn_out", "hook_resid_mid",
+                      "ln2.hook_normalized", "hook_mlp_out", "hook_resid_post")
+        }
+
+    def forward(
+        self, x: torch.Tensor, cache: KVCache | None, rec: Recorder | None
+    ) -> torch.Tensor:
+        n = self.names
+        x = hook(rec, n["hook_resid_pre"], x)  # [B, T, C]
+        attn_out = self.attn(hook(rec, n["ln1.hook_normalized"], self.ln_1(x)), cache, rec)
+        x = hook(rec, n["hook_resid_mid"], x + hook(rec, n["hook_attn_out"], attn_out))
+        mlp_out = self.mlp(hook(rec, n["ln2.hook_normalized"], self.ln_2(x)), rec)
+        return hook(rec, n["hook_resid_post"], x + hook(rec, n["hook_mlp_out"], mlp_out))
+
+
+_ATTN_HOOKS = ("hook_q", "hook_k", "hook_v", "hook_mask", "hook_attn_scores", "hook_pattern",
+               "hook_z")
+
+
+def hook_names_for(n_layer: int) -> list[str]:
+    """Every hook point of an `n_layer` GPT-2, in the order a forward pass reaches them."""
+    names = ["hook_embed", "hook_pos_embed"]
+    for i in range(n_layer):
+        b = f"blocks.{i}."
+        names += [b + "hook_resid_pre", b + "ln1.hook_normalized"]
+        names += [b + "attn." + h for h in _ATTN_HOOKS]
+        names += [b + "hook_attn_out", b + "hook_resid_mid", b + "ln2.hook_normalized",
+                  b + "mlp.hook_pre", b + "mlp.hook_post", b + "hook_mlp_out",
+                  b + "hook_resid_post"]
+    return names + ["ln_final.hook_normalized"]
+
+
+class GPT2(nn.Module):
+    """The GPT-2 language model. Shared safely across threads: it holds no per-call state."""
+
+    def __init__(self, config: GPT2Config, name: str = "random") -> None:
+        super().__init__()
+        self.config = config
+        self.name = name  # where the weights came from, for display
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        self.wpe = nn.Embedding(config.n_positions, config.n_embd)
+        self.h = nn.ModuleList(Block(config, i) for i in range(config.n_layer))
+        self.ln_f = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
+        if not config.tie_word_embeddings:
+            self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self._hook_names = hook_names_for(config.n_layer)
+        self.apply(self._init_weights)
+        for block in self.h:  # GPT-2's scaled init of the projections into the residual stream
+            for proj in (block.attn.c_proj, block.mlp.c_proj):
+                nn.init.normal_(proj.weight, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    @property
+    def device(self) -> torch.device:
+        return self.wte.weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.wte.weight.dtype
+
+    def hook_names(self) -> list[str]:
+        """Every hook point, in forward order."""
+        return list(self._hook_names)
+
+    def forward(
+        self,
+        idx: torch.Tensor,
+        cache: KVCache | None = None,
+        recorder: Recorder | None = None,
+    ) -> torch.Tensor:
+        """Logits [batch, pos, vocab] for token ids `idx` [batch, pos] that follow the cache."""
+        B, T = idx.shape
+        past = cache.length if cache is not None else 0
+        if past + T > self.config.n_positions:
+            raise PromptError(
+                f"{past + T} tokens exceed the model's context of {self.config.n_positions}."
+            )
+        rec = recorder
+        if rec is not None:
+            rec.bind(self._hook_names)
+        pos = torch.arange(past, past + T, device=idx.device)  # [T]
+        tok_emb = hook(rec, "hook_embed", self.wte(idx))  # [B, T, C]
+        pos_emb = hook(rec, "hook_pos_embed", self.wpe(pos).expand(B, T, -1))  # [B, T, C]
+        x = tok_emb + pos_emb
+        for block in self.h:
+            x = block(x, cache, rec)
+        x = hook(rec, "ln_final.hook_normalized", self.ln_f(x))  # [B, T, C]
+        if cache is not None:
+            cache.advance(T)
+        head = self.wte.weight if self.config.tie_word_embeddings else self.lm_head.weight
+        return F.linear(x, head)  # [B, T, vocab]
+
+    def new_cache(self, capacity: int | None = None, batch: int = 1) -> KVCache:
+        """An empty key/value cache for up to `capacity` positions (default: the context)."""
+        return KVCache(self.config, batch, capacity or self.config.n_positions,
+                       self.device, self.dtype)
+
+    def as_input(self, ids: Sequence[int]) -> torch.Tensor:
+        """Validate token ids and make the [1, pos] tensor the model takes."""
+        ids = list(ids)
+        if not ids:
+            raise PromptError("No tokens to run: the prompt is empty. Type some text first.")
+        bad = [i for i in ids if not 0 <= int(i) < self.config.vocab_size]
+        if bad:
+            raise PromptError(
+                f"Token ids {bad[:5]} are outside this model's vocabulary (0..{self.config.vocab_size - 1})."
+            )
+        if len(ids) > self.config.n_positions:
+            raise PromptError(
+                f"The prompt is {len(ids)} tokens; this model's context holds "
+                f"{self.config.n_positions}. Shorten it by {len(ids) - self.config.n_positions} tokens."
+            )
+        return torch.tensor([ids], dtype=torch.long, device=self.device)
+
+    @torch.inference_mode()
+    def run_with_capture(
+        self,
+        ids: Sequence[int],
+        names: Iterable[str] | None = None,
+        edits: Mapping[str, Edit] | None = None,
+    ) -> Trace:
+        """Run one sequence and record the hook points in `names` (all when None).
+
+        `edits` replaces activations on the way (e.g. zero one head of `hook_z`).
+        """
+        idx = self.as_input(ids)
+        rec = Recorder(names, edits)
+        logits = self(idx, recorder=rec)
+        return Trace(rec.tensors, logits, list(ids))

@@ -1,0 +1,87 @@
+"""Call-local hook state: which activations a forward pass keeps, and which it replaces.
+
+A model is shared by every browser session (Streamlit runs sessions on threads), so nothing is
+registered on the module: a `Recorder` is made for one call and passed down through `forward`.
+Each hook point hands its tensor to the recorder, which may replace it (an ablation) and may
+keep it (a recording). Two calls with two recorders never see each other's tensors.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+import torch
+
+Edit = Callable[[torch.Tensor], torch.Tensor]
+
+
+class Recorder:
+    """Keeps the activations named by `names` and applies `edits` (name -> fn(tensor) -> tensor).
+
+    `names` holds exact hook names or shell-style patterns (``"blocks.*.attn.hook_pattern"``);
+    None keeps every hook point, an empty list keeps none. Tensors keep their batch dimension
+    and stay on the model's device; `Trace` turns them into per-sequence CPU tensors.
+    """
+
+    def __init__(
+        self,
+        names: Iterable[str] | None = None,
+        edits: Mapping[str, Edit] | None = None,
+    ) -> None:
+        self._requested = None if names is None else list(names)
+        self.edits: dict[str, Edit] = dict(edits or {})
+        self.tensors: dict[str, torch.Tensor] = {}
+        self._keep: frozenset[str] | None = None  # resolved against a model by `bind`
+        self._touched: frozenset[str] = frozenset()
+
+    def bind(self, hook_names: Sequence[str]) -> None:
+        """Resolve the requested names against a model's hook points; unknown names are errors."""
+        known = set(hook_names)
+        unknown = [n for n in self.edits if n not in known]
+        if self._requested is None:
+            keep = set(hook_names)
+        else:
+            keep = set()
+            for pattern in self._requested:
+                matched = fnmatch.filter(hook_names, pattern)
+                if not matched:
+                    unknown.append(pattern)
+                keep.update(matched)
+        if unknown:
+            hints = []
+            for name in unknown:
+                close = difflib.get_close_matches(name, hook_names, n=1)
+                hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+            raise KeyError(
+                "No such hook point: " + ", ".join(hints)
+                + ". See model.hook_names() for the full list."
+            )
+        self._keep = frozenset(keep)
+        self._touched = self._keep | frozenset(self.edits)
+
+    def wants(self, name: str) -> bool:
+        """True when the hook point `name` is kept or edited (so it must be computed explicitly)."""
+        return name in self._touched
+
+    def __call__(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        if name not in self._touched:
+            return x
+        edit = self.edits.get(name)
+        if edit is not None:
+            edited = edit(x)
+            if edited.shape != x.shape:
+                raise ValueError(
+                    f"The edit of {name} returned shape {tuple(edited.shape)}; "
+                    f"it must keep the shape {tuple(x.shape)}."
+                )
+            x = edited
+        if name in self._keep:
+            self.tensors[name] = x.detach()
+        return x
+
+
+def hook(recorder: Recorder | None, name: str, x: torch.Tensor) -> torch.Tensor:
+    """A hook point: the identity, unless a recorder keeps or edits `name`."""
+    return x if recorder is None else recorder(name, x)
