@@ -8,6 +8,7 @@ Conv1D weights as [in, out]; our `nn.Linear` holds [out, in], so those four are 
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,9 @@ PRESETS: dict[str, str] = {
     "distilgpt2": "distilbert/distilgpt2",
 }
 # Models that ship inside assets/ and load with no network: name -> folder.
-BUNDLED: dict[str, Path] = {}
+BUNDLED_NAME = "gpt2viz-mini"
+BUNDLED: dict[str, Path] = {BUNDLED_NAME: ASSETS / BUNDLED_NAME}
+MODEL_ENV = "GPT2VIZ_MODEL"  # overrides the default model source (a preset, repo id or path)
 
 _CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
 _BUFFER = re.compile(r"h\.\d+\.attn\.(bias|masked_bias)")  # causal-mask buffers in older HF files
@@ -73,6 +76,11 @@ def _resolve(source: str | Path, cache_dir: str | Path | None) -> tuple[list[Pat
     name = str(source)
     if name in BUNDLED:
         folder = BUNDLED[name]
+        if not folder.is_dir():
+            raise LoadError(
+                f"The bundled model {name!r} is missing from {folder}. Restore assets/ from the "
+                "repository, or rebuild it with scripts/train_bundled_model.py."
+            )
         files, config = _folder_files(folder)
         return files, config, name
     path = Path(source).expanduser()
@@ -262,3 +270,45 @@ def convert_hf_state_dict(
             parts.append(f"unknown tensors {', '.join(sorted(unexpected)[:4])}")
         raise LoadError(f"{label} does not match a GPT-2 of its config: {'; '.join(parts)}.")
     return out
+
+
+def load_default_model(
+    device: str | torch.device | None = None,
+) -> tuple[GPT2, str | None]:
+    """The model the app starts with, and a notice to show the user (None when all is as asked).
+
+    `$GPT2VIZ_MODEL` if set; else the real gpt2 when it is cached or downloadable; else the
+    bundled model, with a notice that says so and how to get the real one. Never a silent switch.
+    """
+    chosen = os.environ.get(MODEL_ENV)
+    if chosen:
+        return load_model(chosen, device=device), None
+    try:
+        return load_model("gpt2", device=device), None
+    except LoadError as err:
+        notice = (
+            f"The real GPT-2 is not available here, so this is {BUNDLED_NAME}, a small model of "
+            "the GPT-2 architecture trained by the gpt2viz project (not OpenAI's GPT-2). "
+            f"Why: {err} "
+        )
+        return load_model(BUNDLED_NAME, device=device), notice
+
+
+def save_model(model: GPT2, folder: str | Path, dtype: torch.dtype | None = None) -> Path:
+    """Write `model` as Hugging Face would: folder/config.json + folder/model.safetensors.
+
+    Keys use the Hub layout without the `transformer.` prefix, Conv1D weights [in, out], no
+    lm_head when tied; the config is also stored in the file's metadata so the file alone loads.
+    """
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    config_text = json.dumps(model.config.to_hf_dict(), indent=2)
+    tensors = {
+        k: (v.t() if k.endswith(_CONV1D) else v).detach().to("cpu", dtype or v.dtype).contiguous()
+        for k, v in model.state_dict().items()
+    }
+    save_file(tensors, str(folder / "model.safetensors"), metadata={"config": config_text})
+    (folder / "config.json").write_text(config_text + "\n")
+    return folder
