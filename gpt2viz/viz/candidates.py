@@ -1,0 +1,50 @@
+"""The next-token candidates of one generation step, as data and as a bar chart."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import plotly.graph_objects as go
+
+from .tokens import visible_token
+
+CHOSEN_COLOUR = "#e4572e"
+OTHER_COLOUR = "#6fa8dc"
+
+
+@dataclass(frozen=True)
+class Candidates:
+    labels: list[str]  # visible token text, highest probability first
+    probs: list[float]
+    chosen: int  # index of the chosen token in `labels`
+
+
+def step_candidates(
+    top: Sequence[tuple[int, str, float]], chosen_id: int, chosen_text: str, chosen_prob: float
+) -> Candidates:
+    """The top candidates; a sampled token outside the top list is appended as the last bar."""
+    ids = [t[0] for t in top]
+    labels = [visible_token(t[1]) for t in top]
+    probs = [float(t[2]) for t in top]
+    if chosen_id in ids:
+        return Candidates(labels, probs, ids.index(chosen_id))
+    return Candidates([*labels, visible_token(chosen_text)], [*probs, float(chosen_prob)], len(labels))
+
+
+def candidates_figure(c: Candidates, title: str) -> go.Figure:
+    """Horizontal bars, highest on top; the chosen token is orange and marked "chosen"."""
+    # Bars are keyed by rank so that two candidates with the same text stay separate.
+    ranks = [f"#{i + 1}" for i in range(len(c.labels))]
+    names = [f"{lab}  ◀ chosen" if i == c.chosen else lab for i, lab in enumerate(c.labels)]
+    fig = go.Figure(go.Bar(
+        x=c.probs, y=ranks, orientation="h",
+        marker_color=[CHOSEN_COLOUR if i == c.chosen else OTHER_COLOUR for i in range(len(ranks))],
+        text=[f"{p:.1%}" for p in c.probs], textposition="auto",
+        customdata=names, hovertemplate="%{customdata}<br>p = %{x:.4f}<extra></extra>",
+    ))
+    fig.update_yaxes(title_text="candidate token", autorange="reversed",
+                     tickmode="array", tickvals=ranks, ticktext=names)
+    fig.update_xaxes(title_text="probability", range=[0, 1], tickformat=".0%")
+    fig.update_layout(title=title, height=80 + 28 * len(ranks), margin=dict(l=10, r=10, t=50, b=40))
+    return fig

@@ -1,0 +1,155 @@
+"""One attention head's computation for one query, rebuilt from the recorded q, k and v:
+softmax(q·Kᵀ/√d_head + mask)·V = z, then all heads' z concatenated and projected by W_O."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from gpt2viz import Trace
+
+from .attention import MASK_COLOUR
+from .tokens import thinned
+
+# The hook points `head_computation` reads (all layers; patterns for Recorder names).
+QKV_NAMES = tuple(f"blocks.*.attn.{h}" for h in (
+    "hook_q", "hook_k", "hook_v", "hook_attn_scores", "hook_pattern", "hook_z")) + ("blocks.*.hook_attn_out",)
+
+
+@dataclass(frozen=True)
+class HeadComputation:
+    layer: int
+    head: int
+    query: int  # absolute position of the query token
+    key_labels: list[str]  # every key position, future ones included
+    q: np.ndarray  # [d_head]
+    keys: np.ndarray  # [key, d_head]
+    values: np.ndarray  # [key, d_head]
+    dots: np.ndarray  # [key] q·k
+    scaled: np.ndarray  # [key] q·k / √d_head
+    masked: np.ndarray  # [key] scaled, −∞ on future keys
+    weights: np.ndarray  # [key] softmax(masked)
+    z: np.ndarray  # [d_head] weights · values
+    z_heads: np.ndarray  # [n_embd] every head's z at this query, concatenated
+    attn_out: np.ndarray  # [n_embd] W_O · z_heads + b_O
+
+    @property
+    def d_head(self) -> int:
+        return self.q.shape[0]
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def head_computation(trace: Trace, layer: int, head: int, query: int, w_o: np.ndarray, b_o: np.ndarray,
+                     labels: Sequence[str]) -> HeadComputation:
+    """Rebuild every stage from `trace`'s hook_q/k/v (a full-sequence trace, start 0).
+
+    `w_o` [n_embd, n_embd] and `b_o` [n_embd] are the layer's attn.c_proj weight (nn.Linear
+    layout, out × in) and bias; `labels` name every position.
+    """
+    attn = f"blocks.{layer}.attn."
+    q_all = trace[attn + "hook_q"].numpy().astype(np.float64)  # [pos, head, d_head]
+    k_all = trace[attn + "hook_k"].numpy().astype(np.float64)
+    v_all = trace[attn + "hook_v"].numpy().astype(np.float64)
+    n_key, d_head = k_all.shape[0], k_all.shape[2]
+    future = np.arange(n_key) > query
+    # All heads at once: [head, key]; the chosen head is one row of it.
+    dots = np.einsum("hd,khd->hk", q_all[query], k_all)
+    scaled = dots / np.sqrt(d_head)
+    masked = np.where(future[None, :], -np.inf, scaled)
+    weights = _softmax(masked)
+    z_heads = np.einsum("hk,khd->hd", weights, v_all)  # [head, d_head]
+    z_concat = z_heads.reshape(-1)
+    attn_out = w_o.astype(np.float64) @ z_concat + b_o.astype(np.float64)
+    return HeadComputation(
+        layer, head, query, list(labels[:n_key]), q_all[query, head], k_all[:, head], v_all[:, head],
+        dots[head], scaled[head], masked[head], weights[head], z_heads[head], z_concat, attn_out,
+    )
+
+
+def score_table(c: HeadComputation) -> dict[str, list]:
+    """Per key, each stage's number: the table the page shows (−∞ as a string)."""
+    def fmt(x: float) -> float | str:
+        return "−∞" if np.isneginf(x) else round(float(x), 5)
+
+    return {
+        "key": c.key_labels,
+        "q·k": [round(float(x), 5) for x in c.dots],
+        "÷√d_head": [round(float(x), 5) for x in c.scaled],
+        "+ mask": [fmt(x) for x in c.masked],
+        "softmax": [round(float(x), 5) for x in c.weights],
+    }
+
+
+def vector_figure(values: np.ndarray, title: str, x_title: str, boundaries: int | None = None) -> go.Figure:
+    """A vector as a one-row heatmap; `boundaries` draws a line every that many components."""
+    fig = go.Figure(go.Heatmap(
+        z=values[None, :].astype(np.float32), x=list(range(values.shape[0])), y=[""], colorscale="RdBu_r",
+        zmid=0.0, colorbar=dict(thickness=10), hovertemplate="component %{x}: %{z:.4f}<extra></extra>",
+    ))
+    if boundaries:
+        for b in range(boundaries, values.shape[0], boundaries):
+            fig.add_vline(x=b - 0.5, line=dict(color="black", width=1))
+    fig.update_xaxes(title_text=x_title)
+    fig.update_layout(title=title, height=170, margin=dict(l=10, r=10, t=40, b=40))
+    return fig
+
+
+def matrix_figure(matrix: np.ndarray, row_labels: Sequence[str], title: str, query: int,
+                  weights: np.ndarray | None = None, max_ticks: int = 40) -> go.Figure:
+    """Keys or values [key, d_head] as a heatmap; rows after the query are greyed (masked).
+    With `weights`, each row's hover also shows the softmax weight it gets."""
+    rows = list(row_labels)
+    future = np.arange(len(rows)) > query
+    extra = "" if weights is None else "<br>weight %{customdata:.4f}"
+    custom = None if weights is None else np.repeat(weights[:, None], matrix.shape[1], axis=1)
+    fig = go.Figure([
+        go.Heatmap(z=np.where(future[:, None], np.nan, matrix).astype(np.float32), y=rows,
+                   x=list(range(matrix.shape[1])), colorscale="RdBu_r", zmid=0.0, customdata=custom,
+                   colorbar=dict(thickness=10),
+                   hovertemplate="%{y}<br>component %{x}: %{z:.4f}" + extra + "<extra></extra>"),
+        go.Heatmap(z=np.where(future[:, None], 1.0, np.nan) * np.ones_like(matrix, dtype=np.float32),
+                   y=rows, x=list(range(matrix.shape[1])), showscale=False,
+                   colorscale=[[0, MASK_COLOUR], [1, MASK_COLOUR]],
+                   hovertemplate="%{y}: after the query, masked<extra></extra>"),
+    ])
+    fig.update_xaxes(title_text="d_head component")
+    fig.update_yaxes(title_text="key position", autorange="reversed", tickmode="array",
+                     tickvals=thinned(rows, max_ticks))
+    fig.update_layout(title=title, height=int(min(600, max(220, 100 + 16 * len(rows)))),
+                      margin=dict(l=10, r=10, t=40, b=40))
+    return fig
+
+
+def scores_figure(c: HeadComputation, max_ticks: int = 40) -> go.Figure:
+    """Top: q·k/√d_head per key (masked keys as grey −∞ markers). Bottom: softmax weights."""
+    keys = c.key_labels
+    future = np.isneginf(c.masked)
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                        subplot_titles=("scaled score q·k/√d_head (+ mask)", "softmax weight"))
+    fig.add_trace(go.Bar(x=keys, y=np.where(future, np.nan, c.scaled), name="q·k/√d",
+                         marker_color="#6fa8dc", hovertemplate="key %{x}<br>score %{y:.4f}<extra></extra>"),
+                  row=1, col=1)
+    fig.add_trace(go.Scatter(x=[k for k, f in zip(keys, future, strict=True) if f],
+                             y=[0.0] * int(future.sum()), mode="markers+text", text="−∞",
+                             textposition="top center", name="masked (−∞)",
+                             marker=dict(color=MASK_COLOUR, symbol="x", size=9),
+                             hovertemplate="key %{x}: masked, −∞<extra></extra>"),
+                  row=1, col=1)
+    fig.add_trace(go.Bar(x=keys, y=c.weights, name="softmax", marker_color="#e4572e",
+                         hovertemplate="key %{x}<br>weight %{y:.4f}<extra></extra>"),
+                  row=2, col=1)
+    ticks = thinned(keys, max_ticks)
+    fig.update_xaxes(tickmode="array", tickvals=ticks, tickangle=-60, row=1, col=1)
+    fig.update_xaxes(title_text="key position", tickmode="array", tickvals=ticks, tickangle=-60, row=2, col=1)
+    fig.update_yaxes(title_text="score", row=1, col=1)
+    fig.update_yaxes(title_text="weight", range=[0, 1], row=2, col=1)
+    fig.update_layout(height=520, showlegend=False, margin=dict(l=10, r=10, t=40, b=10))
+    return fig

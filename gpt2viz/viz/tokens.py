@@ -1,0 +1,66 @@
+"""Token text made visible: whitespace and invisible characters shown, labels unique, HTML escaped."""
+
+from __future__ import annotations
+
+import html
+import unicodedata
+from collections.abc import Sequence
+
+_VISIBLE = {" ": "·", "\n": "↵", "\t": "⇥", "\r": "␍"}
+EMPTY = "∅"
+
+
+def visible_token(text: str) -> str:
+    """`text` with spaces as ·, newlines as ↵, tabs as ⇥ and invisible format characters
+    (zero-width space, direction marks) as ⟨U+XXXX⟩, so every token has a visible shape."""
+    out = []
+    for ch in text:
+        if ch in _VISIBLE:
+            out.append(_VISIBLE[ch])
+        elif unicodedata.category(ch) in ("Cf", "Cc", "Zl", "Zp"):
+            out.append(f"⟨U+{ord(ch):04X}⟩")
+        else:
+            out.append(ch)
+    return "".join(out) or EMPTY
+
+
+def token_labels(texts: Sequence[str], start: int = 0) -> list[str]:
+    """One unique axis label per token: "position visible-text"."""
+    return [f"{start + i} {visible_token(t)}" for i, t in enumerate(texts)]
+
+
+def thinned(labels: Sequence[str], max_ticks: int = 40) -> list[str]:
+    """Every k-th label, so that at most `max_ticks` are shown on an axis (always the last)."""
+    if len(labels) <= max_ticks:
+        return list(labels)
+    stride = -(-len(labels) // max_ticks)
+    picked = list(labels[::stride])
+    if picked[-1] != labels[-1]:
+        picked.append(labels[-1])
+    return picked
+
+
+def token_strip_html(prompt: Sequence[str], generated: Sequence[str], selected: int | None = None) -> str:
+    """The sequence as boxed tokens: prompt tokens grey, generated ones blue, the selected
+    generated token (index into `generated`) outlined. All text is HTML-escaped."""
+
+    def box(text: str, css: str, title: str) -> str:
+        shown = html.escape(visible_token(text))
+        brk = "<br>" if text.endswith("\n") else ""
+        return f'<span class="{css}" title="{html.escape(title)}">{shown}</span>{brk}'
+
+    parts = [box(t, "tok tok-prompt", f"prompt token {i}") for i, t in enumerate(prompt)]
+    for i, t in enumerate(generated):
+        css = "tok tok-gen tok-selected" if i == selected else "tok tok-gen"
+        parts.append(box(t, css, f"generated step {i + 1}"))
+    return f"<style>{_STRIP_CSS}</style><div class='tok-strip'>{''.join(parts)}</div>"
+
+
+_STRIP_CSS = (
+    ".tok-strip{line-height:2.1;font-family:monospace;font-size:0.95rem}"
+    ".tok{border:1px solid #bbb;border-radius:4px;padding:1px 3px;margin:0 1px;"
+    "unicode-bidi:isolate;white-space:pre}"
+    ".tok-prompt{background:#eceff1;color:#37474f}"
+    ".tok-gen{background:#d6eaff;color:#0b3d91;border-color:#6fa8dc}"
+    ".tok-selected{outline:2px solid #e4572e;outline-offset:1px}"
+)
