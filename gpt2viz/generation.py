@@ -32,24 +32,13 @@ class Step:
     stop_reason: str | None  # None, or why generation ends after this step
 
 
-def encode_prompt(model: GPT2, tok: GPT2Tokenizer, prompt: str | Sequence[int]) -> list[int]:
-    """Token ids for `prompt`, with a clear error when it cannot be continued."""
+def encode_prompt(model: GPT2, tok: GPT2Tokenizer, prompt: str | Sequence[int]) -> torch.Tensor:
+    """The [1, pos] input for `prompt` (text or ids), with a clear error when it cannot be continued."""
     if isinstance(prompt, str):
         if not prompt.strip():
             raise PromptError("The prompt is empty (or only whitespace). Type some text to continue.")
-        ids = tok.encode(prompt)
-    else:
-        ids = [int(i) for i in prompt]
-        if not ids:
-            raise PromptError("The prompt is empty. Give at least one token.")
-    limit = model.config.n_positions
-    if len(ids) >= limit:
-        raise PromptError(
-            f"The prompt is {len(ids)} tokens; this model's context holds {limit}, and one "
-            f"position must stay free for the next token. Shorten it by {len(ids) - limit + 1} "
-            "tokens or more."
-        )
-    return ids
+        prompt = tok.encode(prompt)
+    return model.as_input(prompt, reserve=1)
 
 
 def _check_sampling(max_new_tokens: int, temperature: float, top_k: int | None,
@@ -95,19 +84,23 @@ def generate(
     names: Iterable[str] | None = None,
     record: bool = True,
     n_top: int = 10,
+    use_cache: bool = True,
 ) -> Iterator[Step]:
     """Yield generated tokens one by one. `temperature=0` is greedy; otherwise sampling with
     `seed` is reproducible. Each step records the hook points in `names` (all when None) unless
     `record` is False. The last step says why generation stopped (`stop_reason`).
+
+    With `use_cache` (the default) each step runs only the new token over cached keys and
+    values; without it each step re-runs the whole sequence, so its trace covers every position.
     """
     _check_sampling(max_new_tokens, temperature, top_k, top_p)
-    ids = encode_prompt(model, tok, prompt)
+    ids = encode_prompt(model, tok, prompt)[0].tolist()
     limit = model.config.n_positions
-    cache = model.new_cache(capacity=min(limit, len(ids) + max_new_tokens))
+    cache = model.new_cache(capacity=min(limit, len(ids) + max_new_tokens)) if use_cache else None
     rng = torch.Generator().manual_seed(seed)
     new_ids = list(ids)
     for i in range(max_new_tokens):
-        start = cache.length
+        start = cache.length if cache is not None else 0
         rec = Recorder(names) if record else None
         with torch.inference_mode():
             logits = model(torch.tensor([new_ids], device=model.device), cache, rec)
@@ -141,4 +134,4 @@ def generate(
         )
         if stop:
             return
-        new_ids = [token]
+        new_ids = [token] if cache is not None else [*new_ids, token]

@@ -60,8 +60,7 @@ def load_model(
     """
     files, raw_config, label = _resolve(source, cache_dir)
     state = _read_safetensors(files)
-    config = (GPT2Config.from_hf_dict(raw_config, f"config of {label}") if raw_config
-              else infer_config(state, label))
+    config = GPT2Config.from_hf_dict(raw_config or infer_config(state, label), f"config of {label}")
     weights = convert_hf_state_dict(state, config, label)
     with torch.device("meta"):
         model = GPT2(config, name=label)

@@ -208,20 +208,24 @@ class GPT2(nn.Module):
         return KVCache(self.config, batch, capacity or self.config.n_positions,
                        self.device, self.dtype)
 
-    def as_input(self, ids: Sequence[int]) -> torch.Tensor:
-        """Validate token ids and make the [1, pos] tensor the model takes."""
+    def as_input(self, ids: Sequence[int], reserve: int = 0) -> torch.Tensor:
+        """Validate token ids and make the [1, pos] tensor the model takes.
+
+        `reserve` positions of the context must stay free (1 when a token is to be generated).
+        """
         ids = list(ids)
         if not ids:
             raise PromptError("No tokens to run: the prompt is empty. Type some text first.")
-        bad = [i for i in ids if not 0 <= int(i) < self.config.vocab_size]
+        vocab = self.config.vocab_size
+        bad = [i for i in ids if not 0 <= int(i) < vocab]
         if bad:
+            raise PromptError(f"Token ids {bad[:5]} are outside this model's vocabulary (0..{vocab - 1}).")
+        limit = self.config.n_positions
+        if len(ids) > limit - reserve:
+            free = " and one position must stay free for the next token" if reserve else ""
             raise PromptError(
-                f"Token ids {bad[:5]} are outside this model's vocabulary (0..{self.config.vocab_size - 1})."
-            )
-        if len(ids) > self.config.n_positions:
-            raise PromptError(
-                f"The prompt is {len(ids)} tokens; this model's context holds "
-                f"{self.config.n_positions}. Shorten it by {len(ids) - self.config.n_positions} tokens."
+                f"The prompt is {len(ids)} tokens; this model's context holds {limit}{free}. "
+                f"Shorten it by {len(ids) - limit + reserve} tokens or more."
             )
         return torch.tensor([ids], dtype=torch.long, device=self.device)
 

@@ -1,0 +1,109 @@
+"""Step-by-step generation: sampling, stop reasons, bad prompts."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import gpt2viz
+from gpt2viz.generation import sampling_distribution
+
+
+def tokens(steps) -> list[int]:
+    return [s.token_id for s in steps]
+
+
+def test_steps_carry_token_alternatives_and_trace(small_model, tok) -> None:
+    steps = list(gpt2viz.generate(small_model, tok, "Once upon a time", max_new_tokens=4))
+    assert [s.index for s in steps] == [0, 1, 2, 3]
+    prompt_len = len(tok.encode("Once upon a time"))
+    assert [s.position for s in steps] == list(range(prompt_len, prompt_len + 4))
+    for s in steps:
+        assert s.text == tok.token_text(s.token_id)
+        probs = [p for _, _, p in s.top]
+        assert len(s.top) == 10 and probs == sorted(probs, reverse=True)
+        assert s.top[0][0] == s.token_id  # greedy picks the most likely
+        assert s.prob == pytest.approx(probs[0])
+        assert s.trace.logits.shape[0] == len(s.trace.ids)
+    assert steps[2].trace["blocks.0.attn.hook_pattern"].shape == (4, 1, prompt_len + 2)
+    assert [s.stop_reason for s in steps] == [None, None, None, gpt2viz.STOP_MAX_TOKENS]
+
+
+def test_record_false_and_name_selection(small_model, tok) -> None:
+    assert all(s.trace is None for s in gpt2viz.generate(small_model, tok, "Hi", 3, record=False))
+    step = next(gpt2viz.generate(small_model, tok, "Hi", 3, names=["blocks.1.attn.hook_pattern"]))
+    assert step.trace.names() == ["blocks.1.attn.hook_pattern"]
+
+
+def test_sampling_is_reproducible_with_a_seed(small_model, tok) -> None:
+    run = lambda seed: tokens(gpt2viz.generate(  # noqa: E731
+        small_model, tok, "The weather", 12, temperature=1.0, top_k=50, top_p=0.95, seed=seed))
+    assert run(7) == run(7)
+    assert run(7) != run(8)
+    assert run(7) != tokens(gpt2viz.generate(small_model, tok, "The weather", 12))
+
+
+def test_top_k_and_top_p_cut_the_distribution() -> None:
+    logits = torch.tensor([3.0, 2.0, 1.0, 0.0, -1.0])
+    full = logits.softmax(-1)
+    assert torch.equal(sampling_distribution(logits, 1.0, None, None), full)
+    k2 = sampling_distribution(logits, 1.0, 2, None)
+    assert (k2[2:] == 0).all() and k2.sum().item() == pytest.approx(1.0)
+    assert k2[0] / k2[1] == pytest.approx(full[0] / full[1])
+    p = sampling_distribution(logits, 1.0, None, 0.7)  # 0.64 < 0.7 <= 0.64 + 0.24
+    assert (p[2:] == 0).all() and (p[:2] > 0).all()
+    tiny_p = sampling_distribution(logits, 1.0, None, 1e-6)
+    assert tiny_p[0] == 1 and (tiny_p[1:] == 0).all()  # never empty
+    cold = sampling_distribution(logits, 0.1, None, None)
+    assert cold[0] > 0.99
+
+
+def test_sampling_honours_top_k(small_model, tok) -> None:
+    for step in gpt2viz.generate(small_model, tok, "Sample", 10, temperature=5.0, top_k=3, seed=1):
+        assert step.token_id in [t for t, _, _ in step.top[:3]]
+
+
+def test_stops_at_the_context_limit(small_model, tok) -> None:
+    # The small model's context is 128 positions.
+    steps = list(gpt2viz.generate(small_model, tok, list(range(1000, 1120)), max_new_tokens=50))
+    assert len(steps) == 8 and steps[-1].stop_reason == gpt2viz.STOP_CONTEXT
+    assert steps[-1].position == 127
+
+
+def test_stops_at_endoftext(small_model, tok) -> None:
+    # A copy of the model whose final state is always ln_f.bias, and whose <|endoftext|>
+    # embedding points along it, so <|endoftext|> is always the most likely token.
+    model = gpt2viz.load_model(small_model.name, device="cpu")
+    with torch.no_grad():
+        model.wte.weight[gpt2viz.EOT_ID] = model.ln_f.bias * 100
+        model.ln_f.weight.zero_()
+    steps = list(gpt2viz.generate(model, tok, "Stop here", max_new_tokens=5))
+    assert len(steps) == 1
+    assert steps[0].token_id == gpt2viz.EOT_ID and steps[0].stop_reason == gpt2viz.STOP_ENDOFTEXT
+
+
+@pytest.mark.parametrize("prompt, message", [
+    ("", "empty"), ("   \n\t ", "only whitespace"), ([], "empty"),
+    (list(range(128)), "128 tokens; this model's context holds 128"),
+    (list(range(500)), "Shorten it by 373 tokens"),
+    ([50257], "outside this model's vocabulary"),
+])
+def test_bad_prompts_get_clear_errors(small_model, tok, prompt, message) -> None:
+    with pytest.raises(gpt2viz.PromptError, match=message):
+        list(gpt2viz.generate(small_model, tok, prompt, max_new_tokens=2))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(temperature=-1.0), "temperature"), (dict(top_k=0), "top_k"),
+    (dict(top_p=0.0), "top_p"), (dict(top_p=1.5), "top_p"), (dict(max_new_tokens=0), "max_new"),
+])
+def test_bad_sampling_settings(small_model, tok, kwargs, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        list(gpt2viz.generate(small_model, tok, "Hi", **kwargs))
+
+
+def test_unusual_prompts_generate(small_model, tok) -> None:
+    for prompt in ["<|endoftext|>", "🤖 مرحبا \u200b", "<script>alert(1)</script><b>x</b>"]:
+        steps = list(gpt2viz.generate(small_model, tok, prompt, max_new_tokens=2))
+        assert steps[0].trace.ids == tok.encode(prompt)
+        assert gpt2viz.EOT_ID not in steps[0].trace.ids

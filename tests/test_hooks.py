@@ -1,0 +1,182 @@
+"""Hook points: the pinned list of names, shapes, attention invariants, edits, thread isolation."""
+
+from __future__ import annotations
+
+import math
+import threading
+
+import pytest
+import torch
+
+import gpt2viz
+from gpt2viz.model import hook_names_for
+
+BLOCK_HOOKS = [
+    "hook_resid_pre", "ln1.hook_normalized", "attn.hook_q", "attn.hook_k", "attn.hook_v",
+    "attn.hook_mask", "attn.hook_attn_scores", "attn.hook_pattern", "attn.hook_z",
+    "hook_attn_out", "hook_resid_mid", "ln2.hook_normalized", "mlp.hook_pre", "mlp.hook_post",
+    "hook_mlp_out", "hook_resid_post",
+]
+
+
+def test_hook_names_are_pinned(small_model) -> None:
+    expected = (["hook_embed", "hook_pos_embed"]
+                + [f"blocks.{i}.{h}" for i in range(2) for h in BLOCK_HOOKS]
+                + ["ln_final.hook_normalized"])
+    assert small_model.hook_names() == expected
+    trace = small_model.run_with_capture([1, 2, 3])
+    assert trace.names() == expected  # recorded in forward order
+    assert len(hook_names_for(12)) == 2 + 12 * 16 + 1
+
+
+def test_shapes(small_model) -> None:
+    T, H, D, C = 7, 4, 16, 64
+    trace = small_model.run_with_capture(list(range(10, 10 + T)))
+    assert trace.logits.shape == (T, 50257) and trace.logits.dtype == torch.float32
+    shapes = {
+        "hook_embed": (T, C), "hook_pos_embed": (T, C), "ln_final.hook_normalized": (T, C),
+        "blocks.1.hook_resid_pre": (T, C), "blocks.1.ln1.hook_normalized": (T, C),
+        "blocks.1.attn.hook_q": (T, H, D), "blocks.1.attn.hook_k": (T, H, D),
+        "blocks.1.attn.hook_v": (T, H, D), "blocks.1.attn.hook_z": (T, H, D),
+        "blocks.1.attn.hook_attn_scores": (H, T, T), "blocks.1.attn.hook_pattern": (H, T, T),
+        "blocks.1.attn.hook_mask": (T, T), "blocks.1.hook_attn_out": (T, C),
+        "blocks.1.mlp.hook_pre": (T, 4 * C), "blocks.1.mlp.hook_post": (T, 4 * C),
+        "blocks.1.hook_mlp_out": (T, C), "blocks.1.hook_resid_post": (T, C),
+    }
+    for name, shape in shapes.items():
+        assert tuple(trace[name].shape) == shape, name
+        assert trace[name].device.type == "cpu"
+    assert trace["blocks.0.attn.hook_mask"].dtype == torch.bool
+
+
+def test_attention_invariants(small_model) -> None:
+    T = 20
+    trace = small_model.run_with_capture(list(range(300, 300 + T)))
+    causal = torch.tril(torch.ones(T, T, dtype=torch.bool))
+    for layer in range(2):
+        p = f"blocks.{layer}.attn."
+        pattern, scores = trace[p + "hook_pattern"], trace[p + "hook_attn_scores"]
+        assert torch.equal(trace[p + "hook_mask"], causal)
+        torch.testing.assert_close(pattern.sum(-1), torch.ones(4, T), atol=1e-6, rtol=0)
+        assert torch.all(pattern[:, ~causal] == 0)  # exactly zero above the diagonal
+        assert torch.all(scores[:, ~causal] == float("-inf"))
+        # scores = q·k / sqrt(d_head) where allowed
+        q, k = trace[p + "hook_q"], trace[p + "hook_k"]
+        manual = torch.einsum("qhd,khd->hqk", q, k) / math.sqrt(16)
+        torch.testing.assert_close(scores[:, causal], manual[:, causal], atol=1e-5, rtol=0)
+        torch.testing.assert_close(pattern, scores.softmax(-1))
+        # z = pattern · v
+        z = torch.einsum("hqk,khd->qhd", pattern, trace[p + "hook_v"])
+        torch.testing.assert_close(trace[p + "hook_z"], z, atol=1e-5, rtol=0)
+        torch.testing.assert_close(trace[f"blocks.{layer}.hook_resid_mid"],
+                                   trace[f"blocks.{layer}.hook_resid_pre"]
+                                   + trace[f"blocks.{layer}.hook_attn_out"])
+
+
+def test_name_selection(small_model) -> None:
+    trace = small_model.run_with_capture([5, 6, 7], names=["blocks.*.attn.hook_pattern",
+                                                           "hook_embed"])
+    assert trace.names() == ["hook_embed", "blocks.0.attn.hook_pattern",
+                             "blocks.1.attn.hook_pattern"]
+    assert small_model.run_with_capture([5, 6], names=[]).names() == []
+    with pytest.raises(KeyError, match=r"hook_patern' \(did you mean 'blocks.0.attn.hook_pattern'"):
+        small_model.run_with_capture([5], names=["blocks.0.attn.hook_patern"])
+    with pytest.raises(KeyError, match="was not recorded"):
+        trace["blocks.0.attn.hook_q"]
+
+
+def test_recording_leaves_logits_unchanged(small_model) -> None:
+    ids = list(range(40, 60))
+    everything = small_model.run_with_capture(ids)
+    nothing = small_model.run_with_capture(ids, names=[])
+    torch.testing.assert_close(everything.logits, nothing.logits, atol=1e-5, rtol=0)
+
+
+def test_edit_zeroes_one_head(small_model) -> None:
+    ids = list(range(100, 112))
+
+    def zero_head_2(z: torch.Tensor) -> torch.Tensor:
+        z = z.clone()
+        z[:, :, 2] = 0  # [batch, pos, head, d_head]
+        return z
+
+    base = small_model.run_with_capture(ids)
+    ablated = small_model.run_with_capture(ids, edits={"blocks.0.attn.hook_z": zero_head_2})
+    assert torch.all(ablated["blocks.0.attn.hook_z"][:, 2] == 0)
+    # attn_out = c_proj(concat heads): removing head 2 removes exactly its slice of W_O.
+    w_o = small_model.h[0].attn.c_proj.weight.detach()  # [C, H*D]
+    head2 = base["blocks.0.attn.hook_z"][:, 2] @ w_o[:, 32:48].T
+    torch.testing.assert_close(ablated["blocks.0.hook_attn_out"],
+                               base["blocks.0.hook_attn_out"] - head2, atol=1e-5, rtol=0)
+    assert not torch.allclose(ablated.logits, base.logits)
+    # The shared model is untouched: a plain run afterwards gives the original logits.
+    torch.testing.assert_close(small_model.run_with_capture(ids).logits, base.logits)
+
+
+def test_edit_of_one_neuron_and_of_the_pattern(small_model) -> None:
+    ids = list(range(7, 17))
+
+    def kill_neuron(x: torch.Tensor) -> torch.Tensor:
+        x = x.clone()
+        x[..., 5] = 0
+        return x
+
+    trace = small_model.run_with_capture(ids, edits={"blocks.1.mlp.hook_post": kill_neuron})
+    assert torch.all(trace["blocks.1.mlp.hook_post"][:, 5] == 0)
+
+    def attend_to_first(p: torch.Tensor) -> torch.Tensor:
+        out = torch.zeros_like(p)
+        out[..., 0] = 1
+        return out
+
+    trace = small_model.run_with_capture(ids, edits={"blocks.0.attn.hook_pattern": attend_to_first})
+    v0 = trace["blocks.0.attn.hook_v"][0]  # [head, d_head] at position 0
+    torch.testing.assert_close(trace["blocks.0.attn.hook_z"], v0.expand(len(ids), -1, -1))
+
+
+def test_edit_must_keep_shape(small_model) -> None:
+    with pytest.raises(ValueError, match="must keep the shape"):
+        small_model.run_with_capture([1, 2], edits={"hook_embed": lambda x: x[..., :3]})
+    with pytest.raises(KeyError, match="No such hook point"):
+        small_model.run_with_capture([1, 2], edits={"blocks.9.hook_z": lambda x: x})
+
+
+def test_no_hooks_registered_on_the_shared_module(small_model) -> None:
+    small_model.run_with_capture([1, 2, 3], edits={"hook_embed": lambda x: x * 0})
+    for module in small_model.modules():
+        assert not module._forward_hooks and not module._forward_pre_hooks
+
+
+def test_two_threads_recording_at_once_see_only_their_own(small_model, tok) -> None:
+    prompts = ["The cat sat on the mat and looked at", "Numbers: 1, 2, 3, 4, 5, 6, 7, 8, 9"]
+    names = ["blocks.*.attn.hook_pattern", "blocks.1.mlp.hook_post", "blocks.0.attn.hook_z"]
+    alone = [small_model.run_with_capture(tok.encode(p), names=names) for p in prompts]
+    alone_gen = [[s.token_id for s in gpt2viz.generate(small_model, tok, p, max_new_tokens=8)]
+                 for p in prompts]
+    barrier = threading.Barrier(2)
+    results: dict[int, list] = {0: [], 1: []}
+    errors: list[BaseException] = []
+
+    def work(i: int) -> None:
+        try:
+            for _ in range(15):
+                barrier.wait()
+                results[i].append(small_model.run_with_capture(tok.encode(prompts[i]), names=names))
+            steps = gpt2viz.generate(small_model, tok, prompts[i], max_new_tokens=8)
+            results[i].append([s.token_id for s in steps])
+        except BaseException as err:  # surfaced below with the thread's failure
+            errors.append(err)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    for i in (0, 1):
+        *traces, generated = results[i]
+        assert generated == alone_gen[i]
+        for trace in traces:
+            assert trace.names() == alone[i].names()
+            for name in trace.names():
+                torch.testing.assert_close(trace[name], alone[i][name], atol=1e-6, rtol=0)
