@@ -1,0 +1,1 @@
+"""The Streamlit UI of gpt2viz: pages, shared widgets, session-state keys, cached resources."""

@@ -1,0 +1,30 @@
+"""Layer and head pickers shared by the pages, and the head-grid click that sets them."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from gpt2viz import GPT2Config
+from gpt2viz.viz.attention import selected_head
+
+from . import state
+
+
+def pick_layer(config: GPT2Config, where: st.delta_generator.DeltaGenerator | None = None) -> int:
+    layers = list(range(config.n_layer))
+    state.keep_within(state.LAYER, layers, 0)
+    return (where or st).selectbox("Layer", layers, key=state.LAYER, persist_state=state.PERSIST)
+
+
+def pick_head(config: GPT2Config, where: st.delta_generator.DeltaGenerator | None = None) -> int:
+    heads = list(range(config.n_head))
+    state.keep_within(state.HEAD, heads, 0)
+    return (where or st).selectbox("Head", heads, key=state.HEAD, persist_state=state.PERSIST)
+
+
+def on_grid_click() -> None:
+    """Callback of the head-grid chart: the clicked tile becomes the selected layer and head."""
+    event = st.session_state.get(state.HEAD_GRID)
+    picked = selected_head(event.selection.points) if event else None
+    if picked is not None:
+        st.session_state[state.LAYER], st.session_state[state.HEAD] = picked

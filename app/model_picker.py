@@ -1,0 +1,67 @@
+"""The sidebar's model picker: every page calls `current_model()` to get the chosen model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+import torch
+
+import gpt2viz
+from gpt2viz import GPT2
+
+from . import state
+from .resources import DEFAULT_SOURCE, load
+
+LOCAL = "local folder or file…"
+_CHOICES = [DEFAULT_SOURCE, gpt2viz.BUNDLED_NAME, *gpt2viz.PRESETS, LOCAL]
+
+
+@dataclass(frozen=True)
+class CurrentModel:
+    source: str  # the key the model is cached under (DEFAULT_SOURCE for the default)
+    model: GPT2
+    notice: str | None
+
+
+def device_label(model: GPT2) -> str:
+    if model.device.type == "cuda":
+        return f"GPU ({torch.cuda.get_device_name(model.device)})"
+    return "CPU"
+
+
+def _choice_label(choice: str) -> str:
+    if choice == DEFAULT_SOURCE:
+        return "default"
+    if choice == gpt2viz.BUNDLED_NAME:
+        return f"{choice} (bundled, offline)"
+    return choice
+
+
+def current_model() -> CurrentModel:
+    """Draw the picker in the sidebar and load the chosen model; on failure show the reason
+    and stop the page."""
+    state.init()
+    with st.sidebar:
+        choice = st.selectbox("Model", _CHOICES, key=state.MODEL_CHOICE, format_func=_choice_label,
+                              persist_state=state.PERSIST,
+                              help="default: $GPT2VIZ_MODEL if set, else gpt2, else the bundled model")
+        source = choice
+        if choice == LOCAL:
+            source = st.text_input("Folder with config.json + model.safetensors, or a .safetensors file",
+                                   key=state.LOCAL_PATH, persist_state=state.PERSIST).strip()
+            if not source:
+                st.info("Type the path of a local model.")
+                st.stop()
+        try:
+            model, notice = load(source)
+        except gpt2viz.LoadError as err:
+            st.error(f"Could not load this model. {err}")
+            st.stop()
+        config = model.config
+        st.caption(f"**{model.name}** · {config.n_layer} layers × {config.n_head} heads · "
+                   f"d_model {config.n_embd} · context {config.n_positions}")
+        st.caption(f"Device: **{device_label(model)}**")
+    if notice:
+        st.info(notice)
+    return CurrentModel(source, model, notice)

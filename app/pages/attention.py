@@ -1,0 +1,61 @@
+"""Attention: every head's pattern, one head in detail, and each generation step's attention."""
+
+import streamlit as st
+
+import gpt2viz
+from app import state
+from app.layer_head import on_grid_click, pick_head, pick_layer
+from app.model_picker import current_model
+from app.resources import attention_grid, attention_trace
+from app.sequence import analysed_ids, labels_for, session_run, step_selector
+from gpt2viz.viz.attention import (
+    KINDS,
+    PATTERN,
+    attention_heatmap_figure,
+    attention_matrix,
+    head_grid_figure,
+    step_rows_figure,
+)
+
+KIND_LABELS = {PATTERN: "pattern (after softmax)", "scores": "scores (before softmax)"}
+
+st.title("Attention")
+st.caption("Each head of each layer decides how much every token (query, a row) draws from each "
+           "earlier token (key, a column); a row's weights sum to 1. Tokens never see later "
+           "tokens: those cells are masked.")
+current = current_model()
+try:
+    ids = tuple(analysed_ids(current))
+except gpt2viz.PromptError as err:
+    st.warning(str(err))
+    st.stop()
+labels = labels_for(list(ids))
+config = current.model.config
+
+c1, c2, c3 = st.columns([1, 1, 2])
+layer = pick_layer(config, c1)
+head = pick_head(config, c2)
+kind = c3.radio("Show", KINDS, key=state.ATTN_KIND, format_func=KIND_LABELS.get, horizontal=True,
+                persist_state=state.PERSIST)
+
+left, right = st.columns([2, 3])
+with left:
+    st.plotly_chart(head_grid_figure(attention_grid(current.source, ids), (layer, head)),
+                    key=state.HEAD_GRID, on_select=on_grid_click, selection_mode="points")
+    st.caption(f"{len(ids)} tokens. Tiles are shrunk to at most 24 × 24 cells; the big chart shows "
+               "every cell.")
+with right:
+    matrix = attention_matrix(attention_trace(current.source, ids), layer, head, kind, labels)
+    st.plotly_chart(attention_heatmap_figure(matrix), key="attention_heatmap")
+
+run = session_run(current)
+if run is not None:
+    st.subheader("One generation step")
+    st.caption("With a key/value cache, each step runs only the newest token: its query attends "
+               "over the keys cached for every earlier position.")
+    record = step_selector(run)
+    keys = labels[: record.attention_row.shape[2]]
+    st.plotly_chart(step_rows_figure(
+        record.attention_row[layer], keys, layer, head,
+        f"Step {record.index + 1}: query {labels[record.query_position]} → chose {record.text!r}",
+    ), key="step_attention")

@@ -1,0 +1,121 @@
+"""Generate: type a prompt, step through the model's choices token by token."""
+
+import json
+from pathlib import Path
+
+import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
+
+import gpt2viz
+from app import state
+from app.model_picker import CurrentModel, current_model, device_label
+from app.resources import tokenizer
+from app.run import STOP_MESSAGES, GenerationRun, Settings
+from app.sequence import step_selector
+from gpt2viz.viz.candidates import candidates_figure, step_candidates
+from gpt2viz.viz.tokens import token_strip_html
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "assets" / "examples" / "prompts.json"
+
+
+def use_example() -> None:
+    if st.session_state.get(state.EXAMPLE):
+        st.session_state[state.PROMPT] = st.session_state[state.EXAMPLE]
+
+
+def settings_controls(max_tokens: int) -> Settings:
+    greedy = st.toggle("Greedy (always the most likely token)", key=state.GREEDY, persist_state=state.PERSIST)
+    c1, c2, c3 = st.columns(3)
+    temperature = c1.slider("Temperature", 0.05, 2.0, step=0.05, key=state.TEMPERATURE, disabled=greedy,
+                            persist_state=state.PERSIST)
+    top_k = c2.number_input("Top-k (0 = off)", 0, 50257, step=1, key=state.TOP_K, disabled=greedy,
+                            persist_state=state.PERSIST)
+    top_p = c3.slider("Top-p (1 = off)", 0.05, 1.0, step=0.05, key=state.TOP_P, disabled=greedy,
+                      persist_state=state.PERSIST)
+    c4, c5 = st.columns(2)
+    seed = c4.number_input("Seed", 0, 2**31 - 1, step=1, key=state.SEED, disabled=greedy,
+                           persist_state=state.PERSIST)
+    state.keep_within(state.MAX_NEW_TOKENS, range(1, max_tokens + 1), min(20, max_tokens))
+    max_new = c5.number_input("Max new tokens", 1, max_tokens, step=1, key=state.MAX_NEW_TOKENS,
+                              persist_state=state.PERSIST)
+    return Settings(greedy, float(temperature), int(top_k), float(top_p), int(seed), int(max_new))
+
+
+def run_for(
+    current: CurrentModel, prompt: str, settings: Settings, restart_finished: bool
+) -> GenerationRun | None:
+    """The session's run to extend: the current one if it matches and can go on, else a new one."""
+    run = st.session_state.get(state.RUN)
+    if run is not None and run.steps and run.matches(current.source, prompt, settings):
+        if not run.finished:
+            return run
+        if not restart_finished:
+            st.info("This generation has finished. Press Generate to run it again, or change the "
+                    "prompt or settings.")
+            return None
+    return GenerationRun.start(current.model, current.source, prompt, settings)
+
+
+def strip(run: GenerationRun, selected: int | None = None) -> str:
+    return token_strip_html(tokenizer().token_texts(run.prompt_ids), [s.text for s in run.steps], selected)
+
+
+def extend(run: GenerationRun, to_end: bool, live: DeltaGenerator) -> None:
+    """One step, or every step to the end with a progress bar and the tokens appearing live."""
+    if not to_end:
+        run.advance()
+        return
+    bar = st.progress(0.0, text="Generating…")
+    while not run.finished:
+        run.advance()
+        bar.progress(min(1.0, len(run.steps) / run.settings.max_new_tokens),
+                     text=f"Generating… {len(run.steps)} tokens")
+        live.markdown(strip(run), unsafe_allow_html=True)
+    bar.empty()
+
+
+st.title("Generate")
+st.caption("GPT-2 writes one token at a time: at each step it gives every token of its vocabulary "
+           "a probability, and one is picked (the most likely, or a random draw). Step through it "
+           "and see what else it considered.")
+current = current_model()
+st.caption(f"Running on **{device_label(current.model)}**.")
+
+examples = json.loads(EXAMPLES.read_text())["prompts"]
+st.selectbox("Example prompts", examples, index=None, key=state.EXAMPLE, on_change=use_example,
+             placeholder="Pick an example…")
+prompt = st.text_area("Prompt", key=state.PROMPT, height=100, persist_state=state.PERSIST)
+with st.expander("Sampling"):
+    settings = settings_controls(max(1, current.model.config.n_positions - 1))
+
+b1, b2, _ = st.columns([1, 1, 4])
+next_clicked = b1.button("Next token", help="Generate one more token")
+generate_clicked = b2.button("Generate", type="primary", help="Generate to the end")
+live = st.empty()
+if next_clicked or generate_clicked:
+    try:
+        run = run_for(current, prompt, settings, restart_finished=generate_clicked)
+        if run is not None:
+            st.session_state[state.RUN] = run
+            extend(run, generate_clicked, live)
+            st.session_state[state.STEP] = len(run.steps) - 1
+    except gpt2viz.PromptError as err:
+        st.session_state.pop(state.RUN, None)
+        st.error(str(err))
+
+run = st.session_state.get(state.RUN)
+if run is None or not run.steps:
+    st.info("Press **Next token** for one step, or **Generate** to write to the end.")
+    st.stop()
+if not run.matches(current.source, prompt, settings):
+    st.caption("Showing the last generation, made with another prompt, model or settings. "
+               "Press Next token or Generate to start a new one.")
+record = step_selector(run)
+live.markdown(strip(run, record.index), unsafe_allow_html=True)
+if run.finished:
+    st.success(f"Stopped after {len(run.steps)} new tokens: {STOP_MESSAGES[run.steps[-1].stop_reason]}.")
+figure = candidates_figure(
+    step_candidates(record.top, record.token_id, record.text, record.prob),
+    f"Step {record.index + 1}: candidates for position {record.position} (chosen p = {record.prob:.1%})",
+)
+st.plotly_chart(figure, key="candidates")

@@ -1,0 +1,40 @@
+"""MLP: the feed-forward layer's neurons, before and after GELU."""
+
+import streamlit as st
+
+import gpt2viz
+from app import state
+from app.layer_head import pick_layer
+from app.model_picker import current_model
+from app.resources import mlp_trace
+from app.sequence import analysed_ids, labels_for
+from gpt2viz.viz.mlp import POST, PRE, neuron_activations, neuron_heatmap_figure, top_neurons_per_token
+
+STAGES = {PRE: "before GELU (hook_pre)", POST: "after GELU (hook_post)"}
+
+st.title("MLP")
+current = current_model()
+config = current.model.config
+width = config.d_mlp // config.n_embd
+st.caption(f"After attention, each token goes alone through a feed-forward layer {width}× "
+           f"wider than the model ({config.d_mlp} neurons): a linear map, the GELU non-linearity, "
+           "and a map back. Here are the neurons that fire most.")
+try:
+    ids = analysed_ids(current)
+except gpt2viz.PromptError as err:
+    st.warning(str(err))
+    st.stop()
+labels = labels_for(ids)
+
+c1, c2, c3 = st.columns([1, 2, 2])
+layer = pick_layer(config, c1)
+stage = c2.radio("Activations", list(STAGES), key=state.MLP_STAGE, format_func=STAGES.get,
+                 horizontal=True, persist_state=state.PERSIST)
+top_n = c3.slider("Neurons shown", 4, min(128, config.d_mlp), key=state.MLP_TOP_N,
+                  persist_state=state.PERSIST)
+
+trace = mlp_trace(current.source, tuple(ids))
+st.plotly_chart(neuron_heatmap_figure(neuron_activations(trace, layer, stage, top_n, labels)),
+                key="mlp_heatmap")
+st.markdown("**Top neurons per token** (after GELU)")
+st.dataframe(top_neurons_per_token(trace, layer, 5, labels), hide_index=True)

@@ -1,0 +1,43 @@
+"""Things loaded or computed once per process and shared by every session (read-only)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+import gpt2viz
+from gpt2viz import GPT2, Trace
+from gpt2viz.viz.attention import HeadGrid, head_grid
+from gpt2viz.viz.mlp import MLP_NAMES
+from gpt2viz.viz.qkv import QKV_NAMES
+
+DEFAULT_SOURCE = ""  # gpt2viz.load_default_model(): $GPT2VIZ_MODEL, else gpt2, else the bundled model
+
+
+@st.cache_resource(show_spinner="Loading the model…", max_entries=2)
+def load(source: str) -> tuple[GPT2, str | None]:
+    """(model, notice for the user or None). Raises gpt2viz.LoadError with a readable message."""
+    if source == DEFAULT_SOURCE:
+        return gpt2viz.load_default_model()
+    return gpt2viz.load_model(source), None
+
+
+@st.cache_resource
+def tokenizer() -> gpt2viz.GPT2Tokenizer:
+    return gpt2viz.load_tokenizer()
+
+
+@st.cache_resource(show_spinner="Recording the attention layers…", max_entries=4)
+def attention_trace(source: str, ids: tuple[int, ...]) -> Trace:
+    """q, k, v, scores, pattern, z and attention output of every layer, for one sequence."""
+    return load(source)[0].run_with_capture(list(ids), names=QKV_NAMES)
+
+
+@st.cache_resource(show_spinner="Recording the MLP layers…", max_entries=4)
+def mlp_trace(source: str, ids: tuple[int, ...]) -> Trace:
+    return load(source)[0].run_with_capture(list(ids), names=MLP_NAMES)
+
+
+@st.cache_resource(max_entries=4)
+def attention_grid(source: str, ids: tuple[int, ...]) -> HeadGrid:
+    config = load(source)[0].config
+    return head_grid(attention_trace(source, ids), config.n_layer, config.n_head)

@@ -1,0 +1,47 @@
+"""The token sequence the analysis pages show: this session's generation, else the prompt."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from gpt2viz.generation import encode_prompt
+from gpt2viz.viz.steps import StepRecord
+from gpt2viz.viz.tokens import token_labels
+
+from . import state
+from .model_picker import CurrentModel
+from .resources import tokenizer
+from .run import GenerationRun
+
+
+def session_run(current: CurrentModel) -> GenerationRun | None:
+    """This session's generation, if it is for the current model and prompt."""
+    run = st.session_state.get(state.RUN)
+    if run is not None and run.steps and run.matches(current.source, st.session_state[state.PROMPT]):
+        return run
+    return None
+
+
+def analysed_ids(current: CurrentModel) -> list[int]:
+    """Prompt + generated tokens; raises gpt2viz.PromptError for a prompt that cannot run."""
+    run = session_run(current)
+    if run is not None:
+        return run.ids
+    return encode_prompt(current.model, tokenizer(), st.session_state[state.PROMPT])
+
+
+def labels_for(ids: list[int]) -> list[str]:
+    return token_labels(tokenizer().token_texts(ids))
+
+
+def step_selector(run: GenerationRun) -> StepRecord:
+    """The shared step picker (same key on every page); returns the selected step."""
+    options = list(range(len(run.steps)))
+    state.keep_within(state.STEP, options, options[-1])
+    if len(options) == 1:
+        return run.steps[0]
+    index = st.select_slider(
+        "Generation step", options, key=state.STEP, persist_state=state.PERSIST,
+        format_func=lambda i: f"{i + 1}: {run.steps[i].text!r}",
+    )
+    return run.steps[index]
