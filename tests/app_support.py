@@ -1,0 +1,118 @@
+"""Shared fixtures and helpers for the app, viz and browser tests (import them from test modules).
+
+The app runs on whatever `$GPT2VIZ_MODEL` names; if unset, on the bundled model when
+assets/gpt2viz-mini exists, else on a small random checkpoint written to a temp folder.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+import gpt2viz
+from gpt2viz.loading import MODEL_ENV
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = ROOT / "streamlit_app.py"
+GENERATE = "app/pages/generate.py"
+ATTENTION = "app/pages/attention.py"
+QKV = "app/pages/qkv.py"
+MLP = "app/pages/mlp.py"
+PAGES = (GENERATE, ATTENTION, QKV, MLP)
+TINY = gpt2viz.GPT2Config(n_layer=2, n_head=4, n_embd=64, n_positions=256)
+
+
+def tiny_model(seed: int = 0) -> gpt2viz.GPT2:
+    torch.manual_seed(seed)
+    return gpt2viz.GPT2(TINY).eval()
+
+
+@pytest.fixture(scope="session")
+def app_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Sets $GPT2VIZ_MODEL for the whole test session and yields its value."""
+    before = os.environ.get(MODEL_ENV)
+    chosen = before
+    if not chosen:
+        bundled = ROOT / "assets" / gpt2viz.BUNDLED_NAME
+        chosen = gpt2viz.BUNDLED_NAME if bundled.is_dir() else str(
+            gpt2viz.save_model(tiny_model(), tmp_path_factory.mktemp("tiny-gpt2")))
+    os.environ[MODEL_ENV] = chosen
+    yield chosen
+    if before is None:
+        os.environ.pop(MODEL_ENV, None)
+
+
+@pytest.fixture(scope="session")
+def app_config(app_model: str) -> gpt2viz.GPT2Config:
+    return gpt2viz.load_model(app_model, device="cpu").config
+
+
+def new_app(page: str = GENERATE) -> AppTest:
+    """A fresh session of the app, already run once on `page`."""
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.run()
+    if page != GENERATE:
+        at.switch_page(page).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def generate(at: AppTest, prompt: str, max_new_tokens: int = 4) -> AppTest:
+    """Type `prompt`, set the number of new tokens and press Generate (on the Generate page)."""
+    at.text_area(key="prompt").input(prompt)
+    at.number_input(key="max_new_tokens").set_value(max_new_tokens)
+    at.button[1].click().run()  # [0] Next token, [1] Generate
+    assert not at.exception, at.exception
+    return at
+
+
+def press_next(at: AppTest) -> AppTest:
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _decode(node: Any) -> Any:
+    """JSON figure spec with Plotly's base64 typed arrays turned into numpy arrays."""
+    if isinstance(node, dict):
+        if "bdata" in node and "dtype" in node:
+            flat = np.frombuffer(base64.b64decode(node["bdata"]), dtype=node["dtype"])
+            shape = [int(s) for s in str(node.get("shape", len(flat))).split(",")]
+            return flat.reshape(shape)
+        return {k: _decode(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_decode(v) for v in node]
+    return node
+
+
+def figure(at: AppTest, key: str) -> dict:
+    """The Plotly figure the app drew under `key`, as a dict (data, layout) with numpy arrays."""
+    for element in at.get("plotly_chart"):
+        if element.proto.id.endswith(f"-{key}"):
+            return _decode(json.loads(element.proto.spec))
+    raise AssertionError(f"No chart {key!r}; charts: {[e.proto.id for e in at.get('plotly_chart')]}")
+
+
+def chart_keys(at: AppTest) -> list[str]:
+    return [e.proto.id.rsplit("-", 1)[-1] for e in at.get("plotly_chart")]
+
+
+def texts(at: AppTest, kind: str) -> list[str]:
+    """Values of every element of one kind (error, warning, info, success, markdown, caption)."""
+    return [str(e.value) for e in getattr(at, kind)]
+
+
+def strip_html(at: AppTest) -> str:
+    """The token strip's HTML on the Generate page."""
+    found = [m for m in texts(at, "markdown") if "tok-strip" in m]
+    assert found, "no token strip on the page"
+    return found[-1]

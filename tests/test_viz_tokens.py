@@ -1,0 +1,55 @@
+"""Token text made visible and safely escaped."""
+
+from gpt2viz.viz.candidates import CHOSEN_COLOUR, candidates_figure, step_candidates
+from gpt2viz.viz.tokens import EMPTY, thinned, token_labels, token_strip_html, visible_token
+
+
+def test_whitespace_and_invisible_characters_are_visible():
+    assert visible_token(" the") == "·the"
+    assert visible_token("\n\n") == "↵↵"
+    assert visible_token("\t") == "⇥"
+    assert visible_token("a\u200bb") == "a⟨U+200B⟩b"
+    assert visible_token("\u200f") == "⟨U+200F⟩"  # right-to-left mark
+    assert visible_token("") == EMPTY
+    assert visible_token("שלום") == "שלום"
+
+
+def test_labels_are_unique_even_for_repeated_tokens():
+    labels = token_labels([" a", " a", "\n"], start=5)
+    assert labels == ["5 ·a", "6 ·a", "7 ↵"]
+
+
+def test_thinned_keeps_at_most_max_ticks_and_the_last():
+    labels = [str(i) for i in range(500)]
+    picked = thinned(labels, 40)
+    assert len(picked) <= 41 and picked[0] == "0" and picked[-1] == "499"
+    assert thinned(labels[:10], 40) == labels[:10]
+
+
+def test_strip_escapes_html_and_marks_prompt_generated_and_selected():
+    html = token_strip_html(["<script>", "alert(1)", "</script>", "<b>x</b>"], [" &", "\n"], selected=1)
+    assert "<script>" not in html and "<b>x" not in html
+    assert "&lt;script&gt;" in html and "&lt;b&gt;x&lt;/b&gt;" in html
+    assert html.count("tok-prompt") == 4 + 1  # four tokens plus the CSS rule
+    assert html.count('class="tok tok-gen') == 2
+    assert html.count("tok-selected") == 2  # CSS rule and the selected token
+    assert "·&amp;" in html and "↵</span><br>" in html
+
+
+def test_candidates_mark_the_chosen_token():
+    top = [(1, " a", 0.5), (2, " b", 0.3), (3, "\n", 0.1)]
+    c = step_candidates(top, 2, " b", 0.3)
+    assert c.chosen == 1 and c.labels == ["·a", "·b", "↵"]
+    fig = candidates_figure(c, "step")
+    bar = fig.data[0]
+    assert bar.type == "bar" and bar.orientation == "h"
+    assert list(bar.x) == [0.5, 0.3, 0.1]
+    assert bar.marker.color[1] == CHOSEN_COLOUR and bar.marker.color[0] != CHOSEN_COLOUR
+    assert "chosen" in fig.layout.yaxis.ticktext[1]
+    assert fig.layout.xaxis.title.text == "probability"
+    assert fig.layout.yaxis.title.text == "candidate token"
+
+
+def test_a_sampled_token_outside_the_top_list_is_appended():
+    c = step_candidates([(1, " a", 0.9)], 7, " z", 0.001)
+    assert c.labels == ["·a", "·z"] and c.chosen == 1 and c.probs[1] == 0.001
