@@ -13,13 +13,13 @@ from . import state
 def pick_layer(config: GPT2Config, where: st.delta_generator.DeltaGenerator | None = None) -> int:
     layers = list(range(config.n_layer))
     state.keep_within(state.LAYER, layers, 0)
-    return (where or st).selectbox("Layer", layers, key=state.LAYER, persist_state=state.PERSIST)
+    return state.widget((where or st).selectbox, "Layer", layers, key=state.LAYER)
 
 
 def pick_head(config: GPT2Config, where: st.delta_generator.DeltaGenerator | None = None) -> int:
     heads = list(range(config.n_head))
     state.keep_within(state.HEAD, heads, 0)
-    return (where or st).selectbox("Head", heads, key=state.HEAD, persist_state=state.PERSIST)
+    return state.widget((where or st).selectbox, "Head", heads, key=state.HEAD)
 
 
 def on_grid_click() -> None:
@@ -27,4 +27,5 @@ def on_grid_click() -> None:
     event = st.session_state.get(state.HEAD_GRID)
     picked = selected_head(event.selection.points) if event else None
     if picked is not None:
-        st.session_state[state.LAYER], st.session_state[state.HEAD] = picked
+        state.put(state.LAYER, picked[0])
+        state.put(state.HEAD, picked[1])

@@ -41,15 +41,16 @@ def _choice_label(choice: str) -> str:
 def current_model() -> CurrentModel:
     """Draw the picker in the sidebar and load the chosen model; on failure show the reason
     and stop the page."""
-    state.init()
     with st.sidebar:
-        choice = st.selectbox("Model", _CHOICES, key=state.MODEL_CHOICE, format_func=_choice_label,
-                              persist_state=state.PERSIST,
+        choice = state.widget(st.selectbox, "Model", _CHOICES, key=state.MODEL_CHOICE,
+                              format_func=_choice_label,
                               help="default: $GPT2VIZ_MODEL if set, else gpt2, else the bundled model")
         source = choice
         if choice == LOCAL:
-            source = st.text_input("Folder with config.json + model.safetensors, or a .safetensors file",
-                                   key=state.LOCAL_PATH, persist_state=state.PERSIST).strip()
+            source = state.widget(
+                st.text_input, "Folder with config.json + model.safetensors, or a .safetensors file",
+                key=state.LOCAL_PATH,
+            ).strip()
             if not source:
                 st.info("Type the path of a local model.")
                 st.stop()

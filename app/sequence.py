@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from gpt2viz.generation import encode_prompt
+from gpt2viz import PromptError
 from gpt2viz.viz.steps import StepRecord
 from gpt2viz.viz.tokens import token_labels
 
@@ -17,7 +17,7 @@ from .run import GenerationRun
 def session_run(current: CurrentModel) -> GenerationRun | None:
     """This session's generation, if it is for the current model and prompt."""
     run = st.session_state.get(state.RUN)
-    if run is not None and run.steps and run.matches(current.source, st.session_state[state.PROMPT]):
+    if run is not None and run.steps and run.matches(current.source, state.get(state.PROMPT)):
         return run
     return None
 
@@ -27,7 +27,15 @@ def analysed_ids(current: CurrentModel) -> list[int]:
     run = session_run(current)
     if run is not None:
         return run.ids
-    return encode_prompt(current.model, tokenizer(), st.session_state[state.PROMPT])
+    prompt = state.get(state.PROMPT)
+    if not prompt.strip():
+        raise PromptError("The prompt is empty (or only whitespace). Type one on the Generate page.")
+    ids = tokenizer().encode(prompt)
+    limit = current.model.config.n_positions
+    if len(ids) > limit:
+        raise PromptError(f"The prompt is {len(ids)} tokens; this model's context holds {limit}. "
+                          f"Shorten it by {len(ids) - limit} tokens or more.")
+    return ids
 
 
 def labels_for(ids: list[int]) -> list[str]:
@@ -40,8 +48,8 @@ def step_selector(run: GenerationRun) -> StepRecord:
     state.keep_within(state.STEP, options, options[-1])
     if len(options) == 1:
         return run.steps[0]
-    index = st.select_slider(
-        "Generation step", options, key=state.STEP, persist_state=state.PERSIST,
+    index = state.widget(
+        st.select_slider, "Generation step", options, key=state.STEP,
         format_func=lambda i: f"{i + 1}: {run.steps[i].text!r}",
     )
     return run.steps[index]

@@ -1,17 +1,16 @@
 """Every session-state key the app uses, with its default. Pages share state only through these.
 
-Widgets bound to these keys pass `persist_state=PERSIST`, so a value chosen on one page (the
-layer, the head, the selected step) is still selected on the others.
+A widget drawn with `widget()` keeps its value in a copy under "<key>.kept", which outlives the
+widget: a value chosen on one page (the layer, the head, the selected step) is still chosen on
+the others. Read and set these values with `get` and `put`, never through the widget key.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import streamlit as st
-
-PERSIST = "session"
 
 # Generate page
 PROMPT = "prompt"
@@ -49,17 +48,36 @@ DEFAULTS: dict[str, Any] = {
     ATTN_KIND: "pattern",
     MLP_STAGE: "post",
     MLP_TOP_N: 32,
+    MODEL_CHOICE: "",
+    LOCAL_PATH: "",
 }
 
 
-def init() -> None:
-    """Give every key its default on a session's first run."""
-    for key, value in DEFAULTS.items():
-        st.session_state.setdefault(key, value)
+def _kept(key: str) -> str:
+    return key + ".kept"
+
+
+def get(key: str) -> Any:
+    return st.session_state.get(_kept(key), DEFAULTS.get(key))
+
+
+def put(key: str, value: Any) -> None:
+    st.session_state[_kept(key)] = value
+
+
+def _keep(key: str) -> None:
+    put(key, st.session_state[key])
+
+
+def widget(draw: Callable[..., Any], label: str, *args: Any, key: str, **kwargs: Any) -> Any:
+    """`draw(label, *args, key=key, **kwargs)` (e.g. st.selectbox) showing the kept value."""
+    if _kept(key) in st.session_state or key in DEFAULTS:
+        st.session_state[key] = get(key)
+    return draw(label, *args, key=key, on_change=_keep, args=(key,), **kwargs)
 
 
 def keep_within(key: str, options: Sequence[Any], fallback: Any) -> None:
-    """Before a widget on `key` is drawn: reset its value to `fallback` when it is no longer
+    """Before the widget on `key` is drawn: reset its value to `fallback` when it is no longer
     one of `options` (a smaller model, a shorter sequence)."""
-    if st.session_state.get(key) not in options:
-        st.session_state[key] = fallback
+    if get(key) not in options:
+        put(key, fallback)

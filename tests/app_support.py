@@ -7,6 +7,7 @@ assets/gpt2viz-mini exists, else on a small random checkpoint written to a temp 
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
 from collections.abc import Iterator
@@ -51,9 +52,10 @@ def app_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         os.environ.pop(MODEL_ENV, None)
 
 
-@pytest.fixture(scope="session")
-def app_config(app_model: str) -> gpt2viz.GPT2Config:
-    return gpt2viz.load_model(app_model, device="cpu").config
+@functools.cache
+def app_config() -> gpt2viz.GPT2Config:
+    """The config of the model the app runs on (after the `app_model` fixture has set it)."""
+    return gpt2viz.load_model(os.environ[MODEL_ENV], device="cpu").config
 
 
 def new_app(page: str = GENERATE) -> AppTest:

@@ -35,8 +35,8 @@ config = current.model.config
 c1, c2, c3 = st.columns([1, 1, 2])
 layer = pick_layer(config, c1)
 head = pick_head(config, c2)
-kind = c3.radio("Show", KINDS, key=state.ATTN_KIND, format_func=KIND_LABELS.get, horizontal=True,
-                persist_state=state.PERSIST)
+kind = state.widget(c3.radio, "Show", KINDS, key=state.ATTN_KIND, format_func=KIND_LABELS.get,
+                    horizontal=True)
 
 left, right = st.columns([2, 3])
 with left:

@@ -20,24 +20,21 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "assets" / "examples" / "prompt
 
 def use_example() -> None:
     if st.session_state.get(state.EXAMPLE):
-        st.session_state[state.PROMPT] = st.session_state[state.EXAMPLE]
+        state.put(state.PROMPT, st.session_state[state.EXAMPLE])
 
 
 def settings_controls(max_tokens: int) -> Settings:
-    greedy = st.toggle("Greedy (always the most likely token)", key=state.GREEDY, persist_state=state.PERSIST)
+    greedy = state.widget(st.toggle, "Greedy (always the most likely token)", key=state.GREEDY)
     c1, c2, c3 = st.columns(3)
-    temperature = c1.slider("Temperature", 0.05, 2.0, step=0.05, key=state.TEMPERATURE, disabled=greedy,
-                            persist_state=state.PERSIST)
-    top_k = c2.number_input("Top-k (0 = off)", 0, 50257, step=1, key=state.TOP_K, disabled=greedy,
-                            persist_state=state.PERSIST)
-    top_p = c3.slider("Top-p (1 = off)", 0.05, 1.0, step=0.05, key=state.TOP_P, disabled=greedy,
-                      persist_state=state.PERSIST)
+    temperature = state.widget(c1.slider, "Temperature", 0.05, 2.0, step=0.05, key=state.TEMPERATURE,
+                               disabled=greedy)
+    top_k = state.widget(c2.number_input, "Top-k (0 = off)", 0, 50257, step=1, key=state.TOP_K,
+                         disabled=greedy)
+    top_p = state.widget(c3.slider, "Top-p (1 = off)", 0.05, 1.0, step=0.05, key=state.TOP_P, disabled=greedy)
     c4, c5 = st.columns(2)
-    seed = c4.number_input("Seed", 0, 2**31 - 1, step=1, key=state.SEED, disabled=greedy,
-                           persist_state=state.PERSIST)
+    seed = state.widget(c4.number_input, "Seed", 0, 2**31 - 1, step=1, key=state.SEED, disabled=greedy)
     state.keep_within(state.MAX_NEW_TOKENS, range(1, max_tokens + 1), min(20, max_tokens))
-    max_new = c5.number_input("Max new tokens", 1, max_tokens, step=1, key=state.MAX_NEW_TOKENS,
-                              persist_state=state.PERSIST)
+    max_new = state.widget(c5.number_input, "Max new tokens", 1, max_tokens, step=1, key=state.MAX_NEW_TOKENS)
     return Settings(greedy, float(temperature), int(top_k), float(top_p), int(seed), int(max_new))
 
 
@@ -84,7 +81,7 @@ st.caption(f"Running on **{device_label(current.model)}**.")
 examples = json.loads(EXAMPLES.read_text())["prompts"]
 st.selectbox("Example prompts", examples, index=None, key=state.EXAMPLE, on_change=use_example,
              placeholder="Pick an example…")
-prompt = st.text_area("Prompt", key=state.PROMPT, height=100, persist_state=state.PERSIST)
+prompt = state.widget(st.text_area, "Prompt", key=state.PROMPT, height=100)
 with st.expander("Sampling"):
     settings = settings_controls(max(1, current.model.config.n_positions - 1))
 
@@ -98,7 +95,7 @@ if next_clicked or generate_clicked:
         if run is not None:
             st.session_state[state.RUN] = run
             extend(run, generate_clicked, live)
-            st.session_state[state.STEP] = len(run.steps) - 1
+            state.put(state.STEP, len(run.steps) - 1)
     except gpt2viz.PromptError as err:
         st.session_state.pop(state.RUN, None)
         st.error(str(err))

@@ -28,10 +28,11 @@ labels = labels_for(ids)
 
 c1, c2, c3 = st.columns([1, 2, 2])
 layer = pick_layer(config, c1)
-stage = c2.radio("Activations", list(STAGES), key=state.MLP_STAGE, format_func=STAGES.get,
-                 horizontal=True, persist_state=state.PERSIST)
-top_n = c3.slider("Neurons shown", 4, min(128, config.d_mlp), key=state.MLP_TOP_N,
-                  persist_state=state.PERSIST)
+stage = state.widget(c2.radio, "Activations", list(STAGES), key=state.MLP_STAGE, format_func=STAGES.get,
+                 horizontal=True)
+most = min(128, config.d_mlp)
+state.keep_within(state.MLP_TOP_N, range(4, most + 1), min(32, most))
+top_n = state.widget(c3.slider, "Neurons shown", 4, most, key=state.MLP_TOP_N)
 
 trace = mlp_trace(current.source, tuple(ids))
 st.plotly_chart(neuron_heatmap_figure(neuron_activations(trace, layer, stage, top_n, labels)),

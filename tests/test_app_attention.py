@@ -1,0 +1,86 @@
+"""The Attention page: head grid, one head's heatmap, the step row; selection reuses the recording."""
+
+import numpy as np
+import pytest
+
+import gpt2viz
+from tests.app_support import (  # noqa: F401 (fixtures)
+    ATTENTION,
+    GENERATE,
+    app_config,
+    app_model,
+    chart_keys,
+    figure,
+    generate,
+    new_app,
+    texts,
+)
+
+pytestmark = pytest.mark.usefixtures("app_model")
+
+
+@pytest.fixture
+def at():
+    at = generate(new_app(), "The cat sat on the mat because", max_new_tokens=3)
+    return at.switch_page(ATTENTION).run()
+
+
+def test_page_shows_grid_heatmap_and_step_row(at):
+    assert not at.exception
+    assert chart_keys(at) == ["head_grid", "attention_heatmap", "step_attention"]
+    grid = figure(at, "head_grid")
+    assert [d["type"] for d in grid["data"]] == ["heatmap", "scatter"]
+    assert len(grid["data"][1]["x"]) == app_config().n_layer * app_config().n_head
+    assert grid["layout"]["xaxis"]["title"]["text"] == "head"
+    big = figure(at, "attention_heatmap")
+    assert [d["type"] for d in big["data"]] == ["heatmap"]
+    assert big["layout"]["xaxis"]["title"]["text"] == "key (attended-to token)"
+    assert big["layout"]["yaxis"]["title"]["text"] == "query (attending token)"
+    z = big["data"][0]["z"]
+    n = 7 + 3  # prompt + generated tokens
+    assert z.shape == (n, n) and np.isnan(z[np.triu_indices(n, 1)]).all()
+    assert big["layout"]["shapes"][0]["type"] == "path"
+    step = figure(at, "step_attention")
+    assert step["data"][0]["z"].shape == (app_config().n_head, n - 1)  # last step: query 8 over keys 0..8
+
+
+def test_layer_and_head_change_the_figure_without_rerunning_the_model(at, monkeypatch):
+    calls = []
+    real = gpt2viz.GPT2.run_with_capture
+    monkeypatch.setattr(gpt2viz.GPT2, "run_with_capture", lambda *a, **k: calls.append(1) or real(*a, **k))
+    before = figure(at, "attention_heatmap")["data"][0]["z"]
+    at.selectbox(key="head").select(app_config().n_head - 1).run()
+    after_head = figure(at, "attention_heatmap")["data"][0]["z"]
+    at.selectbox(key="layer").select(app_config().n_layer - 1).run()
+    after_layer = figure(at, "attention_heatmap")["data"][0]["z"]
+    assert not np.allclose(before, after_head, equal_nan=True)
+    assert not np.allclose(after_head, after_layer, equal_nan=True)
+    assert calls == []
+    assert f"Layer {app_config().n_layer - 1}, head {app_config().n_head - 1}" in figure(
+        at, "attention_heatmap")["layout"]["title"]["text"]
+
+
+def test_scores_toggle_shows_scores_before_softmax(at):
+    at.radio(key="attn_kind").set_value("scores").run()
+    big = figure(at, "attention_heatmap")
+    assert "scores" in big["layout"]["title"]["text"]
+    z = big["data"][0]["z"]
+    lower = z[np.tril_indices(z.shape[0])]
+    assert np.isfinite(lower).all() and not np.allclose(np.nansum(z, axis=1), 1.0)
+
+
+def test_selection_is_shared_with_the_other_pages(at):
+    at.selectbox(key="layer").select(app_config().n_layer - 1).run()
+    at.switch_page("app/pages/mlp.py").run()
+    assert at.selectbox(key="layer").value == app_config().n_layer - 1
+    at.switch_page(GENERATE).run()
+    at.select_slider(key="step").set_value(0).run()
+    at.switch_page(ATTENTION).run()
+    assert at.select_slider(key="step").value == 0
+    assert "Step 1" in figure(at, "step_attention")["layout"]["title"]["text"]
+
+
+def test_prompt_alone_is_shown_before_any_generation():
+    at = new_app(ATTENTION)
+    assert chart_keys(at) == ["head_grid", "attention_heatmap"]
+    assert not texts(at, "warning")

@@ -1,0 +1,99 @@
+"""The Generate page in streamlit's AppTest: steps, candidates, stop reason, model picker."""
+
+import json
+
+import pytest
+
+from tests.app_support import (  # noqa: F401 (fixtures)
+    ROOT,
+    app_config,
+    app_model,
+    figure,
+    generate,
+    new_app,
+    press_next,
+    strip_html,
+    texts,
+)
+
+pytestmark = pytest.mark.usefixtures("app_model")
+
+
+def test_page_runs_and_offers_the_example_prompts():
+    at = new_app()
+    examples = json.loads((ROOT / "assets/examples/prompts.json").read_text())["prompts"]
+    assert "I love the color black, I hope someday to have a cat like that." in examples
+    assert at.selectbox(key="example").options == examples
+    assert any("Device: **CPU**" in c or "GPU" in c for c in texts(at, "caption"))
+    assert any("Press **Next token**" in i for i in texts(at, "info"))
+
+
+def test_choosing_an_example_fills_the_prompt():
+    at = new_app()
+    at.selectbox(key="example").select("The capital of France is").run()
+    assert at.text_area(key="prompt").value == "The capital of France is"
+
+
+def test_next_token_adds_one_step_at_a_time():
+    at = new_app()
+    at.text_area(key="prompt").input("The cat sat on the")
+    press_next(at)
+    assert strip_html(at).count('class="tok tok-gen') == 1
+    press_next(at)
+    press_next(at)
+    html = strip_html(at)
+    assert html.count('class="tok tok-gen') == 3
+    assert html.count('class="tok tok-prompt"') == 5  # The·cat·sat·on·the
+    assert len(at.session_state["run"].steps) == 3
+
+
+def test_generate_runs_to_the_end_and_says_why_it_stopped():
+    at = generate(new_app(), "The cat sat on the", max_new_tokens=6)
+    assert len(at.session_state["run"].steps) == 6
+    assert any("Stopped after 6 new tokens" in s for s in texts(at, "success"))
+    fig = figure(at, "candidates")
+    assert [d["type"] for d in fig["data"]] == ["bar"]
+    assert fig["layout"]["xaxis"]["title"]["text"] == "probability"
+    assert fig["layout"]["yaxis"]["title"]["text"] == "candidate token"
+    assert sum("chosen" in t for t in fig["layout"]["yaxis"]["ticktext"]) == 1
+    assert "Step 6" in fig["layout"]["title"]["text"]
+
+
+def test_selecting_a_step_changes_the_candidates_and_the_strip():
+    at = generate(new_app(), "The cat sat on the", max_new_tokens=4)
+    at.select_slider(key="step").set_value(1).run()
+    assert "Step 2" in figure(at, "candidates")["layout"]["title"]["text"]
+    html = strip_html(at)
+    gen = html.split('class="tok tok-gen')
+    assert "tok-selected" in gen[2] and "tok-selected" not in gen[1]
+
+
+def test_settings_change_starts_a_new_generation():
+    at = generate(new_app(), "The cat sat on the", max_new_tokens=3)
+    at.toggle(key="greedy").set_value(False).run()
+    at.number_input(key="seed").set_value(7)
+    press_next(at)
+    run = at.session_state["run"]
+    assert len(run.steps) == 1 and not run.settings.greedy and run.settings.seed == 7
+
+
+def test_pressing_next_after_the_end_says_it_has_finished():
+    at = generate(new_app(), "Hello", max_new_tokens=2)
+    press_next(at)
+    assert len(at.session_state["run"].steps) == 2
+    assert any("finished" in i for i in texts(at, "info"))
+
+
+def test_a_model_that_fails_to_load_shows_its_message(tmp_path):
+    at = new_app()
+    at.selectbox(key="model_choice").select("local folder or file…").run()
+    assert any("path of a local model" in i for i in texts(at, "info"))
+    at.text_input(key="local_path").input(str(tmp_path / "nowhere")).run()
+    assert not at.exception
+    assert any("File or folder not found" in e for e in texts(at, "error"))
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "model.safetensors").write_bytes(b"not a safetensors file")
+    at.text_input(key="local_path").input(str(broken)).run()
+    assert not at.exception
+    assert any("not a valid safetensors file" in e for e in texts(at, "error"))
