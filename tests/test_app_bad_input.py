@@ -1,0 +1,73 @@
+"""Bad input gets a clear message or renders literally: never a traceback, never live HTML."""
+
+import pytest
+
+from gpt2viz import EOT_ID
+from tests.app_support import (
+    PAGES,
+    app_config,
+    app_model,  # noqa: F401 (a fixture)
+    generate,
+    new_app,
+    press_next,
+    strip_html,
+    texts,
+)
+
+pytestmark = pytest.mark.usefixtures("app_model")
+
+
+@pytest.mark.parametrize("prompt", ["", "   \n\t "])
+def test_empty_prompt_says_so_on_every_page(prompt):
+    at = new_app()
+    at.text_area(key="prompt").input(prompt)
+    press_next(at)
+    assert any("The prompt is empty" in e for e in texts(at, "error"))
+    assert "run" not in at.session_state
+    for page in PAGES[1:]:
+        at.switch_page(page).run()
+        assert not at.exception
+        assert any("The prompt is empty" in w for w in texts(at, "warning"))
+
+
+def test_prompt_longer_than_the_context():
+    n = app_config().n_positions
+    at = new_app()
+    at.text_area(key="prompt").input(" a" * (n + 5))
+    at.button[1].click().run()
+    assert not at.exception
+    assert any(f"context holds {n}" in e for e in texts(at, "error"))
+    at.switch_page(PAGES[1]).run()
+    assert not at.exception and any(f"context holds {n}" in w for w in texts(at, "warning"))
+
+
+def test_endoftext_typed_in_the_prompt_is_plain_text():
+    at = generate(new_app(), "Hello<|endoftext|>world", max_new_tokens=2)
+    run = at.session_state["run"]
+    assert EOT_ID not in run.prompt_ids and len(run.prompt_ids) > 3
+    html = strip_html(at)
+    assert ">&lt;</span>" in html and ">&gt;</span>" in html and ">end</span>" in html
+
+
+@pytest.mark.parametrize("prompt", ["I ❤️ 🐈‍⬛ cats", "שלום עולם مرحبا", "zero\u200bwidth\u200djoin\u200f"])
+def test_unicode_prompts_run_and_render(prompt):
+    at = generate(new_app(), prompt, max_new_tokens=2)
+    html = strip_html(at)
+    assert html.count('class="tok tok-gen') == 2
+    if "\u200b" in prompt:
+        assert "⟨U+200B⟩" in html and "\u200b" not in html
+    for page in PAGES[1:]:
+        at.switch_page(page).run()
+        assert not at.exception
+
+
+def test_html_in_the_prompt_renders_literally():
+    attack = "<script>alert(1)</script><b>x</b>"
+    at = generate(new_app(), attack, max_new_tokens=2)
+    html = strip_html(at)
+    assert "<script" not in html and "<b>" not in html
+    assert "&lt;script&gt;" in html or "&lt;" in html
+    for page in PAGES[1:]:
+        at.switch_page(page).run()
+        assert not at.exception
+        assert not [m for m in texts(at, "markdown") if "<script" in m or "<b>x" in m]

@@ -1,0 +1,87 @@
+"""The Q·K·V and MLP pages in AppTest."""
+
+import re
+
+import numpy as np
+import pytest
+
+from tests.app_support import (
+    MLP,
+    QKV,
+    app_config,
+    app_model,  # noqa: F401 (a fixture)
+    chart_keys,
+    figure,
+    generate,
+    new_app,
+    texts,
+)
+
+pytestmark = pytest.mark.usefixtures("app_model")
+
+
+@pytest.fixture
+def qkv():
+    return generate(new_app(), "The cat sat on the mat because", max_new_tokens=2).switch_page(QKV).run()
+
+
+def test_qkv_page_shows_every_stage(qkv):
+    assert not qkv.exception
+    assert chart_keys(qkv) == ["q_vector", "k_matrix", "scores", "v_matrix", "z_vector", "z_heads",
+                               "attn_out"]
+    config = app_config()
+    assert figure(qkv, "q_vector")["data"][0]["z"].shape == (1, config.d_head)
+    k = figure(qkv, "k_matrix")
+    assert k["data"][0]["z"].shape == (9, config.d_head)
+    assert k["layout"]["yaxis"]["title"]["text"] == "key position"
+    scores = figure(qkv, "scores")
+    assert [d["type"] for d in scores["data"]] == ["bar", "scatter", "bar"]
+    assert figure(qkv, "z_heads")["data"][0]["z"].shape == (1, config.n_embd)
+    assert figure(qkv, "attn_out")["layout"]["xaxis"]["title"]["text"] == "d_model component"
+    table = qkv.dataframe[0].value
+    assert list(table.columns) == ["key", "q·k", "÷√d_head", "+ mask", "softmax"]
+    assert len(table) == 9 and abs(table["softmax"].sum() - 1) < 1e-3
+
+
+def test_qkv_page_reconstruction_matches_the_recorded_tensors(qkv):
+    notes = [c for c in texts(qkv, "caption") if "Rebuilt vs recorded" in c]
+    diffs = [float(x) for note in notes for x in re.findall(r"max \|Δ\| = (\d\.\d\de[+-]\d+)", note)]
+    assert len(diffs) == 4 and max(diffs) < 1e-4
+
+
+def test_query_and_head_select_other_numbers(qkv):
+    config = app_config()
+    before = figure(qkv, "q_vector")["data"][0]["z"]
+    qkv.selectbox(key="query").select(3).run()
+    after_query = figure(qkv, "q_vector")["data"][0]["z"]
+    assert not np.allclose(before, after_query)
+    assert table_masked(qkv) == 9 - 4
+    qkv.selectbox(key="head").select(config.n_head - 1).run()
+    assert not np.allclose(after_query, figure(qkv, "q_vector")["data"][0]["z"])
+
+
+def table_masked(at) -> int:
+    return int((at.dataframe[0].value["+ mask"] == "−∞").sum())
+
+
+def test_mlp_page_heatmap_stage_and_layer():
+    at = generate(new_app(), "The cat sat on the mat because", max_new_tokens=2).switch_page(MLP).run()
+    assert not at.exception
+    config = app_config()
+    fig = figure(at, "mlp_heatmap")
+    assert [d["type"] for d in fig["data"]] == ["heatmap"]
+    assert fig["data"][0]["z"].shape == (9, 32)
+    assert fig["layout"]["xaxis"]["title"]["text"] == f"neuron (top 32 of {config.d_mlp})"
+    assert fig["layout"]["yaxis"]["title"]["text"] == "token"
+    assert "after GELU" in fig["layout"]["title"]["text"]
+    post = fig["data"][0]["z"]
+    at.radio(key="mlp_stage").set_value("pre").run()
+    pre = figure(at, "mlp_heatmap")
+    assert "before GELU" in pre["layout"]["title"]["text"] and not np.allclose(pre["data"][0]["z"], post)
+    assert pre["data"][0]["x"] == fig["data"][0]["x"]  # the same neurons
+    at.selectbox(key="layer").select(config.n_layer - 1).run()
+    assert not np.allclose(figure(at, "mlp_heatmap")["data"][0]["z"], pre["data"][0]["z"])
+    at.slider(key="mlp_top_n").set_value(8).run()
+    assert figure(at, "mlp_heatmap")["data"][0]["z"].shape == (9, 8)
+    table = at.dataframe[0].value
+    assert list(table.columns) == ["token", "#1", "#2", "#3", "#4", "#5"] and len(table) == 9
