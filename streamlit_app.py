@@ -2,10 +2,10 @@
 
 import streamlit as st
 
-st.set_page_config(page_title="gpt2viz", page_icon="🔎", layout="wide")
+st.set_page_config(page_title="gpt2viz", page_icon=":material/visibility:", layout="wide")
 st.navigation([
-    st.Page("app/pages/generate.py", title="Generate", icon="✍️", default=True),
-    st.Page("app/pages/attention.py", title="Attention", icon="🔦"),
-    st.Page("app/pages/qkv.py", title="Q · K · V", icon="🧮", url_path="qkv"),
-    st.Page("app/pages/mlp.py", title="MLP", icon="🧠"),
+    st.Page("app/pages/generate.py", title="Generate", icon=":material/edit_note:", default=True),
+    st.Page("app/pages/attention.py", title="Attention", icon=":material/grid_on:"),
+    st.Page("app/pages/qkv.py", title="Q · K · V", icon=":material/calculate:", url_path="qkv"),
+    st.Page("app/pages/mlp.py", title="MLP", icon=":material/hub:"),
 ]).run()

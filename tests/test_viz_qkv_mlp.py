@@ -63,7 +63,8 @@ def test_table_and_figures(model, trace, ids):
     c = computation(model, trace, ids, 1, 2, 4)
     table = score_table(c)
     assert list(table) == ["key", "q·k", "÷√d_head", "+ mask", "softmax"]
-    assert table["+ mask"][5] == "−∞" and table["softmax"][5] == 0.0
+    assert table["+ mask"][5] == "−∞" and float(table["+ mask"][4]) == pytest.approx(c.scaled[4], abs=1e-5)
+    assert table["softmax"][5] == 0.0
     fig = scores_figure(c)
     assert [d.type for d in fig.data] == ["bar", "scatter", "bar"]
     assert len(fig.data[1].x) == len(ids) - 5  # the masked keys

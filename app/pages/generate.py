@@ -12,7 +12,7 @@ from app.model_picker import CurrentModel, current_model, device_label
 from app.resources import tokenizer
 from app.run import STOP_MESSAGES, GenerationRun, Settings
 from app.sequence import step_selector
-from gpt2viz.viz.candidates import candidates_figure, step_candidates
+from gpt2viz.viz.candidates import candidates_figure, percent, step_candidates
 from gpt2viz.viz.tokens import token_strip_html
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "assets" / "examples" / "prompts.json"
@@ -109,10 +109,12 @@ if not run.matches(current.source, prompt, settings):
                "Press Next token or Generate to start a new one.")
 record = step_selector(run)
 live.markdown(strip(run, record.index), unsafe_allow_html=True)
+st.caption("Grey: prompt tokens · blue: generated · outlined: the selected step · "
+           "· is a space, ↵ a newline.")
 if run.finished:
     st.success(f"Stopped after {len(run.steps)} new tokens: {STOP_MESSAGES[run.steps[-1].stop_reason]}.")
 figure = candidates_figure(
     step_candidates(record.top, record.token_id, record.text, record.prob),
-    f"Step {record.index + 1}: candidates for position {record.position} (chosen p = {record.prob:.1%})",
+    f"Step {record.index + 1}: candidates for position {record.position} (chosen p = {percent(record.prob)})",
 )
 st.plotly_chart(figure, key="candidates")

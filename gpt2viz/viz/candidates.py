@@ -13,6 +13,11 @@ CHOSEN_COLOUR = "#e4572e"
 OTHER_COLOUR = "#6fa8dc"
 
 
+def percent(p: float) -> str:
+    """A probability for people: 12.3%, or 2.1e-05 when it would round to 0.0%."""
+    return f"{p:.1%}" if p >= 0.0005 else f"{p:.1e}"
+
+
 @dataclass(frozen=True)
 class Candidates:
     labels: list[str]  # visible token text, highest probability first
@@ -40,11 +45,13 @@ def candidates_figure(c: Candidates, title: str) -> go.Figure:
     fig = go.Figure(go.Bar(
         x=c.probs, y=ranks, orientation="h",
         marker_color=[CHOSEN_COLOUR if i == c.chosen else OTHER_COLOUR for i in range(len(ranks))],
-        text=[f"{p:.1%}" for p in c.probs], textposition="auto",
+        text=[percent(p) for p in c.probs], textposition="auto",
         customdata=names, hovertemplate="%{customdata}<br>p = %{x:.4f}<extra></extra>",
     ))
     fig.update_yaxes(title_text="candidate token", autorange="reversed",
                      tickmode="array", tickvals=ranks, ticktext=names)
-    fig.update_xaxes(title_text="probability", range=[0, 1], tickformat=".0%")
+    # Up to 100%, or zoomed in when every candidate is unlikely (an untrained model).
+    fig.update_xaxes(title_text="probability", range=[0, min(1.0, 1.25 * max(c.probs))],
+                     tickformat=".0%" if max(c.probs) > 0.05 else ".1e")
     fig.update_layout(title=title, height=80 + 28 * len(ranks), margin=dict(l=10, r=10, t=50, b=40))
     return fig

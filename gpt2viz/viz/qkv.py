@@ -75,9 +75,10 @@ def head_computation(trace: Trace, layer: int, head: int, query: int, w_o: np.nd
 
 
 def score_table(c: HeadComputation) -> dict[str, list]:
-    """Per key, each stage's number: the table the page shows (−∞ as a string)."""
-    def fmt(x: float) -> float | str:
-        return "−∞" if np.isneginf(x) else round(float(x), 5)
+    """Per key, each stage's number: the table the page shows. The "+ mask" column is text
+    (numbers and −∞), so that every column holds one type."""
+    def fmt(x: float) -> str:
+        return "−∞" if np.isneginf(x) else f"{x:.5f}"
 
     return {
         "key": c.key_labels,

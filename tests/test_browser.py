@@ -1,0 +1,164 @@
+"""The real app in headless Chromium: type a prompt, Generate, see heatmaps on every page.
+
+Screenshots go to test-artifacts/screenshots/ (git-ignored) for a person to look at.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gpt2viz.loading import MODEL_ENV
+from tests.app_support import (
+    ROOT,
+    app_model,  # noqa: F401 (a fixture)
+)
+
+pytestmark = pytest.mark.browser
+CHROMIUM = Path("/usr/bin/chromium")
+SHOTS = ROOT / "test-artifacts" / "screenshots"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+PAGES = {"Attention": "heatmap", "Q · K · V": "heatmap", "MLP": "heatmap"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(request: pytest.FixtureRequest) -> Iterator[str]:
+    port = free_port()
+    env = {**os.environ, MODEL_ENV: request.getfixturevalue("app_model")}
+    log = open(ROOT / "test-artifacts" / "streamlit.log", "w") if (ROOT / "test-artifacts").is_dir() else None
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"),
+         "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
+         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+        cwd=ROOT, env=env, stdout=log or subprocess.DEVNULL, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("streamlit did not start") from None
+                time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        if log:
+            log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (`make browser`) to run browser tests")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        yield b
+        b.close()
+
+
+def open_app(browser, url: str):
+    page = browser.new_page(viewport={"width": 1400, "height": 3400})
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.goto(url, wait_until="domcontentloaded")
+    page.get_by_role("textbox", name="Prompt").wait_for(timeout=60_000)
+    page.dialogs = dialogs
+    return page
+
+
+def generate(page, prompt: str, tokens: int) -> None:
+    page.get_by_role("textbox", name="Prompt").fill(prompt)
+    page.get_by_role("textbox", name="Prompt").press("Control+Enter")  # commit the text area
+    page.get_by_text("Sampling").click()
+    box = page.get_by_label("Max new tokens")
+    box.fill(str(tokens))
+    box.press("Enter")
+    page.wait_for_timeout(500)
+    page.get_by_role("button", name="Generate", exact=True).click()
+    page.get_by_text(f"Stopped after {tokens} new tokens").wait_for(timeout=120_000)
+
+
+def drawn(page, css: str) -> bool:
+    """True when some element matching `css` is visible with a nonzero size."""
+    loc = page.locator(css)
+    loc.first.wait_for(state="visible", timeout=60_000)
+    for i in range(loc.count()):
+        box = loc.nth(i).bounding_box()
+        if box and box["width"] > 10 and box["height"] > 10:
+            return True
+    return False
+
+
+def shoot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.mouse.move(0, 0)  # no tooltip in the picture
+    page.wait_for_timeout(800)  # let plotly finish its transitions
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def test_generate_then_every_page_draws_its_heatmaps(server, browser):
+    page = open_app(browser, server)
+    generate(page, "I love the color black, I hope someday to have a cat like that.", 8)
+    assert drawn(page, "[data-testid='stPlotlyChart'] .main-svg")
+    assert page.locator(".tok-gen").count() == 8
+    shoot(page, "1-generate")
+    for title in PAGES:
+        page.get_by_role("link", name=title).click()
+        page.get_by_role("heading", name=title).wait_for(timeout=60_000)
+        assert drawn(page, "[data-testid='stPlotlyChart'] .heatmaplayer image")
+        shoot(page, "2-" + title.replace(" · ", "").lower())
+    assert page.dialogs == []
+    page.close()
+
+
+def test_html_prompt_renders_literally(server, browser):
+    page = open_app(browser, server)
+    generate(page, "<script>alert(1)</script><b>x</b>", 2)
+    strip = page.locator(".tok-strip")
+    assert "<script>" in strip.inner_text().replace("·", " ") or "script" in strip.inner_text()
+    assert strip.locator("script, b").count() == 0
+    assert page.dialogs == []
+    shoot(page, "3-html-prompt")
+    page.close()
+
+
+def test_two_browser_sessions_at_once(server, browser):
+    pages = [open_app(browser, server) for _ in range(2)]
+    prompts = ["The cats purr softly on warm", "The ships sail across the stormy"]
+    for page, prompt in zip(pages, prompts, strict=True):
+        page.get_by_role("textbox", name="Prompt").fill(prompt)
+        page.get_by_role("textbox", name="Prompt").press("Control+Enter")
+    for page in pages:  # start both generations before waiting for either
+        page.get_by_role("button", name="Generate", exact=True).click()
+    for page in pages:
+        page.get_by_text("Stopped after").wait_for(timeout=120_000)
+    first, second = (p.locator(".tok-strip").inner_text() for p in pages)
+    assert "cats" in first and "ships" not in first
+    assert "ships" in second and "cats" not in second
+    for page in pages:
+        page.close()
