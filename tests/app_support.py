@@ -38,18 +38,22 @@ def tiny_model(seed: int = 0) -> gpt2viz.GPT2:
 
 
 @pytest.fixture(scope="session")
-def app_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Sets $GPT2VIZ_MODEL for the whole test session and yields its value."""
-    before = os.environ.get(MODEL_ENV)
-    chosen = before
-    if not chosen:
-        bundled = ROOT / "assets" / gpt2viz.BUNDLED_NAME
-        chosen = gpt2viz.BUNDLED_NAME if bundled.is_dir() else str(
-            gpt2viz.save_model(tiny_model(), tmp_path_factory.mktemp("tiny-gpt2")))
-    os.environ[MODEL_ENV] = chosen
-    yield chosen
-    if before is None:
-        os.environ.pop(MODEL_ENV, None)
+def app_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """What $GPT2VIZ_MODEL should name for the app tests (see the module docstring)."""
+    chosen = os.environ.get(MODEL_ENV)
+    if chosen:
+        return chosen
+    if (ROOT / "assets" / gpt2viz.BUNDLED_NAME).is_dir():
+        return gpt2viz.BUNDLED_NAME
+    return str(gpt2viz.save_model(tiny_model(), tmp_path_factory.mktemp("tiny-gpt2")))
+
+
+@pytest.fixture(scope="module")
+def app_model(app_checkpoint: str) -> Iterator[str]:
+    """Sets $GPT2VIZ_MODEL for one test module (restored afterwards) and yields its value."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(MODEL_ENV, app_checkpoint)
+        yield app_checkpoint
 
 
 @functools.cache

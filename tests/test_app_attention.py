@@ -7,6 +7,7 @@ import gpt2viz
 from tests.app_support import (  # noqa: F401 (fixtures)
     ATTENTION,
     GENERATE,
+    app_checkpoint,
     app_config,
     app_model,
     chart_keys,

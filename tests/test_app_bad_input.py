@@ -5,6 +5,7 @@ import pytest
 from gpt2viz import EOT_ID
 from tests.app_support import (
     PAGES,
+    app_checkpoint,  # noqa: F401 (a fixture)
     app_config,
     app_model,  # noqa: F401 (a fixture)
     generate,

@@ -6,6 +6,7 @@ import pytest
 
 from tests.app_support import (  # noqa: F401 (fixtures)
     ROOT,
+    app_checkpoint,
     app_config,
     app_model,
     figure,

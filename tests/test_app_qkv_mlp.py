@@ -8,6 +8,7 @@ import pytest
 from tests.app_support import (
     MLP,
     QKV,
+    app_checkpoint,  # noqa: F401 (a fixture)
     app_config,
     app_model,  # noqa: F401 (a fixture)
     chart_keys,

@@ -19,6 +19,7 @@ import pytest
 from gpt2viz.loading import MODEL_ENV
 from tests.app_support import (
     ROOT,
+    app_checkpoint,  # noqa: F401 (a fixture)
     app_model,  # noqa: F401 (a fixture)
 )
 
@@ -86,7 +87,7 @@ def open_app(browser, url: str):
     dialogs: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     page.goto(url, wait_until="domcontentloaded")
-    page.get_by_role("textbox", name="Prompt").wait_for(timeout=60_000)
+    page.get_by_role("textbox", name="Prompt").wait_for(timeout=180_000)
     page.dialogs = dialogs
     return page
 
@@ -100,13 +101,13 @@ def generate(page, prompt: str, tokens: int) -> None:
     box.press("Enter")
     page.wait_for_timeout(500)
     page.get_by_role("button", name="Generate", exact=True).click()
-    page.get_by_text(f"Stopped after {tokens} new tokens").wait_for(timeout=120_000)
+    page.get_by_text(f"Stopped after {tokens} new tokens").wait_for(timeout=240_000)
 
 
 def drawn(page, css: str) -> bool:
     """True when some element matching `css` is visible with a nonzero size."""
     loc = page.locator(css)
-    loc.first.wait_for(state="visible", timeout=60_000)
+    loc.first.wait_for(state="visible", timeout=180_000)
     for i in range(loc.count()):
         box = loc.nth(i).bounding_box()
         if box and box["width"] > 10 and box["height"] > 10:
@@ -129,7 +130,7 @@ def test_generate_then_every_page_draws_its_heatmaps(server, browser):
     shoot(page, "1-generate")
     for title in PAGES:
         page.get_by_role("link", name=title).click()
-        page.get_by_role("heading", name=title).wait_for(timeout=60_000)
+        page.get_by_role("heading", name=title).wait_for(timeout=180_000)
         assert drawn(page, "[data-testid='stPlotlyChart'] .heatmaplayer image")
         shoot(page, "2-" + title.replace(" · ", "").lower())
     assert page.dialogs == []
@@ -156,9 +157,23 @@ def test_two_browser_sessions_at_once(server, browser):
     for page in pages:  # start both generations before waiting for either
         page.get_by_role("button", name="Generate", exact=True).click()
     for page in pages:
-        page.get_by_text("Stopped after").wait_for(timeout=120_000)
+        page.get_by_text("Stopped after").wait_for(timeout=240_000)
     first, second = (p.locator(".tok-strip").inner_text() for p in pages)
     assert "cats" in first and "ships" not in first
     assert "ships" in second and "cats" not in second
     for page in pages:
         page.close()
+
+
+def test_long_prompt_attention_stays_readable(server, browser):
+    page = open_app(browser, server)
+    words = ("the quick brown fox jumps over the lazy dog while a cat watches from the window and "
+             "nobody moves at all ").split()
+    generate(page, " ".join(words[i % len(words)] for i in range(190)), 2)
+    page.get_by_role("link", name="Attention").click()
+    page.get_by_role("heading", name="Attention").wait_for(timeout=180_000)
+    assert drawn(page, "[data-testid='stPlotlyChart'] .heatmaplayer image")
+    shoot(page, "4-attention-long-prompt")
+    labels = page.locator("[data-testid='stPlotlyChart']").nth(1).locator(".xaxislayer-above .xtick text")
+    assert 0 < labels.count() <= 30
+    page.close()

@@ -19,10 +19,10 @@ def test_labels_are_unique_even_for_repeated_tokens():
     assert labels == ["5 ·a", "6 ·a", "7 ↵"]
 
 
-def test_thinned_keeps_at_most_max_ticks_and_the_last():
+def test_thinned_keeps_at_most_max_ticks():
     labels = [str(i) for i in range(500)]
     picked = thinned(labels, 40)
-    assert len(picked) <= 41 and picked[0] == "0" and picked[-1] == "499"
+    assert len(picked) <= 40 and picked[:2] == ["0", "13"]
     assert thinned(labels[:10], 40) == labels[:10]
 
 

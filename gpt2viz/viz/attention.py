@@ -57,7 +57,7 @@ def masked_region_path(n_query: int, n_key: int, start: int = 0) -> str:
     return "M " + " L ".join(f"{x},{y}" for x, y in points) + " Z"
 
 
-def attention_heatmap_figure(m: AttentionMatrix, max_ticks: int = 40) -> go.Figure:
+def attention_heatmap_figure(m: AttentionMatrix, max_ticks: int = 30) -> go.Figure:
     """Query rows × key columns. Masked cells are NaN in the heatmap, and a grey staircase
     drawn under it (plus a note) marks them as masked rather than zero."""
     pattern = m.kind == PATTERN

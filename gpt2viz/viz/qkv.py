@@ -151,6 +151,6 @@ def scores_figure(c: HeadComputation, max_ticks: int = 40) -> go.Figure:
     fig.update_xaxes(tickmode="array", tickvals=ticks, tickangle=-60, row=1, col=1)
     fig.update_xaxes(title_text="key position", tickmode="array", tickvals=ticks, tickangle=-60, row=2, col=1)
     fig.update_yaxes(title_text="score", row=1, col=1)
-    fig.update_yaxes(title_text="weight", range=[0, 1], row=2, col=1)
+    fig.update_yaxes(title_text="weight", rangemode="tozero", row=2, col=1)
     fig.update_layout(height=520, showlegend=False, margin=dict(l=10, r=10, t=40, b=10))
     return fig

@@ -30,14 +30,9 @@ def token_labels(texts: Sequence[str], start: int = 0) -> list[str]:
 
 
 def thinned(labels: Sequence[str], max_ticks: int = 40) -> list[str]:
-    """Every k-th label, so that at most `max_ticks` are shown on an axis (always the last)."""
-    if len(labels) <= max_ticks:
-        return list(labels)
-    stride = -(-len(labels) // max_ticks)
-    picked = list(labels[::stride])
-    if picked[-1] != labels[-1]:
-        picked.append(labels[-1])
-    return picked
+    """Every k-th label from the first, so that at most `max_ticks` are shown on an axis."""
+    stride = max(1, -(-len(labels) // max_ticks))
+    return list(labels[::stride])
 
 
 def token_strip_html(prompt: Sequence[str], generated: Sequence[str], selected: int | None = None) -> str:
