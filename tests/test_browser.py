@@ -6,6 +6,7 @@ Screenshots go to test-artifacts/screenshots/ (git-ignored) for a person to look
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -176,4 +177,19 @@ def test_long_prompt_attention_stays_readable(server, browser):
     shoot(page, "4-attention-long-prompt")
     labels = page.locator("[data-testid='stPlotlyChart']").nth(1).locator(".xaxislayer-above .xtick text")
     assert 0 < labels.count() <= 30
+    page.close()
+
+
+def test_clicking_a_head_in_the_grid_selects_it(server, browser):
+    page = open_app(browser, server)
+    generate(page, "The cat sat on the mat because it was warm", 2)
+    page.get_by_role("link", name="Attention").click()
+    page.get_by_text("Layer 0, head 0: attention pattern").wait_for(timeout=180_000)
+    points = page.locator("[data-testid='stPlotlyChart']").first.locator(".scatterlayer .point")
+    last = points.count() - 1  # the last layer's last head
+    box = points.nth(last).bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    picked = re.compile(r"Layer [1-9]\d*, head [1-9]\d*: attention pattern")
+    page.get_by_text(picked).wait_for(timeout=180_000)
+    shoot(page, "5-attention-head-clicked")
     page.close()
