@@ -109,8 +109,8 @@ if not run.matches(current.source, prompt, settings):
                "Press Next token or Generate to start a new one.")
 record = step_selector(run)
 live.markdown(strip(run, record.index), unsafe_allow_html=True)
-st.caption("Grey: prompt tokens · blue: generated · outlined: the selected step · "
-           "· is a space, ↵ a newline.")
+st.caption("Grey: prompt tokens; blue: generated tokens; outlined: the selected step. "
+           "“·” marks a space, “↵” a newline.")
 if run.finished:
     st.success(f"Stopped after {len(run.steps)} new tokens: {STOP_MESSAGES[run.steps[-1].stop_reason]}.")
 figure = candidates_figure(
