@@ -81,6 +81,18 @@ def generate(at: AppTest, prompt: str, max_new_tokens: int = 4) -> AppTest:
     return at
 
 
+def n_tokens(at: AppTest) -> int:
+    """Prompt + generated tokens of the session's generation."""
+    return len(at.session_state["run"].ids)
+
+
+def assert_steps(at: AppTest, expected: int) -> None:
+    """`expected` steps, or fewer when the model chose <|endoftext|> (a trained model may)."""
+    steps = at.session_state["run"].steps
+    assert len(steps) == expected or (
+        len(steps) < expected and steps[-1].stop_reason == gpt2viz.STOP_ENDOFTEXT), len(steps)
+
+
 def press_next(at: AppTest) -> AppTest:
     at.button[0].click().run()
     assert not at.exception, at.exception

@@ -13,6 +13,7 @@ from tests.app_support import (  # noqa: F401 (fixtures)
     chart_keys,
     figure,
     generate,
+    n_tokens,
     new_app,
     texts,
 )
@@ -38,7 +39,7 @@ def test_page_shows_grid_heatmap_and_step_row(at):
     assert big["layout"]["xaxis"]["title"]["text"] == "key (attended-to token)"
     assert big["layout"]["yaxis"]["title"]["text"] == "query (attending token)"
     z = big["data"][0]["z"]
-    n = 7 + 3  # prompt + generated tokens
+    n = n_tokens(at)  # prompt + generated tokens
     assert z.shape == (n, n) and np.isnan(z[np.triu_indices(n, 1)]).all()
     assert big["layout"]["shapes"][0]["type"] == "path"
     step = figure(at, "step_attention")

@@ -8,6 +8,7 @@ from tests.app_support import (
     app_checkpoint,  # noqa: F401 (a fixture)
     app_config,
     app_model,  # noqa: F401 (a fixture)
+    assert_steps,
     generate,
     new_app,
     press_next,
@@ -54,7 +55,8 @@ def test_endoftext_typed_in_the_prompt_is_plain_text():
 def test_unicode_prompts_run_and_render(prompt):
     at = generate(new_app(), prompt, max_new_tokens=2)
     html = strip_html(at)
-    assert html.count('class="tok tok-gen') == 2
+    assert html.count('class="tok tok-gen') == len(at.session_state["run"].steps)
+    assert_steps(at, 2)
     if "\u200b" in prompt:
         assert "⟨U+200B⟩" in html and "\u200b" not in html
     for page in PAGES[1:]:

@@ -9,6 +9,7 @@ from tests.app_support import (  # noqa: F401 (fixtures)
     app_checkpoint,
     app_config,
     app_model,
+    assert_steps,
     figure,
     generate,
     new_app,
@@ -50,14 +51,15 @@ def test_next_token_adds_one_step_at_a_time():
 
 def test_generate_runs_to_the_end_and_says_why_it_stopped():
     at = generate(new_app(), "The cat sat on the", max_new_tokens=6)
-    assert len(at.session_state["run"].steps) == 6
-    assert any("Stopped after 6 new tokens" in s for s in texts(at, "success"))
+    assert_steps(at, 6)
+    n = len(at.session_state["run"].steps)
+    assert any(f"Stopped after {n} new tokens" in s for s in texts(at, "success"))
     fig = figure(at, "candidates")
     assert [d["type"] for d in fig["data"]] == ["bar"]
     assert fig["layout"]["xaxis"]["title"]["text"] == "probability"
     assert fig["layout"]["yaxis"]["title"]["text"] == "candidate token"
     assert sum("chosen" in t for t in fig["layout"]["yaxis"]["ticktext"]) == 1
-    assert "Step 6" in fig["layout"]["title"]["text"]
+    assert f"Step {n}" in fig["layout"]["title"]["text"]
 
 
 def test_selecting_a_step_changes_the_candidates_and_the_strip():

@@ -14,6 +14,7 @@ from tests.app_support import (
     chart_keys,
     figure,
     generate,
+    n_tokens,
     new_app,
     texts,
 )
@@ -33,7 +34,7 @@ def test_qkv_page_shows_every_stage(qkv):
     config = app_config()
     assert figure(qkv, "q_vector")["data"][0]["z"].shape == (1, config.d_head)
     k = figure(qkv, "k_matrix")
-    assert k["data"][0]["z"].shape == (9, config.d_head)
+    assert k["data"][0]["z"].shape == (n_tokens(qkv), config.d_head)
     assert k["layout"]["yaxis"]["title"]["text"] == "key position"
     scores = figure(qkv, "scores")
     assert [d["type"] for d in scores["data"]] == ["bar", "scatter", "bar"]
@@ -41,7 +42,7 @@ def test_qkv_page_shows_every_stage(qkv):
     assert figure(qkv, "attn_out")["layout"]["xaxis"]["title"]["text"] == "d_model component"
     table = qkv.dataframe[0].value
     assert list(table.columns) == ["key", "q·k", "÷√d_head", "+ mask", "softmax"]
-    assert len(table) == 9 and abs(table["softmax"].sum() - 1) < 1e-3
+    assert len(table) == n_tokens(qkv) and abs(table["softmax"].sum() - 1) < 1e-3
 
 
 def test_qkv_page_reconstruction_matches_the_recorded_tensors(qkv):
@@ -56,7 +57,7 @@ def test_query_and_head_select_other_numbers(qkv):
     qkv.selectbox(key="query").select(3).run()
     after_query = figure(qkv, "q_vector")["data"][0]["z"]
     assert not np.allclose(before, after_query)
-    assert table_masked(qkv) == 9 - 4
+    assert table_masked(qkv) == n_tokens(qkv) - 4
     qkv.selectbox(key="head").select(config.n_head - 1).run()
     assert not np.allclose(after_query, figure(qkv, "q_vector")["data"][0]["z"])
 
@@ -71,7 +72,8 @@ def test_mlp_page_heatmap_stage_and_layer():
     config = app_config()
     fig = figure(at, "mlp_heatmap")
     assert [d["type"] for d in fig["data"]] == ["heatmap"]
-    assert fig["data"][0]["z"].shape == (9, 32)
+    n = n_tokens(at)
+    assert fig["data"][0]["z"].shape == (n, 32)
     assert fig["layout"]["xaxis"]["title"]["text"] == f"neuron (top 32 of {config.d_mlp})"
     assert fig["layout"]["yaxis"]["title"]["text"] == "token"
     assert "after GELU" in fig["layout"]["title"]["text"]
@@ -83,6 +85,6 @@ def test_mlp_page_heatmap_stage_and_layer():
     at.selectbox(key="layer").select(config.n_layer - 1).run()
     assert not np.allclose(figure(at, "mlp_heatmap")["data"][0]["z"], pre["data"][0]["z"])
     at.slider(key="mlp_top_n").set_value(8).run()
-    assert figure(at, "mlp_heatmap")["data"][0]["z"].shape == (9, 8)
+    assert figure(at, "mlp_heatmap")["data"][0]["z"].shape == (n, 8)
     table = at.dataframe[0].value
-    assert list(table.columns) == ["token", "#1", "#2", "#3", "#4", "#5"] and len(table) == 9
+    assert list(table.columns) == ["token", "#1", "#2", "#3", "#4", "#5"] and len(table) == n
