@@ -43,13 +43,19 @@ def labels_for(ids: list[int]) -> list[str]:
 
 
 def step_selector(run: GenerationRun) -> StepRecord:
-    """The shared step picker (same key on every page); returns the selected step."""
+    """The shared step picker (same key on every page); returns the selected step. A newly
+    selected step also becomes the Q·K·V page's query: the position that predicted its token."""
     options = list(range(len(run.steps)))
     state.keep_within(state.STEP, options, options[-1])
     if len(options) == 1:
-        return run.steps[0]
-    index = state.widget(
-        st.select_slider, "Generation step", options, key=state.STEP,
-        format_func=lambda i: f"{i + 1}: {run.steps[i].text!r}",
-    )
-    return run.steps[index]
+        record = run.steps[0]
+    else:
+        record = run.steps[state.widget(
+            st.select_slider, "Generation step", options, key=state.STEP,
+            format_func=lambda i: f"{i + 1}: {run.steps[i].text!r}",
+        )]
+    step_key = (run.source, run.prompt, run.settings, record.index)
+    if state.get(state.QUERY_STEP) != step_key:
+        state.put(state.QUERY_STEP, step_key)
+        state.put(state.QUERY, record.query_position)
+    return record

@@ -30,6 +30,7 @@ STEP = "step"  # index of the selected generation step
 LAYER = "layer"
 HEAD = "head"
 QUERY = "query"  # absolute position of the query token on the Q·K·V page
+QUERY_STEP = "query_step"  # the step whose query QUERY was last set to
 ATTN_KIND = "attn_kind"  # gpt2viz.viz.attention.PATTERN or SCORES
 MLP_STAGE = "mlp_stage"  # gpt2viz.viz.mlp.PRE or POST
 MLP_TOP_N = "mlp_top_n"

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from tests.app_support import (
+    GENERATE,
     MLP,
     QKV,
     app_checkpoint,  # noqa: F401 (a fixture)
@@ -60,6 +61,17 @@ def test_query_and_head_select_other_numbers(qkv):
     assert table_masked(qkv) == n_tokens(qkv) - 4
     qkv.selectbox(key="head").select(config.n_head - 1).run()
     assert not np.allclose(after_query, figure(qkv, "q_vector")["data"][0]["z"])
+
+
+def test_the_selected_step_sets_the_query():
+    at = generate(new_app(), "The cat sat on the mat because", max_new_tokens=3)
+    prompt_len = n_tokens(at) - len(at.session_state["run"].steps)
+    at.switch_page(QKV).run()
+    assert at.selectbox(key="query").value == n_tokens(at) - 2  # predicted the last token
+    at.switch_page(GENERATE).run()
+    at.select_slider(key="step").set_value(0).run()
+    at.switch_page(QKV).run()
+    assert at.selectbox(key="query").value == prompt_len - 1  # the prompt's last token
 
 
 def table_masked(at) -> int:
