@@ -35,7 +35,8 @@ layer = pick_layer(config, c1)
 head = pick_head(config, c2)
 positions = list(range(len(ids)))
 state.keep_within(state.QUERY, positions, positions[-1])
-query = state.widget(c3.selectbox, "Query token", positions, key=state.QUERY, format_func=labels.__getitem__)
+query = state.widget(c3.selectbox, "Query token", positions, key=state.QUERY, format_func=labels.__getitem__,
+                     help="Selecting a generation step sets this to the token whose output predicted it.")
 
 trace = attention_trace(current.source, tuple(ids))
 proj = current.model.h[layer].attn.c_proj
