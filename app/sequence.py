@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from gpt2viz import PromptError
+import gpt2viz
 from gpt2viz.viz.steps import StepRecord
 from gpt2viz.viz.tokens import token_labels
 
@@ -27,15 +27,7 @@ def analysed_ids(current: CurrentModel) -> list[int]:
     run = session_run(current)
     if run is not None:
         return run.ids
-    prompt = state.get(state.PROMPT)
-    if not prompt.strip():
-        raise PromptError("The prompt is empty (or only whitespace). Type one on the Generate page.")
-    ids = tokenizer().encode(prompt)
-    limit = current.model.config.n_positions
-    if len(ids) > limit:
-        raise PromptError(f"The prompt is {len(ids)} tokens; this model's context holds {limit}. "
-                          f"Shorten it by {len(ids) - limit} tokens or more.")
-    return ids
+    return gpt2viz.encode_prompt(current.model, tokenizer(), state.get(state.PROMPT), reserve=0)
 
 
 def labels_for(ids: list[int]) -> list[str]:

@@ -2,7 +2,7 @@
 
 from .config import GPT2Config
 from .errors import LoadError, PromptError
-from .generation import STOP_CONTEXT, STOP_ENDOFTEXT, STOP_MAX_TOKENS, Step, generate
+from .generation import STOP_CONTEXT, STOP_ENDOFTEXT, STOP_MAX_TOKENS, Step, encode_prompt, generate
 from .loading import BUNDLED_NAME, PRESETS, load_default_model, load_model, save_model
 from .model import GPT2
 from .recording import Recorder
@@ -12,5 +12,5 @@ from .trace import Trace
 __all__ = [
     "BUNDLED_NAME", "EOT_ID", "GPT2", "GPT2Config", "GPT2Tokenizer", "LoadError", "PRESETS",
     "PromptError", "Recorder", "STOP_CONTEXT", "STOP_ENDOFTEXT", "STOP_MAX_TOKENS", "Step", "Trace",
-    "generate", "load_default_model", "load_model", "load_tokenizer", "save_model",
+    "encode_prompt", "generate", "load_default_model", "load_model", "load_tokenizer", "save_model",
 ]

@@ -32,13 +32,18 @@ class Step:
     stop_reason: str | None  # None, or why generation ends after this step
 
 
-def encode_prompt(model: GPT2, tok: GPT2Tokenizer, prompt: str | Sequence[int]) -> torch.Tensor:
-    """The [1, pos] input for `prompt` (text or ids), with a clear error when it cannot be continued."""
+def encode_prompt(
+    model: GPT2, tok: GPT2Tokenizer, prompt: str | Sequence[int], reserve: int = 1
+) -> list[int]:
+    """Token ids of `prompt` (text or ids), or a PromptError that tells the user what to change.
+
+    `reserve` context positions must stay free: 1 to generate a token, 0 to only run the prompt.
+    """
     if isinstance(prompt, str):
         if not prompt.strip():
             raise PromptError("The prompt is empty (or only whitespace). Type some text to continue.")
         prompt = tok.encode(prompt)
-    return model.as_input(prompt, reserve=1)
+    return model.check_ids(prompt, reserve=reserve)
 
 
 def _check_sampling(max_new_tokens: int, temperature: float, top_k: int | None,
@@ -94,7 +99,7 @@ def generate(
     values; without it each step re-runs the whole sequence, so its trace covers every position.
     """
     _check_sampling(max_new_tokens, temperature, top_k, top_p)
-    ids = encode_prompt(model, tok, prompt)[0].tolist()
+    ids = encode_prompt(model, tok, prompt)
     limit = model.config.n_positions
     cache = model.new_cache(capacity=min(limit, len(ids) + max_new_tokens)) if use_cache else None
     rng = torch.Generator().manual_seed(seed)

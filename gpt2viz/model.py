@@ -208,12 +208,12 @@ class GPT2(nn.Module):
         return KVCache(self.config, batch, capacity or self.config.n_positions,
                        self.device, self.dtype)
 
-    def as_input(self, ids: Sequence[int], reserve: int = 0) -> torch.Tensor:
-        """Validate token ids and make the [1, pos] tensor the model takes.
+    def check_ids(self, ids: Sequence[int], reserve: int = 0) -> list[int]:
+        """`ids` as a list, or a PromptError that says what is wrong with them.
 
         `reserve` positions of the context must stay free (1 when a token is to be generated).
         """
-        ids = list(ids)
+        ids = [int(i) for i in ids]
         if not ids:
             raise PromptError("No tokens to run: the prompt is empty. Type some text first.")
         vocab = self.config.vocab_size
@@ -227,7 +227,7 @@ class GPT2(nn.Module):
                 f"The prompt is {len(ids)} tokens; this model's context holds {limit}{free}. "
                 f"Shorten it by {len(ids) - limit + reserve} tokens or more."
             )
-        return torch.tensor([ids], dtype=torch.long, device=self.device)
+        return ids
 
     @torch.inference_mode()
     def run_with_capture(
@@ -240,7 +240,8 @@ class GPT2(nn.Module):
 
         `edits` replaces activations on the way (e.g. zero one head of `hook_z`).
         """
-        idx = self.as_input(ids)
+        ids = self.check_ids(ids)
+        idx = torch.tensor([ids], dtype=torch.long, device=self.device)  # [1, pos]
         rec = Recorder(names, edits)
         logits = self(idx, recorder=rec)
-        return Trace(rec.tensors, logits, list(ids))
+        return Trace(rec.tensors, logits, ids)
