@@ -59,8 +59,8 @@ class Attention(nn.Module):
             allowed = torch.arange(S, device=x.device)[None, :] <= q_pos[:, None]  # [T, S]
             allowed = hook(rec, self.name_mask, allowed.expand(B, T, S))  # [B, T, S]
             scores = torch.matmul(q.transpose(1, 2), k.permute(0, 2, 3, 1))  # [B, H, T, S]
-            scores = scores / math.sqrt(D)
-            scores = scores.masked_fill(~allowed[:, None], float("-inf"))
+            # In place: the matmul's fresh output is ours alone, and [H, T, S] copies are large.
+            scores.div_(math.sqrt(D)).masked_fill_(~allowed[:, None], float("-inf"))
             scores = hook(rec, self.name_scores, scores)  # [B, H, T, S]
             pattern = hook(rec, self.name_pattern, scores.softmax(dim=-1))  # [B, H, T, S]
             z = torch.matmul(pattern, v.transpose(1, 2)).transpose(1, 2)  # [B, T, H, D]
