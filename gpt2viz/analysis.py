@@ -1,0 +1,106 @@
+"""Head-level analyses: previous-token and induction scores of every attention head.
+
+The scores follow the standard tests (as in TransformerLens's tutorials):
+
+* previous-token score of a head = mean attention from each position to the position just
+  before it (query i → key i-1, for i ≥ 1), on ordinary text;
+* induction score of a head = mean attention, from each token of the second copy of a repeated
+  sequence of random tokens, to the token just after that token's earlier occurrence (query i →
+  key i-L+1 for a repeated block of length L).
+
+The pure scoring pieces (`previous_token_score`, `induction_score`) work on attention patterns
+[..., head, q_pos, k_pos] so they can be tested on constructed patterns; `previous_token_scores`
+and `induction_scores` run a model and return a [layer, head] tensor. No Streamlit here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from .model import GPT2
+from .tokenizer import EOT_ID
+
+PATTERN = "blocks.{}.attn.hook_pattern"
+
+
+def previous_token_score(pattern: torch.Tensor) -> torch.Tensor:
+    """Mean attention from position i to i-1 (i ≥ 1). pattern [..., head, q, k] → [..., head]."""
+    if pattern.shape[-1] < 2 or pattern.shape[-2] < 2:
+        raise ValueError("A previous-token score needs at least two positions.")
+    return pattern.diagonal(offset=-1, dim1=-2, dim2=-1).float().mean(-1)
+
+
+def induction_score(pattern: torch.Tensor, seq_len: int, prefix: int = 1) -> torch.Tensor:
+    """Mean attention from the second copy of a repeated block to the token after the first copy.
+
+    The sequence is `prefix` tokens (e.g. one BOS), then a block of `seq_len` tokens, then the same
+    block again. Query positions of the second copy are prefix+L .. prefix+2L-1; each should attend
+    to key q-L+1. pattern [..., head, q, k] (q covering at least prefix+2L positions) → [..., head].
+    """
+    L = int(seq_len)
+    if L < 2:
+        raise ValueError("The repeated block must be at least 2 tokens long.")
+    if pattern.shape[-2] < prefix + 2 * L:
+        raise ValueError(f"The pattern has {pattern.shape[-2]} query positions; a repeated block of "
+                         f"{L} after {prefix} prefix tokens needs {prefix + 2 * L}.")
+    stripe = pattern.diagonal(offset=1 - L, dim1=-2, dim2=-1)  # entry j: query j+L-1, key j
+    # queries prefix+L .. prefix+2L-1  ->  j = prefix+1 .. prefix+L
+    return stripe[..., prefix + 1: prefix + L + 1].float().mean(-1)
+
+
+def attention_patterns(model: GPT2, ids: Sequence[int]) -> torch.Tensor:
+    """All heads' patterns for one sequence: [layer, head, q_pos, k_pos] (float32, CPU)."""
+    n_layer = model.config.n_layer
+    names = [PATTERN.format(i) for i in range(n_layer)]
+    trace = model.run_with_capture(list(ids), names=names)
+    return torch.stack([trace[n].float() for n in names])
+
+
+def _as_batch(ids) -> list[list[int]]:
+    """One sequence (ints, 1-D tensor/array) or several (nested lists, 2-D) → list of lists."""
+    if hasattr(ids, "ndim"):  # torch tensor or numpy array
+        return [list(map(int, s)) for s in (ids.reshape(1, -1) if ids.ndim == 1 else ids)]
+    ids = list(ids)
+    if ids and isinstance(ids[0], (list, tuple)) or (ids and getattr(ids[0], "ndim", 0) == 1):
+        return [list(map(int, s)) for s in ids]
+    return [list(map(int, ids))]
+
+
+def previous_token_scores(
+    model: GPT2, ids: Sequence[int] | Sequence[Sequence[int]]
+) -> torch.Tensor:
+    """Previous-token score of every head, [layer, head], averaged over the given sequence(s)."""
+    seqs = _as_batch(ids)
+    return torch.stack([previous_token_score(attention_patterns(model, s)) for s in seqs]).mean(0)
+
+
+def repeated_random_tokens(
+    seq_len: int = 50, n_seqs: int = 4, seed: int = 0, vocab_size: int = 50257,
+    bos: int | None = EOT_ID,
+) -> list[list[int]]:
+    """`n_seqs` sequences of [bos] + r + r, r being `seq_len` uniform random ids (seeded)."""
+    g = torch.Generator().manual_seed(seed)
+    high = min(vocab_size, EOT_ID)  # never the end-of-text token itself
+    out = []
+    for _ in range(n_seqs):
+        r = torch.randint(0, high, (seq_len,), generator=g).tolist()
+        out.append(([bos] if bos is not None else []) + r + r)
+    return out
+
+
+def induction_scores(
+    model: GPT2, seq_len: int = 50, n_seqs: int = 4, seed: int = 0
+) -> torch.Tensor:
+    """Induction score of every head, [layer, head], on repeated random tokens (seeded)."""
+    seqs = repeated_random_tokens(seq_len, n_seqs, seed, model.config.vocab_size)
+    return torch.stack([induction_score(attention_patterns(model, s), seq_len, prefix=1)
+                        for s in seqs]).mean(0)
+
+
+def best_head(scores: torch.Tensor) -> tuple[int, int, float]:
+    """(layer, head, score) of the highest entry of a [layer, head] score tensor."""
+    flat = int(scores.argmax())
+    layer, head = divmod(flat, scores.shape[1])
+    return layer, head, float(scores[layer, head])
