@@ -30,6 +30,15 @@ def analysed_ids(current: CurrentModel) -> list[int]:
     return gpt2viz.encode_prompt(current.model, tokenizer(), state.get(state.PROMPT), reserve=0)
 
 
+def analysed_ids_or_stop(current: CurrentModel) -> list[int]:
+    """`analysed_ids`, or the prompt's problem shown as a warning and the page stopped."""
+    try:
+        return analysed_ids(current)
+    except gpt2viz.PromptError as err:
+        st.warning(str(err))
+        st.stop()
+
+
 def labels_for(ids: list[int]) -> list[str]:
     return token_labels(tokenizer().token_texts(ids))
 

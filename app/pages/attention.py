@@ -2,12 +2,11 @@
 
 import streamlit as st
 
-import gpt2viz
 from app import state
 from app.layer_head import on_grid_click, pick_head, pick_layer
 from app.model_picker import current_model
 from app.resources import attention_grid, attention_trace
-from app.sequence import analysed_ids, labels_for, session_run, step_selector
+from app.sequence import analysed_ids_or_stop, labels_for, session_run, step_selector
 from gpt2viz.viz.attention import (
     KINDS,
     PATTERN,
@@ -24,11 +23,7 @@ st.caption("Each head of each layer decides how much every token (query, a row) 
            "earlier token (key, a column); a row's weights sum to 1. Tokens never see later "
            "tokens: those cells are masked.")
 current = current_model()
-try:
-    ids = tuple(analysed_ids(current))
-except gpt2viz.PromptError as err:
-    st.warning(str(err))
-    st.stop()
+ids = tuple(analysed_ids_or_stop(current))
 labels = labels_for(list(ids))
 config = current.model.config
 

@@ -2,12 +2,11 @@
 
 import streamlit as st
 
-import gpt2viz
 from app import state
 from app.layer_head import pick_layer
 from app.model_picker import current_model
 from app.resources import mlp_trace
-from app.sequence import analysed_ids, labels_for
+from app.sequence import analysed_ids_or_stop, labels_for
 from gpt2viz.viz.mlp import POST, PRE, neuron_activations, neuron_heatmap_figure, top_neurons_per_token
 
 STAGES = {PRE: "before GELU (hook_pre)", POST: "after GELU (hook_post)"}
@@ -19,11 +18,7 @@ width = config.d_mlp // config.n_embd
 st.caption(f"After attention, each token goes alone through a feed-forward layer {width}× "
            f"wider than the model ({config.d_mlp} neurons): a linear map, the GELU non-linearity, "
            "and a map back. Here are the neurons that fire most.")
-try:
-    ids = analysed_ids(current)
-except gpt2viz.PromptError as err:
-    st.warning(str(err))
-    st.stop()
+ids = analysed_ids_or_stop(current)
 labels = labels_for(ids)
 
 c1, c2, c3 = st.columns([1, 2, 2])

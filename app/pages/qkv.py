@@ -3,12 +3,11 @@
 import numpy as np
 import streamlit as st
 
-import gpt2viz
 from app import state
 from app.layer_head import pick_head, pick_layer
 from app.model_picker import current_model
 from app.resources import attention_trace
-from app.sequence import analysed_ids, labels_for
+from app.sequence import analysed_ids_or_stop, labels_for
 from gpt2viz.viz.qkv import head_computation, matrix_figure, score_table, scores_figure, vector_figure
 
 
@@ -22,11 +21,7 @@ st.caption("Attention(Q, K, V) = softmax(QKᵀ/√d_head)·V for one query token
            "numbers the model computed: the query is compared with every key, the scores become "
            "weights, and the weights mix the values.")
 current = current_model()
-try:
-    ids = analysed_ids(current)
-except gpt2viz.PromptError as err:
-    st.warning(str(err))
-    st.stop()
+ids = analysed_ids_or_stop(current)
 labels = labels_for(ids)
 config = current.model.config
 
