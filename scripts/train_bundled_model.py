@@ -546,13 +546,14 @@ Documents are separated by `<|endoftext|>` (id 50256).
 purposes". These weights are derived from it; treat them as suitable for non-commercial,
 educational use unless you have cleared the Brown Corpus terms yourself.
 
-**Repeated spans (how the induction heads were made to form quickly).** Natural text at this
+**Repeated spans (to make induction heads form sooner).** Natural text at this
 scale does not form induction heads in a 50-minute budget, so {h['repeat_frac']:.0%} of the
 training windows were modified to contain a span of {h['repeat_min']}–{h['repeat_max']} tokens
 that occurs twice: in {h['random_frac']:.0%} of them a block of uniform random token ids
 (the loss on the unpredictable first copy is masked), in the rest a corpus segment copied
-later in the window. This is a known, deliberate curriculum trick: the induction heads here
-were encouraged by the data, not discovered from natural text alone. The validation loss is
+later in the window. This is a known, deliberate curriculum trick: any induction head would be
+encouraged by the data, not discovered from natural text alone (see the head scores above for
+whether one formed). The validation loss is
 measured on unmodified held-out text.
 
 ## Training
