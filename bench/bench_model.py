@@ -32,10 +32,13 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
-import gpt2viz
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere, like make bench
+
+import gpt2viz  # noqa: E402
 
 PROMPT = "The quick brown fox jumps over the lazy"  # 8 gpt2 tokens
 TARGETS = {"record": 1.0, "generate": 1.5}  # max time ratio ours/HF (generate: with recording)
