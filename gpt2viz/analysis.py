@@ -58,22 +58,9 @@ def attention_patterns(model: GPT2, ids: Sequence[int]) -> torch.Tensor:
     return torch.stack([trace[n].float() for n in names])
 
 
-def _as_batch(ids) -> list[list[int]]:
-    """One sequence (ints, 1-D tensor/array) or several (nested lists, 2-D) → list of lists."""
-    if hasattr(ids, "ndim"):  # torch tensor or numpy array
-        return [list(map(int, s)) for s in (ids.reshape(1, -1) if ids.ndim == 1 else ids)]
-    ids = list(ids)
-    if ids and isinstance(ids[0], (list, tuple)) or (ids and getattr(ids[0], "ndim", 0) == 1):
-        return [list(map(int, s)) for s in ids]
-    return [list(map(int, ids))]
-
-
-def previous_token_scores(
-    model: GPT2, ids: Sequence[int] | Sequence[Sequence[int]]
-) -> torch.Tensor:
-    """Previous-token score of every head, [layer, head], averaged over the given sequence(s)."""
-    seqs = _as_batch(ids)
-    return torch.stack([previous_token_score(attention_patterns(model, s)) for s in seqs]).mean(0)
+def previous_token_scores(model: GPT2, sequences: Sequence[Sequence[int]]) -> torch.Tensor:
+    """Previous-token score of every head, [layer, head], averaged over the given sequences."""
+    return torch.stack([previous_token_score(attention_patterns(model, s)) for s in sequences]).mean(0)
 
 
 def repeated_random_tokens(

@@ -375,7 +375,7 @@ def evaluate_and_write(a: argparse.Namespace, tok, train: np.ndarray, val: np.nd
     n_pos = loaded.config.n_positions
     sample_loss, sample_n = eval_loss(loaded, sample_ids, n_pos)
     prev_ids = sample_ids[:n_pos]
-    prev = previous_token_scores(loaded, prev_ids)
+    prev = previous_token_scores(loaded, [prev_ids])
     ind_cfg = {"seq_len": 50, "n_seqs": 4, "seed": 0}
     ind = induction_scores(loaded, **ind_cfg)
     pl, ph, ps = best_head(prev)

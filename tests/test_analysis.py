@@ -99,7 +99,7 @@ def small_model() -> gpt2viz.GPT2:
 
 def test_model_scores_shape_and_range(small_model: gpt2viz.GPT2) -> None:
     ids = torch.randint(0, 50000, (40,), generator=torch.Generator().manual_seed(1))
-    for scores in (previous_token_scores(small_model, ids),
+    for scores in (previous_token_scores(small_model, [ids.tolist()]),
                    previous_token_scores(small_model, [ids.tolist(), ids[:20].tolist()]),
                    induction_scores(small_model, seq_len=20, n_seqs=2, seed=0)):
         assert scores.shape == (2, 3)
@@ -112,4 +112,4 @@ def test_model_score_matches_pattern_score(small_model: gpt2viz.GPT2) -> None:
     ids = list(range(100, 130))
     trace = small_model.run_with_capture(ids, names=["blocks.1.attn.hook_pattern"])
     expected = previous_token_score(trace["blocks.1.attn.hook_pattern"])
-    assert torch.allclose(previous_token_scores(small_model, ids)[1], expected)
+    assert torch.allclose(previous_token_scores(small_model, [ids])[1], expected)

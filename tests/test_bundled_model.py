@@ -82,7 +82,7 @@ def test_validation_loss_matches_record(model: gpt2viz.GPT2, record: dict,
 
 
 def test_head_scores_match_record(model: gpt2viz.GPT2, record: dict, sample_ids: list[int]) -> None:
-    prev = previous_token_scores(model, sample_ids[:model.config.n_positions])
+    prev = previous_token_scores(model, [sample_ids[:model.config.n_positions]])
     ind_cfg = {k: record["induction"][k] for k in ("seq_len", "n_seqs", "seed")}
     ind = induction_scores(model, **ind_cfg)
     assert torch.allclose(prev, torch.tensor(record["previous_token"]["scores"]), atol=2e-3)
