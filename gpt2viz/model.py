@@ -23,6 +23,12 @@ from .recording import Edit, Recorder, hook
 from .trace import Trace
 
 
+def causal_mask(past: int, total: int, device: torch.device) -> torch.Tensor:
+    """[new, total] bool: True where the query at absolute position past+i may see key j."""
+    q_pos = torch.arange(past, total, device=device)
+    return torch.arange(total, device=device)[None, :] <= q_pos[:, None]
+
+
 class Attention(nn.Module):
     """Causal multi-head self-attention with hook points on q, k, v, mask, scores, pattern, z."""
 
@@ -54,10 +60,7 @@ class Attention(nn.Module):
         S = past + T
 
         if rec is not None and any(rec.wants(n) for n in self._explicit):
-            # allowed[i, j]: query at absolute position past+i may attend to key j.
-            q_pos = torch.arange(past, S, device=x.device)
-            allowed = torch.arange(S, device=x.device)[None, :] <= q_pos[:, None]  # [T, S]
-            allowed = hook(rec, self.name_mask, allowed.expand(B, T, S))  # [B, T, S]
+            allowed = hook(rec, self.name_mask, causal_mask(past, S, x.device).expand(B, T, S))
             scores = torch.matmul(q.transpose(1, 2), k.permute(0, 2, 3, 1))  # [B, H, T, S]
             # In place: the matmul's fresh output is ours alone, and [H, T, S] copies are large.
             scores.div_(math.sqrt(D)).masked_fill_(~allowed[:, None], float("-inf"))
@@ -65,10 +68,7 @@ class Attention(nn.Module):
             pattern = hook(rec, self.name_pattern, scores.softmax(dim=-1))  # [B, H, T, S]
             z = torch.matmul(pattern, v.transpose(1, 2)).transpose(1, 2)  # [B, T, H, D]
         else:
-            mask = None
-            if T > 1 and past > 0:
-                q_pos = torch.arange(past, S, device=x.device)
-                mask = torch.arange(S, device=x.device)[None, :] <= q_pos[:, None]  # [T, S]
+            mask = causal_mask(past, S, x.device) if T > 1 and past > 0 else None
             z = F.scaled_dot_product_attention(
                 q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
                 attn_mask=mask, is_causal=(past == 0 and T > 1),
