@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -79,6 +80,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="of those, fraction whose repeated span is uniform random tokens")
     p.add_argument("--repeat-min", type=int, default=10)
     p.add_argument("--repeat-max", type=int, default=100)
+    # synthetic steps and the previous-token probe (for previous-token and induction heads)
+    p.add_argument("--synthetic-frac", type=float, default=0.0,
+                   help="fraction of steps on synthetic windows made only of repeated random-token blocks "
+                        "(loss on the second copies, softmax over the batch's ids plus --negatives)")
+    p.add_argument("--synthetic-len-max", type=int, default=80, help="longest repeated block (min 4)")
+    p.add_argument("--synthetic-pool", type=int, default=0,
+                   help="synthetic blocks draw from the N most frequent training ids (0: every id)")
+    p.add_argument("--negatives", type=int, default=2048,
+                   help="random extra candidate ids in the sampled softmax of synthetic steps")
+    p.add_argument("--prev-aux", type=float, default=0.0,
+                   help="weight of an auxiliary loss: a temporary probe (LayerNorm + Linear, not saved) "
+                        "reads the residual after block 0 and must name the previous token")
     # evaluation
     p.add_argument("--eval-every", type=int, default=250)
     p.add_argument("--eval-tokens", type=int, default=8192, help="held-out tokens in the val loss")
@@ -161,7 +174,7 @@ class Batches:
             w = self.data[start:start + T + 1].astype(np.int64)
             mask = np.ones(T + 1, dtype=bool)  # which targets count in the loss
             if rng.random() < a.repeat_frac:
-                L = int(rng.integers(a.repeat_min, a.repeat_max + 1))
+                L = min(int(rng.integers(a.repeat_min, a.repeat_max + 1)), T // 2)
                 p1 = int(rng.integers(0, T + 1 - 2 * L))
                 p2 = int(rng.integers(p1 + L, T + 2 - L))
                 if rng.random() < a.random_frac:
@@ -178,13 +191,100 @@ class Batches:
         return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
 
 
+def synthetic_batch(rng: np.random.Generator, batch: int, T: int, len_max: int,
+                    pool: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Windows of <|endoftext|> then blocks r+r (r: 4..len_max ids drawn uniformly from `pool`) until
+    T+1 tokens; targets only on the second copies (the first copy is unpredictable)."""
+    xs, ys = [], []
+    for _ in range(batch):
+        w, known = [EOT_ID], [False]
+        while len(w) < T + 1:
+            L = int(rng.integers(4, len_max + 1))
+            r = pool[rng.integers(0, len(pool), size=L)].tolist()
+            w += r + r
+            known += [False] * L + [True] * L
+        w_arr, k_arr = np.asarray(w[:T + 1], dtype=np.int64), np.asarray(known[:T + 1])
+        y = w_arr[1:].copy()
+        y[~k_arr[1:]] = -100
+        xs.append(w_arr[:-1])
+        ys.append(y)
+    return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
+
+
 # ---------------------------------------------------------------- model helpers
+
+def synthetic_pool(train: np.ndarray, size: int) -> np.ndarray:
+    """The ids synthetic blocks draw from: the `size` most frequent ids of the training split (ties
+    by id), or every id but <|endoftext|> when size is 0. Frequent ids have trained embeddings, so a
+    copying circuit can be learned on them first."""
+    if size <= 0:
+        return np.arange(EOT_ID, dtype=np.int64)
+    counts = np.bincount(train, minlength=EOT_ID + 1)[:EOT_ID]
+    return np.sort(np.argsort(-counts, kind="stable")[:size]).astype(np.int64)
+
 
 def lm_loss(model, x: torch.Tensor, y: torch.Tensor, bf16: bool) -> torch.Tensor:
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         logits = model(x)
     return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1),
                            ignore_index=-100)
+
+
+def residuals(model, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ln_f output, residual after block 0), both [B, T, C]: GPT2.forward without the unembedding,
+    so a training step can choose its own output layer."""
+    h = model.wte(x) + model.wpe(torch.arange(x.shape[1]))  # [B, T, C]
+    after_first = None
+    for block in model.h:
+        h = block(h, None, None)
+        after_first = h if after_first is None else after_first
+    return model.ln_f(h), after_first
+
+
+def candidate_loss(hidden: torch.Tensor, targets: torch.Tensor, wte: torch.Tensor,
+                   candidates: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of hidden [N, C] against the tied embedding rows of the sorted `candidates`
+    only (a sampled softmax); every target must be a candidate."""
+    logits = hidden.float() @ wte[candidates].T  # [N, n_candidates]
+    return F.cross_entropy(logits, torch.searchsorted(candidates, targets))
+
+
+class PrevTokenProbe(nn.Module):
+    """Temporary training-only reader of the residual after block 0 that must name the previous
+    token; its loss pushes block 0 to move each token's identity one position on."""
+
+    def __init__(self, d: int) -> None:
+        super().__init__()
+        self.read = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, d))
+
+    def loss(self, after_first: torch.Tensor, x: torch.Tensor, wte: torch.Tensor,
+             candidates: torch.Tensor) -> torch.Tensor:
+        h = self.read(after_first[:, 1:].float()).reshape(-1, after_first.shape[-1])  # [B*(T-1), C]
+        return candidate_loss(h, x[:, :-1].reshape(-1), wte, candidates)
+
+
+def step_loss(model, probe: PrevTokenProbe | None, x: torch.Tensor, y: torch.Tensor, synthetic: bool,
+              a: argparse.Namespace, rng: np.random.Generator) -> tuple[torch.Tensor, float]:
+    """(total loss, next-token part). Text windows use the full 50257-way softmax; synthetic ones a
+    sampled softmax over the batch's ids and random negatives (their targets are all in the batch)."""
+    wte = model.wte.weight
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(a.bf16)):
+        final, after_first = residuals(model, x)
+        logits = None if synthetic else F.linear(final, wte)  # [B, T, vocab]
+    candidates = None
+    if synthetic or probe is not None:
+        negatives = torch.from_numpy(rng.integers(0, wte.shape[0], size=a.negatives))
+        candidates = torch.unique(torch.cat([x.reshape(-1), y[y >= 0], negatives]))
+    if synthetic:
+        keep = y.reshape(-1) >= 0
+        main = candidate_loss(final.reshape(-1, final.shape[-1])[keep], y.reshape(-1)[keep], wte,
+                              candidates)
+    else:
+        main = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=-100)
+    total = main
+    if probe is not None:
+        total = total + a.prev_aux * probe.loss(after_first, x, wte, candidates)
+    return total, main.item()
 
 
 @torch.no_grad()
@@ -284,12 +384,16 @@ def train_model(a: argparse.Namespace, train: np.ndarray, command: str) -> dict:
     print(f"parameters {n_params:,}", flush=True)
     val = np.load(a.cache / "val.npy")
 
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    probe = PrevTokenProbe(config.n_embd) if a.prev_aux > 0 else None
+    params = list(model.parameters()) + (list(probe.parameters()) if probe is not None else [])
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": a.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}],
                             lr=a.lr, betas=(a.beta1, a.beta2))
     batches = Batches(train, a, config.vocab_size)
+    step_rng = np.random.default_rng(a.seed + 2)  # synthetic-or-text choice, synthetic windows, negatives
+    pool = synthetic_pool(train, a.synthetic_pool)
     eval_ids = val[:a.eval_tokens + 1]
     history: list[dict] = []
     t0 = time.time()
@@ -303,27 +407,37 @@ def train_model(a: argparse.Namespace, train: np.ndarray, command: str) -> dict:
             break
         for g in opt.param_groups:
             g["lr"] = lr_at(step, a)
-        x, y = batches.next()
-        loss = lm_loss(model, x, y, bool(a.bf16))
+        synthetic = step_rng.random() < a.synthetic_frac
+        if synthetic:
+            x, y = synthetic_batch(step_rng, a.batch_size, a.seq_len, a.synthetic_len_max, pool)
+        else:
+            x, y = batches.next()
+        loss, lv = step_loss(model, probe, x, y, synthetic, a, step_rng)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), a.grad_clip)
+        torch.nn.utils.clip_grad_norm_(params, a.grad_clip)
         opt.step()
         step += 1
         tokens_seen += x.numel()
-        lv = loss.item()
-        ema = lv if ema is None else 0.95 * ema + 0.05 * lv
+        if not synthetic or a.synthetic_frac >= 1:  # the EMA follows one kind of step only
+            ema = lv if ema is None else 0.95 * ema + 0.05 * lv
         if step % a.log_every == 0 or step == 1:
             el = time.time() - t0
-            print(f"step {step:5d}  loss {lv:.3f}  ema {ema:.3f}  lr {lr_at(step - 1, a):.2e}  "
+            print(f"step {step:5d}  {'synth' if synthetic else 'text '} next-token loss {lv:.3f}  "
+                  f"total {loss.item():.3f}  ema {ema or float('nan'):.3f}  lr {lr_at(step - 1, a):.2e}  "
                   f"tokens {tokens_seen:,}  {tokens_seen / el:,.0f} tok/s  {el / 60:.1f} min", flush=True)
         if step % a.eval_every == 0:
             model.eval()
             vl, _ = eval_loss(model, eval_ids, a.seq_len, bool(a.bf16))
+            prev = best_head(previous_token_scores(model, [val[:config.n_positions].tolist()]))
+            ind = best_head(induction_scores(model))
             model.train()
             history.append({"step": step, "tokens": tokens_seen, "train_loss_ema": ema,
-                            "val_loss_first_tokens": vl, "minutes": (time.time() - t0) / 60})
-            print(f"  eval step {step}: val loss (first {a.eval_tokens} val tokens) {vl:.3f}", flush=True)
+                            "val_loss_first_tokens": vl, "best_previous_token": prev, "best_induction": ind,
+                            "minutes": (time.time() - t0) / 60})
+            print(f"  eval step {step}: val loss (first {a.eval_tokens} val tokens) {vl:.3f}; best "
+                  f"previous-token head {prev[0]}.{prev[1]} = {prev[2]:.3f}, induction {ind[0]}.{ind[1]} "
+                  f"= {ind[2]:.3f}", flush=True)
     train_minutes = (time.time() - t0) / 60
     print(f"training stopped ({stopped_by}) after {step} steps, {tokens_seen:,} tokens, "
           f"{train_minutes:.1f} min", flush=True)
@@ -435,6 +549,64 @@ def evaluate_and_write(a: argparse.Namespace, tok, train: np.ndarray, val: np.nd
           f"{gen_seconds:.2f} s; wall {record['wall_minutes']:.1f} min", flush=True)
 
 
+def run_mix(h: dict) -> str:
+    """What one run trained on, in words, from its hyper-parameters."""
+    synthetic = h.get("synthetic_frac", 0.0)
+    parts = [f"{synthetic:.0%} synthetic steps"] if synthetic else []
+    if synthetic < 1:
+        parts.append(f"{1 - synthetic:.0%} text steps ({h['repeat_frac']:.0%} of the text windows with a "
+                     "repeated span)")
+    if h.get("prev_aux", 0.0):
+        parts.append(f"previous-token probe weight {h['prev_aux']}")
+    if h.get("sinusoidal_wpe", 0.0):
+        parts.append("position embedding re-initialised with sinusoids")
+    return ", ".join(parts)
+
+
+def curriculum_text(hparams: list[dict]) -> str:
+    """The model card's account of the data and objectives that made the heads form."""
+    text = ("**Repeated spans.** Natural text at this scale does not form induction heads within a CPU "
+            "budget, so a fraction of the text windows (see each run below) contain a span of "
+            "tokens that occurs twice: either a block of uniform random token ids (the loss on the "
+            "unpredictable first copy is masked) or a corpus segment copied later in the window.")
+    if any(h.get("synthetic_frac", 0.0) > 0 for h in hparams):
+        text += ("\n\n**Synthetic steps.** Some steps train on windows made only of repeated blocks "
+                 "r + r of 4 to `--synthetic-len-max` ids drawn uniformly from the `--synthetic-pool` "
+                 "most frequent training ids, or from all ids (the loss only on the second copies, which "
+                 "an induction head can predict). Their softmax runs over the ids of the batch "
+                 "plus `--negatives` random ids instead of all 50257, which makes these steps about 4× "
+                 "cheaper on a CPU (≈ 5,000 against ≈ 1,400 tokens/s here); text steps always use the "
+                 "full softmax.")
+    if any(h.get("prev_aux", 0.0) > 0 for h in hparams):
+        text += ("\n\n**Previous-token probe (an auxiliary objective).** With `--prev-aux`, a temporary "
+                 "probe (LayerNorm + Linear, thrown away after training, not in the saved file) reads "
+                 "the residual stream after block 0 and is trained, with the model, to name the previous "
+                 "token. It asks block 0 to carry each token's predecessor, which is the first half of "
+                 "an induction circuit. Before it was used (runs without `--prev-aux`, millions of tokens) "
+                 "no head of this model attended to the previous token. So a previous-token head of "
+                 "this model was *encouraged directly* by that objective; an induction head could only form "
+                 "from the next-token loss on repeated spans. The heads are measured by the standard tests "
+                 "on the saved weights.")
+    return text + "\n\nThe validation loss is measured on unmodified held-out text."
+
+
+def targets_text(prev_score: float, induction: float, total_tokens: int) -> str:
+    """The card's plain statement of which head targets (≥ 0.5 previous-token, ≥ 0.4 induction) were
+    missed, and why; empty when both are met."""
+    missed = []
+    if prev_score < 0.5:
+        missed.append(f"a previous-token head scoring ≥ 0.5 (best here {prev_score:.3f})")
+    if induction < 0.4:
+        missed.append(f"an induction head scoring ≥ 0.4 (best here {induction:.3f})")
+    if not missed:
+        return ""
+    return (f"\n**Targets not reached:** {' and '.join(missed)}. With ~{total_tokens / 1e6:.1f}M training "
+            "tokens on 2 CPU cores (the 50257-wide unembedding takes most of the compute of a text step) the "
+            "circuit had not formed. On repeated random tokens, the next-token loss of the second copies "
+            "stayed at its no-copying level for thousands of steps in every CPU experiment: the long "
+            "plateau that precedes induction heads. A GPU run of this script is the next step.\n")
+
+
 def model_card(r: dict) -> str:
     h = r["hyperparameters"]
     c = r["config"]
@@ -465,16 +637,9 @@ def model_card(r: dict) -> str:
     total_minutes = r.get("train_minutes_total", r["train_minutes"])
     run_list = "\n".join(
         f"{i}. `{run['command']}` — {run['steps']} steps, {run['tokens_seen']:,} tokens, "
-        f"{run['train_minutes']:.1f} min" for i, run in enumerate(runs, 1))
-    targets = ""
-    if pt["score"] < 0.5 or ind["score"] < 0.4:
-        targets = ("\n**Targets not reached.** The project aimed for a previous-token head scoring ≥ 0.5 "
-                   "and "
-                   f"an induction head scoring ≥ 0.4; this model reaches {pt['score']:.3f} and "
-                   f"{ind['score']:.3f}. With ~{total_tokens / 1e6:.1f}M training tokens on 2 CPU cores "
-                   "(the 50257-wide unembedding takes most of the compute) its attention heads had not yet "
-                   "formed these circuits; attention patterns are sharp but content-driven. More tokens "
-                   "(tens of millions) or a GPU would be needed.\n")
+        f"{run['train_minutes']:.1f} min; {run_mix(run['hyperparameters'])}" for i, run in enumerate(runs, 1))
+    curriculum = curriculum_text([run["hyperparameters"] for run in runs])
+    targets = targets_text(pt["score"], ind["score"], total_tokens)
     rerun = ""
     if "evaluation_rerun" in r:
         rerun = (f"\nThe evaluation figures were recomputed from the saved weights with "
@@ -546,29 +711,16 @@ Documents are separated by `<|endoftext|>` (id 50256).
 purposes". These weights are derived from it; treat them as suitable for non-commercial,
 educational use unless you have cleared the Brown Corpus terms yourself.
 
-**Repeated spans (to make induction heads form sooner).** Natural text at this
-scale does not form induction heads in a 50-minute budget, so {h['repeat_frac']:.0%} of the
-training windows were modified to contain a span of {h['repeat_min']}–{h['repeat_max']} tokens
-that occurs twice: in {h['random_frac']:.0%} of them a block of uniform random token ids
-(the loss on the unpredictable first copy is masked), in the rest a corpus segment copied
-later in the window. This is a known, deliberate curriculum trick: any induction head would be
-encouraged by the data, not discovered from natural text alone (see the head scores above for
-whether one formed). The validation loss is
-measured on unmodified held-out text.
+{curriculum}
 
 ## Training
 
 The weights come from {len(runs)} consecutive run(s) of `scripts/train_bundled_model.py`, each
 starting from the previous run's saved weights (`--init-from`, fresh optimizer state), run in
-this order from the repository root (`data/mini_runN` is a copy of `assets/gpt2viz-mini/` taken
-after run N):
+this order from the repository root (each `--init-from` folder held the weights the run before saved):
 
 {run_list}
 
-Why several runs: the first run (learned position embeddings initialised as GPT-2 does,
-N(0, 0.02)) learned token statistics but no positional attention heads at all; the later runs
-put more repeated spans in the data, and run 3 re-initialised the (still learned) position
-embedding with sinusoids (`--sinusoidal-wpe`) so that heads can find relative positions quickly.
 {targets}
 
 Hyper-parameters of the last run (seed {r['seed']}):

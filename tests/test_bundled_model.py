@@ -92,6 +92,9 @@ def test_head_scores_match_record(model: gpt2viz.GPT2, record: dict, sample_ids:
         best = record[key]["best"]
         assert score == pytest.approx(best["score"], abs=2e-3)
         assert scores[best["layer"], best["head"]].item() == pytest.approx(best["score"], abs=2e-3)
+    # the project's target for a previous-token head (the induction target, ≥ 0.4, is not met yet:
+    # the model card says what was reached and why)
+    assert best_head(prev)[2] >= 0.5
 
 
 def test_generation_with_full_recording_is_fast(model: gpt2viz.GPT2, tok: gpt2viz.GPT2Tokenizer,
