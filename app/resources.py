@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import streamlit as st
+import torch
 
 import gpt2viz
 from gpt2viz import GPT2, Trace
+from gpt2viz.analysis import induction_scores
 from gpt2viz.viz.attention import HeadGrid, head_grid
 from gpt2viz.viz.mlp import MLP_NAMES
 from gpt2viz.viz.qkv import QKV_NAMES
@@ -41,3 +43,11 @@ def mlp_trace(source: str, ids: tuple[int, ...]) -> Trace:
 def attention_grid(source: str, ids: tuple[int, ...]) -> HeadGrid:
     config = load(source)[0].config
     return head_grid(attention_trace(source, ids), config.n_layer, config.n_head)
+
+
+@st.cache_resource(show_spinner="Measuring induction heads on repeated random tokens…", max_entries=2)
+def induction(source: str) -> torch.Tensor:
+    """Every head's induction score, [layer, head]: 4 random blocks of up to 50 tokens, each repeated
+    (the test of the model card), shortened to fit a small context."""
+    model = load(source)[0]
+    return induction_scores(model, seq_len=min(50, (model.config.n_positions - 1) // 2))

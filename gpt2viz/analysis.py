@@ -21,6 +21,7 @@ import torch
 
 from .model import GPT2
 from .tokenizer import EOT_ID
+from .trace import Trace
 
 PATTERN = "blocks.{}.attn.hook_pattern"
 
@@ -50,12 +51,16 @@ def induction_score(pattern: torch.Tensor, seq_len: int, prefix: int = 1) -> tor
     return stripe[..., prefix + 1: prefix + L + 1].float().mean(-1)
 
 
+def stacked_patterns(trace: Trace, n_layer: int) -> torch.Tensor:
+    """The patterns a trace recorded, stacked: [layer, head, q_pos, k_pos] (float32, CPU)."""
+    return torch.stack([trace[PATTERN.format(i)].float() for i in range(n_layer)])
+
+
 def attention_patterns(model: GPT2, ids: Sequence[int]) -> torch.Tensor:
     """All heads' patterns for one sequence: [layer, head, q_pos, k_pos] (float32, CPU)."""
     n_layer = model.config.n_layer
-    names = [PATTERN.format(i) for i in range(n_layer)]
-    trace = model.run_with_capture(list(ids), names=names)
-    return torch.stack([trace[n].float() for n in names])
+    trace = model.run_with_capture(list(ids), names=[PATTERN.format(i) for i in range(n_layer)])
+    return stacked_patterns(trace, n_layer)
 
 
 def previous_token_scores(model: GPT2, sequences: Sequence[Sequence[int]]) -> torch.Tensor:

@@ -1,9 +1,13 @@
 """The Attention page: head grid, one head's heatmap, the step row; selection reuses the recording."""
 
+import os
+
 import numpy as np
 import pytest
 
 import gpt2viz
+from gpt2viz.analysis import previous_token_scores
+from gpt2viz.loading import MODEL_ENV
 from tests.app_support import (  # noqa: F401 (fixtures)
     ATTENTION,
     GENERATE,
@@ -29,7 +33,8 @@ def at():
 
 def test_page_shows_grid_heatmap_and_step_row(at):
     assert not at.exception
-    assert chart_keys(at) == ["head_grid", "attention_heatmap", "step_attention"]
+    assert chart_keys(at) == ["head_grid", "attention_heatmap", "previous_token_scores", "induction_scores",
+                              "step_attention"]
     grid = figure(at, "head_grid")
     assert [d["type"] for d in grid["data"]] == ["heatmap", "scatter"]
     assert len(grid["data"][1]["x"]) == app_config().n_layer * app_config().n_head
@@ -84,5 +89,28 @@ def test_selection_is_shared_with_the_other_pages(at):
 
 def test_prompt_alone_is_shown_before_any_generation():
     at = new_app(ATTENTION)
-    assert chart_keys(at) == ["head_grid", "attention_heatmap"]
+    assert chart_keys(at) == ["head_grid", "attention_heatmap", "previous_token_scores", "induction_scores"]
     assert not texts(at, "warning")
+
+
+def test_head_roles_show_both_scores_for_every_head(at):
+    cfg = app_config()
+    prev = figure(at, "previous_token_scores")
+    ind = figure(at, "induction_scores")
+    for fig, title in ((prev, "Previous-token score (this text)"),
+                       (ind, "Induction score (repeated random tokens)")):
+        z = np.asarray(fig["data"][0]["z"], dtype=float)
+        assert z.shape == (cfg.n_layer, cfg.n_head) and ((z >= 0) & (z <= 1)).all()
+        assert fig["layout"]["title"]["text"] == title
+    # the previous-token score is the one of this text: recompute it from the model
+    model = gpt2viz.load_model(os.environ[MODEL_ENV], device="cpu")
+    expected = previous_token_scores(model, [at.session_state["run"].ids])
+    np.testing.assert_allclose(np.asarray(prev["data"][0]["z"], dtype=float), expected.numpy(), atol=1e-5)
+    assert sum(t.startswith("Highest: layer ") for t in texts(at, "caption")) == 2
+
+
+def test_selecting_a_head_outlines_it_in_the_score_charts(at):
+    at.selectbox(key="layer").select(1).run()
+    at.selectbox(key="head").select(2).run()
+    shape = figure(at, "induction_scores")["layout"]["shapes"][0]
+    assert (shape["x0"], shape["y0"]) == (1.5, 0.5)  # head 2, layer 1

@@ -1,12 +1,14 @@
 """Attention: every head's pattern, one head in detail, and each generation step's attention."""
 
 import streamlit as st
+import torch
 
 from app import state
 from app.layer_head import on_grid_click, pick_head, pick_layer
 from app.model_picker import current_model
-from app.resources import attention_grid, attention_trace
+from app.resources import attention_grid, attention_trace, induction
 from app.sequence import analysed_ids_or_stop, labels_for, session_run, step_selector
+from gpt2viz.analysis import previous_token_score, stacked_patterns
 from gpt2viz.viz.attention import (
     KINDS,
     PATTERN,
@@ -15,6 +17,7 @@ from gpt2viz.viz.attention import (
     head_grid_figure,
     step_rows_figure,
 )
+from gpt2viz.viz.heads import head_scores, head_scores_figure
 
 KIND_LABELS = {PATTERN: "pattern (after softmax)", "scores": "scores (before softmax)"}
 
@@ -42,6 +45,33 @@ with left:
 with right:
     matrix = attention_matrix(attention_trace(current.source, ids), layer, head, kind, labels)
     st.plotly_chart(attention_heatmap_figure(matrix), key="attention_heatmap")
+
+st.subheader("What each head does")
+st.caption("Two standard tests give every head a score from 0 to 1. **Previous-token**: its mean "
+           "attention from each token to the one just before it, on this text. **Induction**: on random "
+           "tokens repeated twice, its mean attention from each token of the second copy to the token "
+           "that came next the first time; such heads let a model continue a pattern it has already "
+           "seen. The selected head is outlined.")
+
+
+def show_head_scores(scores: torch.Tensor, title: str, key: str) -> None:
+    data = head_scores(scores, title)
+    st.plotly_chart(head_scores_figure(data, (layer, head)), key=key)
+    best_layer, best_head, best = data.best
+    st.caption(f"Highest: layer {best_layer}, head {best_head} ({best:.2f}).")
+
+
+left, right = st.columns(2)
+with left:
+    if len(ids) < 2:
+        st.info("The previous-token score needs at least two tokens.")
+    else:
+        patterns = stacked_patterns(attention_trace(current.source, ids), config.n_layer)
+        show_head_scores(previous_token_score(patterns), "Previous-token score (this text)",
+                         "previous_token_scores")
+with right:
+    show_head_scores(induction(current.source), "Induction score (repeated random tokens)",
+                     "induction_scores")
 
 run = session_run(current)
 if run is not None:
