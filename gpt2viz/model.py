@@ -182,6 +182,18 @@ class GPT2(nn.Module):
         recorder: Recorder | None = None,
     ) -> torch.Tensor:
         """Logits [batch, pos, vocab] for token ids `idx` [batch, pos] that follow the cache."""
+        x = self.final_residual(idx, cache, recorder)  # [B, T, C]
+        head = self.wte.weight if self.config.tie_word_embeddings else self.lm_head.weight
+        return F.linear(x, head)  # [B, T, vocab]
+
+    def final_residual(
+        self,
+        idx: torch.Tensor,
+        cache: KVCache | None = None,
+        recorder: Recorder | None = None,
+    ) -> torch.Tensor:
+        """The ln_f output [batch, pos, d_model]: all of `forward` but the unembedding (training
+        code may put a cheaper output layer on it)."""
         B, T = idx.shape
         past = cache.length if cache is not None else 0
         if past + T > self.config.n_positions:
@@ -200,8 +212,7 @@ class GPT2(nn.Module):
         x = hook(rec, "ln_final.hook_normalized", self.ln_f(x))  # [B, T, C]
         if cache is not None:
             cache.advance(T)
-        head = self.wte.weight if self.config.tie_word_embeddings else self.lm_head.weight
-        return F.linear(x, head)  # [B, T, vocab]
+        return x
 
     def new_cache(self, capacity: int | None = None, batch: int = 1) -> KVCache:
         """An empty key/value cache for up to `capacity` positions (default: the context)."""

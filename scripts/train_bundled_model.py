@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 import gpt2viz  # noqa: E402
 from gpt2viz.analysis import best_head, induction_scores, previous_token_scores  # noqa: E402
+from gpt2viz.recording import Recorder  # noqa: E402
 from gpt2viz.tokenizer import EOT_ID  # noqa: E402
 
 SEP = "<|endoftext|>"
@@ -231,14 +232,13 @@ def lm_loss(model, x: torch.Tensor, y: torch.Tensor, bf16: bool) -> torch.Tensor
 
 
 def residuals(model, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(ln_f output, residual after block 0), both [B, T, C]: GPT2.forward without the unembedding,
-    so a training step can choose its own output layer."""
-    h = model.wte(x) + model.wpe(torch.arange(x.shape[1]))  # [B, T, C]
-    after_first = None
-    for block in model.h:
-        h = block(h, None, None)
-        after_first = h if after_first is None else after_first
-    return model.ln_f(h), after_first
+    """(ln_f output, residual after block 0), both [B, T, C], with gradients: the model's forward
+    without the unembedding, so a training step can choose its own output layer. Block 0's output
+    is taken through an identity edit (a recording would detach it)."""
+    taken: list[torch.Tensor] = []
+    take = Recorder(names=[], edits={"blocks.0.hook_resid_post": lambda t: taken.append(t) or t})
+    final = model.final_residual(x, recorder=take)
+    return final, taken[0]
 
 
 def candidate_loss(hidden: torch.Tensor, targets: torch.Tensor, wte: torch.Tensor,

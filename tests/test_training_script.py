@@ -60,6 +60,7 @@ def test_synthetic_pool_is_the_most_frequent_ids(script) -> None:
 def test_residuals_reproduce_the_model_forward(script, tiny: gpt2viz.GPT2) -> None:
     x = torch.randint(0, 50257, (2, 17))
     final, after_first = script.residuals(tiny, x)
+    assert final.requires_grad and after_first.requires_grad  # both train the model
     torch.testing.assert_close(F.linear(final, tiny.wte.weight), tiny(x))
     h = tiny.wte(x) + tiny.wpe(torch.arange(17))
     torch.testing.assert_close(after_first, tiny.h[0](h, None, None))
