@@ -51,21 +51,25 @@ def induction_score(pattern: torch.Tensor, seq_len: int, prefix: int = 1) -> tor
     return stripe[..., prefix + 1: prefix + L + 1].float().mean(-1)
 
 
-def stacked_patterns(trace: Trace, n_layer: int) -> torch.Tensor:
-    """The patterns a trace recorded, stacked: [layer, head, q_pos, k_pos] (float32, CPU)."""
-    return torch.stack([trace[PATTERN.format(i)].float() for i in range(n_layer)])
-
-
 def attention_patterns(model: GPT2, ids: Sequence[int]) -> torch.Tensor:
     """All heads' patterns for one sequence: [layer, head, q_pos, k_pos] (float32, CPU)."""
-    n_layer = model.config.n_layer
-    trace = model.run_with_capture(list(ids), names=[PATTERN.format(i) for i in range(n_layer)])
-    return stacked_patterns(trace, n_layer)
+    names = [PATTERN.format(i) for i in range(model.config.n_layer)]
+    trace = model.run_with_capture(list(ids), names=names)
+    return torch.stack([trace[n].float() for n in names])
+
+
+def trace_previous_token_scores(trace: Trace, n_layer: int) -> torch.Tensor:
+    """Previous-token score of every head, [layer, head], from a trace that recorded the patterns.
+    Layer by layer: stacking [layer, head, T, T] first would copy every pattern."""
+    return torch.stack([previous_token_score(trace[PATTERN.format(i)]) for i in range(n_layer)])
 
 
 def previous_token_scores(model: GPT2, sequences: Sequence[Sequence[int]]) -> torch.Tensor:
     """Previous-token score of every head, [layer, head], averaged over the given sequences."""
-    return torch.stack([previous_token_score(attention_patterns(model, s)) for s in sequences]).mean(0)
+    n_layer = model.config.n_layer
+    names = [PATTERN.format(i) for i in range(n_layer)]
+    return torch.stack([trace_previous_token_scores(model.run_with_capture(list(s), names=names), n_layer)
+                        for s in sequences]).mean(0)
 
 
 def repeated_random_tokens(

@@ -114,3 +114,12 @@ def test_selecting_a_head_outlines_it_in_the_score_charts(at):
     at.selectbox(key="head").select(2).run()
     shape = figure(at, "induction_scores")["layout"]["shapes"][0]
     assert (shape["x0"], shape["y0"]) == (1.5, 0.5)  # head 2, layer 1
+
+
+def test_one_token_prompt_explains_the_missing_previous_token_score():
+    at = new_app()
+    at.text_area(key="prompt").input("Hello").run()  # one token, not generated yet
+    at.switch_page(ATTENTION).run()
+    assert not at.exception
+    assert chart_keys(at) == ["head_grid", "attention_heatmap", "induction_scores"]
+    assert texts(at, "info") == ["The previous-token score needs at least two tokens."]

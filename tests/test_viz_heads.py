@@ -4,7 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from gpt2viz.analysis import previous_token_score, previous_token_scores, stacked_patterns
+from gpt2viz.analysis import (
+    attention_patterns,
+    previous_token_score,
+    previous_token_scores,
+    trace_previous_token_scores,
+)
 from gpt2viz.viz.heads import head_scores, head_scores_figure
 
 
@@ -35,6 +40,8 @@ def test_scores_from_a_recorded_trace_match_the_model_run(small_model) -> None:
     ids = [464, 3797, 3332, 319, 262, 2603, 780, 340]
     names = [f"blocks.{i}.attn.hook_pattern" for i in range(small_model.config.n_layer)]
     trace = small_model.run_with_capture(ids, names=names)
-    patterns = stacked_patterns(trace, small_model.config.n_layer)
-    assert patterns.shape == (small_model.config.n_layer, small_model.config.n_head, 8, 8)
-    torch.testing.assert_close(previous_token_score(patterns), previous_token_scores(small_model, [ids]))
+    from_trace = trace_previous_token_scores(trace, small_model.config.n_layer)
+    assert from_trace.shape == (small_model.config.n_layer, small_model.config.n_head)
+    # the same as scoring the stacked [layer, head, q, k] patterns, and as running the model again
+    torch.testing.assert_close(from_trace, previous_token_score(attention_patterns(small_model, ids)))
+    torch.testing.assert_close(from_trace, previous_token_scores(small_model, [ids]))

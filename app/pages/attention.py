@@ -8,7 +8,7 @@ from app.layer_head import on_grid_click, pick_head, pick_layer
 from app.model_picker import current_model
 from app.resources import attention_grid, attention_trace, induction
 from app.sequence import analysed_ids_or_stop, labels_for, session_run, step_selector
-from gpt2viz.analysis import previous_token_score, stacked_patterns
+from gpt2viz.analysis import trace_previous_token_scores
 from gpt2viz.viz.attention import (
     KINDS,
     PATTERN,
@@ -66,9 +66,8 @@ with left:
     if len(ids) < 2:
         st.info("The previous-token score needs at least two tokens.")
     else:
-        patterns = stacked_patterns(attention_trace(current.source, ids), config.n_layer)
-        show_head_scores(previous_token_score(patterns), "Previous-token score (this text)",
-                         "previous_token_scores")
+        scores = trace_previous_token_scores(attention_trace(current.source, ids), config.n_layer)
+        show_head_scores(scores, "Previous-token score (this text)", "previous_token_scores")
 with right:
     show_head_scores(induction(current.source), "Induction score (repeated random tokens)",
                      "induction_scores")
