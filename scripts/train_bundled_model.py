@@ -163,8 +163,8 @@ def encode_sample(tok, text: str) -> list[int]:
 class Batches:
     """Random training windows, a fraction with a repeated span (seeded numpy generator)."""
 
-    def __init__(self, data: np.ndarray, args: argparse.Namespace, vocab: int) -> None:
-        self.data, self.a, self.vocab = data, args, vocab
+    def __init__(self, data: np.ndarray, args: argparse.Namespace) -> None:
+        self.data, self.a = data, args
         self.rng = np.random.default_rng(args.seed)
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -212,8 +212,6 @@ def synthetic_batch(rng: np.random.Generator, batch: int, T: int, len_max: int,
     return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
 
 
-# ---------------------------------------------------------------- model helpers
-
 def synthetic_pool(train: np.ndarray, size: int) -> np.ndarray:
     """The ids synthetic blocks draw from: the `size` most frequent ids of the training split (ties
     by id), or every id but <|endoftext|> when size is 0. Frequent ids have trained embeddings, so a
@@ -224,11 +222,17 @@ def synthetic_pool(train: np.ndarray, size: int) -> np.ndarray:
     return np.sort(np.argsort(-counts, kind="stable")[:size]).astype(np.int64)
 
 
+# ---------------------------------------------------------------- model helpers
+
+def next_token_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of logits [B, T, vocab] against targets [B, T] (-100: not counted)."""
+    return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=-100)
+
+
 def lm_loss(model, x: torch.Tensor, y: torch.Tensor, bf16: bool) -> torch.Tensor:
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         logits = model(x)
-    return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1),
-                           ignore_index=-100)
+    return next_token_loss(logits, y)
 
 
 def residuals(model, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -280,7 +284,7 @@ def step_loss(model, probe: PrevTokenProbe | None, x: torch.Tensor, y: torch.Ten
         main = candidate_loss(final.reshape(-1, final.shape[-1])[keep], y.reshape(-1)[keep], wte,
                               candidates)
     else:
-        main = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=-100)
+        main = next_token_loss(logits, y)
     total = main
     if probe is not None:
         total = total + a.prev_aux * probe.loss(after_first, x, wte, candidates)
@@ -391,7 +395,7 @@ def train_model(a: argparse.Namespace, train: np.ndarray, command: str) -> dict:
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": a.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}],
                             lr=a.lr, betas=(a.beta1, a.beta2))
-    batches = Batches(train, a, config.vocab_size)
+    batches = Batches(train, a)
     step_rng = np.random.default_rng(a.seed + 2)  # synthetic-or-text choice, synthetic windows, negatives
     pool = synthetic_pool(train, a.synthetic_pool)
     eval_ids = val[:a.eval_tokens + 1]
