@@ -33,6 +33,7 @@ test: .stamp-test browser
 bench: .stamp-test
 	$(PY) bench/bench_model.py
 	$(PY) bench/bench_app.py
+	$(PY) bench/bench_bundled.py
 
 clean:
 	rm -rf $(VENV) .stamp-runtime .stamp-test .pytest_cache .ruff_cache

@@ -21,7 +21,7 @@ _CHOICES = [DEFAULT_SOURCE, gpt2viz.BUNDLED_NAME, *gpt2viz.PRESETS, LOCAL]
 class CurrentModel:
     source: str  # the key the model is cached under (DEFAULT_SOURCE for the default)
     model: GPT2
-    notice: str | None
+    fallback_reason: str | None  # why the default fell back to the bundled model, or None
 
 
 def device_label(model: GPT2) -> str:
@@ -55,7 +55,7 @@ def current_model() -> CurrentModel:
                 st.info("Type the path of a local model.")
                 st.stop()
         try:
-            model, notice = load(source)
+            model, fallback_reason = load(source)
         except gpt2viz.LoadError as err:
             st.error(f"Could not load this model. {err}")
             st.stop()
@@ -63,6 +63,20 @@ def current_model() -> CurrentModel:
         st.caption(f"**{model.name}** · {config.n_layer} layers × {config.n_head} heads · "
                    f"d_model {config.n_embd} · context {config.n_positions}")
         st.caption(f"Device: **{device_label(model)}**")
-    if notice:
-        st.info(notice)
-    return CurrentModel(source, model, notice)
+    return CurrentModel(source, model, fallback_reason)
+
+
+def fallback_banner(current: CurrentModel) -> None:
+    """One calm line when the default model fell back to the bundled one, details folded away."""
+    if current.fallback_reason is None:
+        return
+    st.info(f"Offline: showing **{gpt2viz.BUNDLED_NAME}**, a small model trained by this project, "
+            "not OpenAI's GPT-2.", icon="ℹ️")
+    with st.expander("How to get the real GPT-2"):
+        st.markdown(
+            "On a machine with internet, run `.venv/bin/hf download openai-community/gpt2 config.json "
+            "model.safetensors` and copy `~/.cache/huggingface` here; the app then starts with it. "
+            "Or pick a model in the sidebar, or set `GPT2VIZ_MODEL` to a preset, a Hugging Face repo "
+            "id, a folder or a `.safetensors` file."
+        )
+        st.caption(f"Why the real one did not load: {current.fallback_reason}")

@@ -17,7 +17,8 @@ DEFAULT_SOURCE = ""  # gpt2viz.load_default_model(): $GPT2VIZ_MODEL, else gpt2, 
 
 @st.cache_resource(show_spinner="Loading the model…", max_entries=2)
 def load(source: str) -> tuple[GPT2, str | None]:
-    """(model, notice for the user or None). Raises gpt2viz.LoadError with a readable message."""
+    """(model, why the default fell back to the bundled model or None). Raises gpt2viz.LoadError
+    with a readable message."""
     if source == DEFAULT_SOURCE:
         return gpt2viz.load_default_model()
     return gpt2viz.load_model(source), None

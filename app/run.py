@@ -1,19 +1,21 @@
-"""One session's generation: the live step iterator and a compact record of every step so far."""
+"""One session's generation: the page's sampling settings and the `gpt2viz.Generation` they start."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import gpt2viz
-from gpt2viz import GPT2, Step
-from gpt2viz.viz.steps import PATTERN_NAMES, StepRecord
+from gpt2viz import GPT2, Generation, act_name
+
+from .resources import tokenizer
 
 STOP_MESSAGES = {
-    gpt2viz.STOP_ENDOFTEXT: "the model chose `<|endoftext|>`",
+    gpt2viz.STOP_ENDOFTEXT: f"the model chose `{gpt2viz.EOT_TEXT}`",
     gpt2viz.STOP_CONTEXT: "the context limit of the model is reached",
     gpt2viz.STOP_MAX_TOKENS: "the number of new tokens asked for is reached",
 }
+# Every layer's pattern: what each step's attention row (shown on the Attention page) needs.
+PATTERNS = (act_name("pattern", "*"),)
 
 
 @dataclass(frozen=True)
@@ -35,47 +37,12 @@ class Settings:
         }
 
 
-@dataclass
-class GenerationRun:
-    """Steps generated so far for (source, prompt, settings); `advance` adds one more."""
+def start(model: GPT2, prompt: str, settings: Settings) -> Generation:
+    """A new generation (raises gpt2viz.PromptError for a prompt that cannot run)."""
+    return Generation(model, tokenizer(), prompt, names=PATTERNS, **settings.generate_kwargs())
 
-    source: str
-    prompt: str
-    settings: Settings
-    n_layer: int
-    steps: list[StepRecord] = field(default_factory=list)
-    prompt_ids: list[int] = field(default_factory=list)
-    _iterator: Iterator[Step] | None = None
 
-    @classmethod
-    def start(cls, model: GPT2, source: str, prompt: str, settings: Settings) -> GenerationRun:
-        run = cls(source, prompt, settings, model.config.n_layer)
-        run._iterator = gpt2viz.generate(model, gpt2viz.load_tokenizer(), prompt,
-                                         names=PATTERN_NAMES, **settings.generate_kwargs())
-        return run
-
-    def matches(self, source: str, prompt: str, settings: Settings | None = None) -> bool:
-        same = self.source == source and self.prompt == prompt
-        return same and (settings is None or self.settings == settings)
-
-    @property
-    def finished(self) -> bool:
-        return bool(self.steps) and self.steps[-1].stop_reason is not None
-
-    @property
-    def ids(self) -> list[int]:
-        """Prompt and generated tokens."""
-        return self.prompt_ids + [s.token_id for s in self.steps]
-
-    def advance(self) -> StepRecord:
-        """Generate one more token (raises gpt2viz.PromptError on the first call for a bad prompt)."""
-        if self._iterator is None or self.finished:
-            raise RuntimeError("This generation has finished.")
-        step = next(self._iterator)
-        if step.index == 0:
-            self.prompt_ids = list(step.trace.ids)
-        record = StepRecord.from_step(step, self.n_layer)
-        self.steps.append(record)
-        if record.stop_reason is not None:
-            self._iterator = None  # frees the key/value cache
-        return record
+def matches(run: Generation, model: GPT2, prompt: str, settings: Settings | None = None) -> bool:
+    """True when `run` is this model's generation of `prompt` (with these settings, if given)."""
+    same = run.model is model and run.prompt == prompt
+    return same and (settings is None or run.settings == settings.generate_kwargs())

@@ -5,19 +5,19 @@ from __future__ import annotations
 import streamlit as st
 
 import gpt2viz
-from gpt2viz.viz.steps import StepRecord
+from gpt2viz import Generation, Step
 from gpt2viz.viz.tokens import token_labels
 
 from . import state
 from .model_picker import CurrentModel
 from .resources import tokenizer
-from .run import GenerationRun
+from .run import matches
 
 
-def session_run(current: CurrentModel) -> GenerationRun | None:
+def session_run(current: CurrentModel) -> Generation | None:
     """This session's generation, if it is for the current model and prompt."""
     run = st.session_state.get(state.RUN)
-    if run is not None and run.steps and run.matches(current.source, state.get(state.PROMPT)):
+    if run is not None and run.steps and matches(run, current.model, state.get(state.PROMPT)):
         return run
     return None
 
@@ -43,7 +43,7 @@ def labels_for(ids: list[int]) -> list[str]:
     return token_labels(tokenizer().token_texts(ids))
 
 
-def step_selector(run: GenerationRun) -> StepRecord:
+def step_selector(run: Generation) -> Step:
     """The shared step picker (same key on every page); returns the selected step. A newly
     selected step also becomes the Q·K·V page's query: the position that predicted its token."""
     options = list(range(len(run.steps)))
@@ -55,7 +55,7 @@ def step_selector(run: GenerationRun) -> StepRecord:
             st.select_slider, "Generation step", options, key=state.STEP,
             format_func=lambda i: f"{i + 1}: {run.steps[i].text!r}",
         )]
-    step_key = (run.source, run.prompt, run.settings, record.index)
+    step_key = (id(run), record.index)
     if state.get(state.QUERY_STEP) != step_key:
         state.put(state.QUERY_STEP, step_key)
         state.put(state.QUERY, record.query_position)

@@ -23,7 +23,7 @@ TOP_K = "top_k"  # 0 = off
 TOP_P = "top_p"  # 1.0 = off
 SEED = "seed"
 MAX_NEW_TOKENS = "max_new_tokens"
-RUN = "run"  # app.run.GenerationRun of this session, or absent
+RUN = "run"  # gpt2viz.Generation of this session (app.run.start), or absent
 
 # Selections shared by all pages
 STEP = "step"  # index of the selected generation step

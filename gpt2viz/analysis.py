@@ -19,11 +19,10 @@ from collections.abc import Sequence
 
 import torch
 
+from .hooks import act_name
 from .model import GPT2
 from .tokenizer import EOT_ID
 from .trace import Trace
-
-PATTERN = "blocks.{}.attn.hook_pattern"
 
 
 def previous_token_score(pattern: torch.Tensor) -> torch.Tensor:
@@ -53,21 +52,18 @@ def induction_score(pattern: torch.Tensor, seq_len: int, prefix: int = 1) -> tor
 
 def attention_patterns(model: GPT2, ids: Sequence[int]) -> torch.Tensor:
     """All heads' patterns for one sequence: [layer, head, q_pos, k_pos] (float32, CPU)."""
-    names = [PATTERN.format(i) for i in range(model.config.n_layer)]
-    trace = model.run_with_capture(list(ids), names=names)
-    return torch.stack([trace[n].float() for n in names])
+    return model.run_with_capture(list(ids), names=[act_name("pattern", "*")]).stack("pattern")
 
 
 def trace_previous_token_scores(trace: Trace, n_layer: int) -> torch.Tensor:
     """Previous-token score of every head, [layer, head], from a trace that recorded the patterns.
     Layer by layer: stacking [layer, head, T, T] first would copy every pattern."""
-    return torch.stack([previous_token_score(trace[PATTERN.format(i)]) for i in range(n_layer)])
+    return torch.stack([previous_token_score(trace["pattern", i]) for i in range(n_layer)])
 
 
 def previous_token_scores(model: GPT2, sequences: Sequence[Sequence[int]]) -> torch.Tensor:
     """Previous-token score of every head, [layer, head], averaged over the given sequences."""
-    n_layer = model.config.n_layer
-    names = [PATTERN.format(i) for i in range(n_layer)]
+    n_layer, names = model.config.n_layer, [act_name("pattern", "*")]
     return torch.stack([trace_previous_token_scores(model.run_with_capture(list(s), names=names), n_layer)
                         for s in sequences]).mean(0)
 

@@ -1,5 +1,7 @@
 """The errors gpt2viz raises on purpose, each with a message that says what to do."""
 
+EMPTY_PROMPT = "The prompt is empty (or only whitespace). Type some text to continue."
+
 
 class LoadError(RuntimeError):
     """A model or tokenizer could not be loaded: missing, corrupt, wrong shape, not GPT-2, offline."""

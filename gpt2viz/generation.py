@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 
 import torch
 
-from .errors import PromptError
+from .errors import EMPTY_PROMPT, PromptError
+from .hooks import act_name
 from .model import GPT2
-from .recording import Recorder
+from .recording import Edit, Recorder
 from .tokenizer import EOT_ID, GPT2Tokenizer
 from .trace import Trace
 
@@ -30,6 +31,14 @@ class Step:
     top: list[tuple[int, str, float]]  # [(token_id, text, prob)], highest first, temperature 1
     trace: Trace | None  # this step's forward pass: the new positions over the cached ones
     stop_reason: str | None  # None, or why generation ends after this step
+    # [layer, head, key] float16: the last query's attention over every key (None unless every
+    # layer's pattern was recorded). Small enough to keep for every step of a long generation.
+    attention_row: torch.Tensor | None = None
+
+    @property
+    def query_position(self) -> int:
+        """The position whose output predicted this token."""
+        return self.position - 1
 
 
 def encode_prompt(
@@ -41,7 +50,7 @@ def encode_prompt(
     """
     if isinstance(prompt, str):
         if not prompt.strip():
-            raise PromptError("The prompt is empty (or only whitespace). Type some text to continue.")
+            raise PromptError(EMPTY_PROMPT)
         prompt = tok.encode(prompt)
     return model.check_ids(prompt, reserve=reserve)
 
@@ -77,6 +86,130 @@ def sampling_distribution(
     return probs
 
 
+class Generation:
+    """A generation that goes on one token at a time: `advance()` runs one step.
+
+    `temperature=0` is greedy; otherwise sampling with `seed` is reproducible. Each step records
+    the hook points in `names` (all when None) unless `record` is False, and applies `edits` (as
+    `run_with_capture` takes them) to its forward pass. With `use_cache` (the default) each step
+    runs only the new token over cached keys and values; without it each step re-runs the whole
+    sequence, so its trace covers every position.
+
+    `advance` returns the step with its trace; `steps` keeps every step without it (the
+    attention row stays), so a long generation stays small. A bad prompt or setting raises here,
+    in the constructor.
+    """
+
+    def __init__(
+        self,
+        model: GPT2,
+        tok: GPT2Tokenizer,
+        prompt: str | Sequence[int],
+        max_new_tokens: int = 20,
+        temperature: float = 0.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        seed: int = 0,
+        names: Iterable[str] | None = None,
+        record: bool = True,
+        n_top: int = 10,
+        use_cache: bool = True,
+        edits: Mapping[str, Edit] | None = None,
+    ) -> None:
+        _check_sampling(max_new_tokens, temperature, top_k, top_p)
+        self.model, self.tok, self.prompt = model, tok, prompt
+        self.settings = dict(max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k,
+                             top_p=top_p, seed=seed)
+        self.prompt_ids = encode_prompt(model, tok, prompt)
+        self.steps: list[Step] = []
+        self._names = None if names is None else list(names)
+        self._record, self._n_top, self._edits = record, n_top, dict(edits or {})
+        self._patterns = [act_name("pattern", layer) for layer in range(model.config.n_layer)]
+        capacity = min(model.config.n_positions, len(self.prompt_ids) + max_new_tokens)
+        self._cache = model.new_cache(capacity=capacity) if use_cache else None
+        self._use_cache = use_cache
+        self._rng = torch.Generator().manual_seed(seed)
+        self._pending = list(self.prompt_ids)  # the ids the next forward pass runs
+
+    @property
+    def ids(self) -> list[int]:
+        """Prompt and generated tokens."""
+        return self.prompt_ids + [s.token_id for s in self.steps]
+
+    @property
+    def finished(self) -> bool:
+        return self.stop_reason is not None
+
+    @property
+    def stop_reason(self) -> str | None:
+        """Why the generation ended (STOP_*), or None while it can go on."""
+        return self.steps[-1].stop_reason if self.steps else None
+
+    def __iter__(self) -> Iterator[Step]:
+        while not self.finished:
+            yield self.advance()
+
+    def advance(self) -> Step:
+        """Generate one more token and return its step (with this step's trace)."""
+        if self.finished:
+            raise RuntimeError(f"This generation has finished ({self.stop_reason}); start a new "
+                               "Generation to write more.")
+        index, model = len(self.steps), self.model
+        start = self._cache.length if self._cache is not None else 0
+        rec = None
+        if self._record or self._edits:
+            rec = Recorder(self._names if self._record else [], self._edits)
+        with torch.inference_mode():
+            logits = model(torch.tensor([self._pending], device=model.device), self._cache, rec)
+            last = logits[0, -1].float().cpu()  # [vocab]
+            probs = last.softmax(-1)
+            token = self._choose(last)
+            top_probs, top_ids = probs.topk(min(self._n_top, probs.numel()))
+        position = len(self.prompt_ids) + index
+        trace = None
+        if self._record:
+            trace = Trace(rec.tensors, logits, self._pending, start, model.config, model.name)
+        step = Step(
+            index=index,
+            position=position,
+            token_id=token,
+            text=self.tok.token_text(token),
+            prob=float(probs[token]),
+            top=[(int(t), self.tok.token_text(int(t)), float(p))
+                 for t, p in zip(top_ids, top_probs, strict=True)],
+            trace=trace,
+            stop_reason=self._stop_reason(token, position, index),
+            attention_row=self._attention_row(trace),
+        )
+        self.steps.append(replace(step, trace=None))
+        if step.stop_reason is not None:
+            self._cache = None  # frees the key/value cache
+        else:
+            self._pending = [token] if self._use_cache else self.ids
+        return step
+
+    def _choose(self, logits: torch.Tensor) -> int:
+        if self.settings["temperature"] == 0:
+            return int(logits.argmax())
+        s = self.settings
+        dist = sampling_distribution(logits, s["temperature"], s["top_k"], s["top_p"])
+        return int(torch.multinomial(dist, 1, generator=self._rng))
+
+    def _stop_reason(self, token: int, position: int, index: int) -> str | None:
+        if token == EOT_ID:
+            return STOP_ENDOFTEXT
+        if position + 1 >= self.model.config.n_positions:
+            return STOP_CONTEXT
+        if index == self.settings["max_new_tokens"] - 1:
+            return STOP_MAX_TOKENS
+        return None
+
+    def _attention_row(self, trace: Trace | None) -> torch.Tensor | None:
+        if trace is None or not all(name in trace for name in self._patterns):
+            return None
+        return torch.stack([trace[name][:, -1, :] for name in self._patterns]).to(torch.float16)
+
+
 def generate(
     model: GPT2,
     tok: GPT2Tokenizer,
@@ -90,53 +223,9 @@ def generate(
     record: bool = True,
     n_top: int = 10,
     use_cache: bool = True,
+    edits: Mapping[str, Edit] | None = None,
 ) -> Iterator[Step]:
-    """Yield generated tokens one by one. `temperature=0` is greedy; otherwise sampling with
-    `seed` is reproducible. Each step records the hook points in `names` (all when None) unless
-    `record` is False. The last step says why generation stopped (`stop_reason`).
-
-    With `use_cache` (the default) each step runs only the new token over cached keys and
-    values; without it each step re-runs the whole sequence, so its trace covers every position.
-    """
-    _check_sampling(max_new_tokens, temperature, top_k, top_p)
-    ids = encode_prompt(model, tok, prompt)
-    limit = model.config.n_positions
-    cache = model.new_cache(capacity=min(limit, len(ids) + max_new_tokens)) if use_cache else None
-    rng = torch.Generator().manual_seed(seed)
-    new_ids = list(ids)
-    for i in range(max_new_tokens):
-        start = cache.length if cache is not None else 0
-        rec = Recorder(names) if record else None
-        with torch.inference_mode():
-            logits = model(torch.tensor([new_ids], device=model.device), cache, rec)
-            last = logits[0, -1].float().cpu()  # [vocab]
-            probs = last.softmax(-1)
-            if temperature == 0:
-                token = int(last.argmax())
-            else:
-                dist = sampling_distribution(last, temperature, top_k, top_p)
-                token = int(torch.multinomial(dist, 1, generator=rng))
-            top_p_vals, top_ids = probs.topk(n_top)
-        position = len(ids) + i
-        if token == EOT_ID:
-            stop = STOP_ENDOFTEXT
-        elif position + 1 >= limit:
-            stop = STOP_CONTEXT
-        elif i == max_new_tokens - 1:
-            stop = STOP_MAX_TOKENS
-        else:
-            stop = None
-        yield Step(
-            index=i,
-            position=position,
-            token_id=token,
-            text=tok.token_text(token),
-            prob=float(probs[token]),
-            top=[(int(t), tok.token_text(int(t)), float(p))
-                 for t, p in zip(top_ids, top_p_vals, strict=True)],
-            trace=Trace(rec.tensors, logits, new_ids, start) if rec is not None else None,
-            stop_reason=stop,
-        )
-        if stop:
-            return
-        new_ids = [token] if cache is not None else [*new_ids, token]
+    """Yield generated tokens one by one: an iterator over `Generation(...)` (see it for the
+    arguments). The last step says why generation stopped (`stop_reason`)."""
+    return iter(Generation(model, tok, prompt, max_new_tokens, temperature, top_k, top_p, seed,
+                           names, record, n_top, use_cache, edits))

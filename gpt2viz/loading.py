@@ -19,8 +19,7 @@ from safetensors import safe_open
 from .config import GPT2Config
 from .errors import LoadError
 from .model import GPT2
-
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
+from .paths import ASSETS
 
 PRESETS: dict[str, str] = {
     "gpt2": "openai-community/gpt2",
@@ -78,7 +77,8 @@ def _resolve(source: str | Path, cache_dir: str | Path | None) -> tuple[list[Pat
         if not folder.is_dir():
             raise LoadError(
                 f"The bundled model {name!r} is missing from {folder}. Restore assets/ from the "
-                "repository, or rebuild it with scripts/train_bundled_model.py."
+                "repository, or rebuild it with `python -m training.train --config "
+                "training/config/gpt2viz_mini.json`."
             )
         files, config = _folder_files(folder)
         return files, config, name
@@ -274,10 +274,10 @@ def convert_hf_state_dict(
 def load_default_model(
     device: str | torch.device | None = None,
 ) -> tuple[GPT2, str | None]:
-    """The model the app starts with, and a notice to show the user (None when all is as asked).
+    """The model the app starts with, and why it fell back to the bundled model (None if not).
 
     `$GPT2VIZ_MODEL` if set; else the real gpt2 when it is cached or downloadable; else the
-    bundled model, with a notice that says so and how to get the real one. Never a silent switch.
+    bundled model, with the reason the real one could not be loaded. Never a silent switch.
     """
     chosen = os.environ.get(MODEL_ENV)
     if chosen:
@@ -285,12 +285,7 @@ def load_default_model(
     try:
         return load_model("gpt2", device=device), None
     except LoadError as err:
-        notice = (
-            f"The real GPT-2 is not available here, so this is {BUNDLED_NAME}, a small model of "
-            "the GPT-2 architecture trained by the gpt2viz project (not OpenAI's GPT-2). "
-            f"Why: {err} "
-        )
-        return load_model(BUNDLED_NAME, device=device), notice
+        return load_model(BUNDLED_NAME, device=device), str(err)
 
 
 def save_model(model: GPT2, folder: str | Path, dtype: torch.dtype | None = None) -> Path:

@@ -17,10 +17,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import GPT2Config
-from .errors import PromptError
+from .errors import EMPTY_PROMPT, PromptError
+from .hooks import EMBED_HOOKS, FINAL_HOOKS, hook_names_for, layer_names
 from .kv_cache import KVCache
 from .recording import Edit, Recorder, hook
 from .trace import Trace
+
+_EMBED, _POS_EMBED = (h.name() for h in EMBED_HOOKS)
+_LN_F_SCALE, _LN_F_NORMALIZED = (h.name() for h in FINAL_HOOKS)
 
 
 def causal_mask(past: int, total: int, device: torch.device) -> torch.Tensor:
@@ -29,8 +33,27 @@ def causal_mask(past: int, total: int, device: torch.device) -> torch.Tensor:
     return torch.arange(total, device=device)[None, :] <= q_pos[:, None]
 
 
+class LayerNorm(nn.LayerNorm):
+    """nn.LayerNorm with TransformerLens's two hook points: the scale √(var + eps) and the
+    normalised x − mean / scale, before the weight and bias are applied."""
+
+    def __init__(self, config: GPT2Config, name_scale: str, name_normalized: str) -> None:
+        super().__init__(config.n_embd, eps=config.layer_norm_epsilon)
+        self.name_scale, self.name_normalized = name_scale, name_normalized
+
+    def forward(self, x: torch.Tensor, rec: Recorder | None = None) -> torch.Tensor:
+        if rec is None or not (rec.wants(self.name_scale) or rec.wants(self.name_normalized)):
+            return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        centred = x - x.mean(-1, keepdim=True)  # [B, T, C]
+        variance = centred.pow(2).mean(-1, keepdim=True)  # [B, T, 1]
+        scale = hook(rec, self.name_scale, (variance + self.eps).sqrt())  # [B, T, 1]
+        normalized = hook(rec, self.name_normalized, centred / scale)  # [B, T, C]
+        return normalized * self.weight + self.bias
+
+
 class Attention(nn.Module):
-    """Causal multi-head self-attention with hook points on q, k, v, mask, scores, pattern, z."""
+    """Causal multi-head self-attention with hook points on q, k, v, mask, scores, pattern, z
+    and (when asked for) each head's result."""
 
     def __init__(self, config: GPT2Config, layer: int) -> None:
         super().__init__()
@@ -38,34 +61,31 @@ class Attention(nn.Module):
         self.n_head, self.d_head = config.n_head, config.d_head
         self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd)
         self.c_proj = nn.Linear(config.n_embd, config.n_embd)
-        p = f"blocks.{layer}.attn."
-        self.name_q, self.name_k, self.name_v = p + "hook_q", p + "hook_k", p + "hook_v"
-        self.name_mask, self.name_scores = p + "hook_mask", p + "hook_attn_scores"
-        self.name_pattern, self.name_z = p + "hook_pattern", p + "hook_z"
-        self._explicit = (self.name_mask, self.name_scores, self.name_pattern)
+        self.names = layer_names(layer)
+        self._explicit = tuple(self.names[s] for s in ("mask", "attn_scores", "pattern"))
 
     def forward(
         self, x: torch.Tensor, cache: KVCache | None, rec: Recorder | None
     ) -> torch.Tensor:
         B, T, C = x.shape  # batch, new positions, d_model
-        H, D = self.n_head, self.d_head
+        H, D, n = self.n_head, self.d_head, self.names
         q, k, v = self.c_attn(x).split(C, dim=2)
-        q = hook(rec, self.name_q, q.view(B, T, H, D))  # [B, T, H, D]
-        k = hook(rec, self.name_k, k.view(B, T, H, D))  # [B, T, H, D]
-        v = hook(rec, self.name_v, v.view(B, T, H, D))  # [B, T, H, D]
+        q = hook(rec, n["q"], q.view(B, T, H, D))  # [B, T, H, D]
+        k = hook(rec, n["k"], k.view(B, T, H, D))  # [B, T, H, D]
+        v = hook(rec, n["v"], v.view(B, T, H, D))  # [B, T, H, D]
         past = 0
         if cache is not None:
             past = cache.length
             k, v = cache.extend(self.layer, k, v)  # [B, S, H, D], S = past + T
         S = past + T
 
-        if rec is not None and any(rec.wants(n) for n in self._explicit):
-            allowed = hook(rec, self.name_mask, causal_mask(past, S, x.device).expand(B, T, S))
+        if rec is not None and any(rec.wants(name) for name in self._explicit):
+            allowed = hook(rec, n["mask"], causal_mask(past, S, x.device).expand(B, T, S))
             scores = torch.matmul(q.transpose(1, 2), k.permute(0, 2, 3, 1))  # [B, H, T, S]
             # In place: the matmul's fresh output is ours alone, and [H, T, S] copies are large.
             scores.div_(math.sqrt(D)).masked_fill_(~allowed[:, None], float("-inf"))
-            scores = hook(rec, self.name_scores, scores)  # [B, H, T, S]
-            pattern = hook(rec, self.name_pattern, scores.softmax(dim=-1))  # [B, H, T, S]
+            scores = hook(rec, n["attn_scores"], scores)  # [B, H, T, S]
+            pattern = hook(rec, n["pattern"], scores.softmax(dim=-1))  # [B, H, T, S]
             z = torch.matmul(pattern, v.transpose(1, 2)).transpose(1, 2)  # [B, T, H, D]
         else:
             mask = causal_mask(past, S, x.device) if T > 1 and past > 0 else None
@@ -73,7 +93,11 @@ class Attention(nn.Module):
                 q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
                 attn_mask=mask, is_causal=(past == 0 and T > 1),
             ).transpose(1, 2)  # [B, T, H, D]
-        z = hook(rec, self.name_z, z)
+        z = hook(rec, n["z"], z)
+        if rec is not None and rec.wants(n["result"]):
+            w_o = self.c_proj.weight.view(C, H, D)  # [d_model, H, D]: column block h is head h's slice
+            result = hook(rec, n["result"], torch.einsum("bthd,chd->bthc", z, w_o))  # [B, T, H, C]
+            return result.sum(2) + self.c_proj.bias  # [B, T, C]
         return self.c_proj(z.reshape(B, T, C))  # [B, T, C]
 
 
@@ -84,8 +108,8 @@ class MLP(nn.Module):
         super().__init__()
         self.c_fc = nn.Linear(config.n_embd, config.d_mlp)
         self.c_proj = nn.Linear(config.d_mlp, config.n_embd)
-        self.name_pre = f"blocks.{layer}.mlp.hook_pre"
-        self.name_post = f"blocks.{layer}.mlp.hook_post"
+        names = layer_names(layer)
+        self.name_pre, self.name_post = names["pre"], names["post"]
 
     def forward(self, x: torch.Tensor, rec: Recorder | None) -> torch.Tensor:
         pre = hook(rec, self.name_pre, self.c_fc(x))  # [B, T, d_mlp]
@@ -98,43 +122,21 @@ class Block(nn.Module):
 
     def __init__(self, config: GPT2Config, layer: int) -> None:
         super().__init__()
-        self.ln_1 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
+        self.names = n = layer_names(layer)
+        self.ln_1 = LayerNorm(config, n["ln1_scale"], n["ln1_normalized"])
         self.attn = Attention(config, layer)
-        self.ln_2 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
+        self.ln_2 = LayerNorm(config, n["ln2_scale"], n["ln2_normalized"])
         self.mlp = MLP(config, layer)
-        p = f"blocks.{layer}."
-        self.names = {
-            k: p + k
-            for k in ("hook_resid_pre", "ln1.hook_normalized", "hook_attn_out", "hook_resid_mid",
-                      "ln2.hook_normalized", "hook_mlp_out", "hook_resid_post")
-        }
 
     def forward(
         self, x: torch.Tensor, cache: KVCache | None, rec: Recorder | None
     ) -> torch.Tensor:
         n = self.names
-        x = hook(rec, n["hook_resid_pre"], x)  # [B, T, C]
-        attn_out = self.attn(hook(rec, n["ln1.hook_normalized"], self.ln_1(x)), cache, rec)
-        x = hook(rec, n["hook_resid_mid"], x + hook(rec, n["hook_attn_out"], attn_out))
-        mlp_out = self.mlp(hook(rec, n["ln2.hook_normalized"], self.ln_2(x)), rec)
-        return hook(rec, n["hook_resid_post"], x + hook(rec, n["hook_mlp_out"], mlp_out))
-
-
-_ATTN_HOOKS = ("hook_q", "hook_k", "hook_v", "hook_mask", "hook_attn_scores", "hook_pattern",
-               "hook_z")
-
-
-def hook_names_for(n_layer: int) -> list[str]:
-    """Every hook point of an `n_layer` GPT-2, in the order a forward pass reaches them."""
-    names = ["hook_embed", "hook_pos_embed"]
-    for i in range(n_layer):
-        b = f"blocks.{i}."
-        names += [b + "hook_resid_pre", b + "ln1.hook_normalized"]
-        names += [b + "attn." + h for h in _ATTN_HOOKS]
-        names += [b + "hook_attn_out", b + "hook_resid_mid", b + "ln2.hook_normalized",
-                  b + "mlp.hook_pre", b + "mlp.hook_post", b + "hook_mlp_out",
-                  b + "hook_resid_post"]
-    return names + ["ln_final.hook_normalized"]
+        x = hook(rec, n["resid_pre"], x)  # [B, T, C]
+        attn_out = hook(rec, n["attn_out"], self.attn(self.ln_1(x, rec), cache, rec))  # [B, T, C]
+        x = hook(rec, n["resid_mid"], x + attn_out)  # [B, T, C]
+        mlp_out = hook(rec, n["mlp_out"], self.mlp(self.ln_2(x, rec), rec))  # [B, T, C]
+        return hook(rec, n["resid_post"], x + mlp_out)  # [B, T, C]
 
 
 class GPT2(nn.Module):
@@ -147,7 +149,7 @@ class GPT2(nn.Module):
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
         self.wpe = nn.Embedding(config.n_positions, config.n_embd)
         self.h = nn.ModuleList(Block(config, i) for i in range(config.n_layer))
-        self.ln_f = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
+        self.ln_f = LayerNorm(config, _LN_F_SCALE, _LN_F_NORMALIZED)
         if not config.tie_word_embeddings:
             self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         self._hook_names = hook_names_for(config.n_layer)
@@ -175,6 +177,11 @@ class GPT2(nn.Module):
         """Every hook point, in forward order."""
         return list(self._hook_names)
 
+    @property
+    def W_U(self) -> torch.Tensor:
+        """The unembedding [vocab, d_model] (the token embedding when tied)."""
+        return self.wte.weight if self.config.tie_word_embeddings else self.lm_head.weight
+
     def forward(
         self,
         idx: torch.Tensor,
@@ -182,18 +189,16 @@ class GPT2(nn.Module):
         recorder: Recorder | None = None,
     ) -> torch.Tensor:
         """Logits [batch, pos, vocab] for token ids `idx` [batch, pos] that follow the cache."""
-        x = self.final_residual(idx, cache, recorder)  # [B, T, C]
-        head = self.wte.weight if self.config.tie_word_embeddings else self.lm_head.weight
-        return F.linear(x, head)  # [B, T, vocab]
+        return self.unembed(self.run_blocks(idx, cache, recorder), recorder)
 
-    def final_residual(
+    def run_blocks(
         self,
         idx: torch.Tensor,
         cache: KVCache | None = None,
         recorder: Recorder | None = None,
     ) -> torch.Tensor:
-        """The ln_f output [batch, pos, d_model]: all of `forward` but the unembedding (training
-        code may put a cheaper output layer on it)."""
+        """The residual stream leaving the last block, [batch, pos, d_model]: embeddings, then
+        every block (writing the new keys and values into `cache`)."""
         B, T = idx.shape
         past = cache.length if cache is not None else 0
         if past + T > self.config.n_positions:
@@ -204,15 +209,18 @@ class GPT2(nn.Module):
         if rec is not None:
             rec.bind(self._hook_names)
         pos = torch.arange(past, past + T, device=idx.device)  # [T]
-        tok_emb = hook(rec, "hook_embed", self.wte(idx))  # [B, T, C]
-        pos_emb = hook(rec, "hook_pos_embed", self.wpe(pos).expand(B, T, -1))  # [B, T, C]
+        tok_emb = hook(rec, _EMBED, self.wte(idx))  # [B, T, C]
+        pos_emb = hook(rec, _POS_EMBED, self.wpe(pos).expand(B, T, -1))  # [B, T, C]
         x = tok_emb + pos_emb
         for block in self.h:
             x = block(x, cache, rec)
-        x = hook(rec, "ln_final.hook_normalized", self.ln_f(x))  # [B, T, C]
         if cache is not None:
             cache.advance(T)
         return x
+
+    def unembed(self, resid: torch.Tensor, recorder: Recorder | None = None) -> torch.Tensor:
+        """Logits [..., vocab] of a residual-stream tensor [..., d_model]: ln_f, then W_U."""
+        return F.linear(self.ln_f(resid, recorder), self.W_U)
 
     def new_cache(self, capacity: int | None = None, batch: int = 1) -> KVCache:
         """An empty key/value cache for up to `capacity` positions (default: the context)."""
@@ -226,7 +234,7 @@ class GPT2(nn.Module):
         """
         ids = [int(i) for i in ids]
         if not ids:
-            raise PromptError("No tokens to run: the prompt is empty. Type some text first.")
+            raise PromptError(EMPTY_PROMPT)
         vocab = self.config.vocab_size
         bad = [i for i in ids if not 0 <= int(i) < vocab]
         if bad:
@@ -255,4 +263,4 @@ class GPT2(nn.Module):
         idx = torch.tensor([ids], dtype=torch.long, device=self.device)  # [1, pos]
         rec = Recorder(names, edits)
         logits = self(idx, recorder=rec)
-        return Trace(rec.tensors, logits, ids)
+        return Trace(rec.tensors, logits, ids, config=self.config, model_name=self.name)

@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import torch
 
+from .hooks import is_opt_in, point_of
+
 Edit = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -37,18 +39,22 @@ class Recorder:
         self._touched: frozenset[str] = frozenset()
 
     def bind(self, hook_names: Sequence[str]) -> None:
-        """Resolve the requested names against a model's hook points; unknown names are errors."""
+        """Resolve the requested names against a model's hook points; unknown names are errors.
+
+        Opt-in points (large ones such as attn.hook_result) are kept only when a requested name
+        or pattern spells them out (`blocks.*.attn.hook_result`), never by `None` or `blocks.0.*`.
+        """
         known = set(hook_names)
         unknown = [n for n in self.edits if n not in known]
         if self._requested is None:
-            keep = set(hook_names)
+            keep = {n for n in hook_names if not is_opt_in(n)}
         else:
             keep = set()
             for pattern in self._requested:
                 matched = fnmatch.filter(hook_names, pattern)
                 if not matched:
                     unknown.append(pattern)
-                keep.update(matched)
+                keep.update(n for n in matched if not is_opt_in(n) or point_of(n)[0].suffix in pattern)
         if unknown:
             hints = []
             for name in unknown:

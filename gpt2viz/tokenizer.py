@@ -17,8 +17,10 @@ import tiktoken
 from tiktoken_ext.openai_public import ENDOFTEXT, r50k_pat_str
 
 from .errors import LoadError
+from .paths import ASSETS
 
-BPE_DIR = Path(__file__).resolve().parent.parent / "assets" / "gpt2_bpe"
+BPE_DIR = ASSETS / "gpt2_bpe"
+EOT_TEXT = ENDOFTEXT  # "<|endoftext|>", GPT-2's one special token
 EOT_ID = 50256
 _HASHES = {
     "vocab.bpe": "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5",
@@ -91,7 +93,7 @@ def mergeable_ranks(directory: Path = BPE_DIR) -> dict[bytes, int]:
 
     encoder = json.loads(_read_verified("encoder.json", directory))
     merges = _read_verified("vocab.bpe", directory).decode().split("\n")[1:-1]
-    ranks = {to_bytes(k): v for k, v in encoder.items() if k != ENDOFTEXT}
+    ranks = {to_bytes(k): v for k, v in encoder.items() if k != EOT_TEXT}
     # tiktoken needs ids ordered like merge priority: 256 single bytes, then one per merge.
     if len(ranks) != 256 + len(merges):
         raise LoadError("encoder.json and vocab.bpe disagree on the number of tokens.")
@@ -106,5 +108,5 @@ def load_tokenizer() -> GPT2Tokenizer:
         explicit_n_vocab=50257,
         pat_str=r50k_pat_str,
         mergeable_ranks=mergeable_ranks(),
-        special_tokens={ENDOFTEXT: EOT_ID},
+        special_tokens={EOT_TEXT: EOT_ID},
     )

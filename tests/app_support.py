@@ -21,6 +21,7 @@ from streamlit.testing.v1 import AppTest
 
 import gpt2viz
 from gpt2viz.loading import MODEL_ENV
+from gpt2viz.paths import ASSETS
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "streamlit_app.py"
@@ -43,7 +44,7 @@ def app_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> str:
     chosen = os.environ.get(MODEL_ENV)
     if chosen:
         return chosen
-    if (ROOT / "assets" / gpt2viz.BUNDLED_NAME).is_dir():
+    if (ASSETS / gpt2viz.BUNDLED_NAME).is_dir():
         return gpt2viz.BUNDLED_NAME
     return str(gpt2viz.save_model(tiny_model(), tmp_path_factory.mktemp("tiny-gpt2")))
 

@@ -77,7 +77,7 @@ def test_settings_change_starts_a_new_generation():
     at.number_input(key="seed").set_value(7)
     press_next(at)
     run = at.session_state["run"]
-    assert len(run.steps) == 1 and not run.settings.greedy and run.settings.seed == 7
+    assert len(run.steps) == 1 and run.settings["temperature"] == 0.8 and run.settings["seed"] == 7
 
 
 def test_pressing_next_after_the_end_says_it_has_finished():

@@ -23,14 +23,14 @@ def compare(ours: gpt2viz.GPT2, hf, ids: list[int]) -> None:
         out = hf(torch.tensor([ids]), output_attentions=True, output_hidden_states=True)
     torch.testing.assert_close(trace.logits, out.logits[0], atol=1e-4, rtol=0)
     for layer, attn in enumerate(out.attentions):
-        torch.testing.assert_close(trace[f"blocks.{layer}.attn.hook_pattern"], attn[0],
-                                   atol=1e-5, rtol=0)
+        torch.testing.assert_close(trace["pattern", layer], attn[0], atol=1e-5, rtol=0)
         # HF's hidden_states[i] is the residual stream entering block i.
-        torch.testing.assert_close(trace[f"blocks.{layer}.hook_resid_pre"],
-                                   out.hidden_states[layer][0], atol=1e-4, rtol=0)
-    # ...and its last entry is after the final LayerNorm.
-    torch.testing.assert_close(trace["ln_final.hook_normalized"], out.hidden_states[-1][0],
-                               atol=1e-4, rtol=0)
+        torch.testing.assert_close(trace["resid_pre", layer], out.hidden_states[layer][0],
+                                   atol=1e-4, rtol=0)
+    # ...and its last entry is after the final LayerNorm: our pre-affine hook, then ln_f's affine.
+    ln_f = ours.ln_f
+    after_ln_f = trace["ln_final.hook_normalized"] * ln_f.weight.detach() + ln_f.bias.detach()
+    torch.testing.assert_close(after_ln_f, out.hidden_states[-1][0], atol=1e-4, rtol=0)
     # Without a recorder the fused attention path must give the same logits.
     with torch.inference_mode():
         plain = ours(torch.tensor([ids]))[0]

@@ -107,3 +107,82 @@ def test_unusual_prompts_generate(small_model, tok) -> None:
         steps = list(gpt2viz.generate(small_model, tok, prompt, max_new_tokens=2))
         assert steps[0].trace.ids == tok.encode(prompt)
         assert gpt2viz.EOT_ID not in steps[0].trace.ids
+
+
+def same_step(a: gpt2viz.Step, b: gpt2viz.Step) -> None:
+    assert (a.index, a.position, a.token_id, a.text, a.stop_reason) == (b.index, b.position, b.token_id,
+                                                                       b.text, b.stop_reason)
+    assert a.top == b.top and a.prob == b.prob
+    assert torch.equal(a.attention_row, b.attention_row)
+
+
+@pytest.mark.parametrize("kwargs", [dict(), dict(temperature=0.9, top_k=40, top_p=0.9, seed=3)])
+def test_generation_gives_generates_steps_and_resumes_anywhere(small_model, tok, kwargs) -> None:
+    expected = list(gpt2viz.generate(small_model, tok, "Resume me", max_new_tokens=7, **kwargs))
+    for pause_after in range(0, 8):
+        g = gpt2viz.Generation(small_model, tok, "Resume me", max_new_tokens=7, **kwargs)
+        first = [g.advance() for _ in range(pause_after)]
+        assert g.ids == g.prompt_ids + [s.token_id for s in first]
+        rest = list(g)  # iterating goes on from where advance() stopped
+        for got, want in zip(first + rest, expected, strict=True):
+            same_step(got, want)
+            torch.testing.assert_close(got.trace.logits, want.trace.logits, atol=0, rtol=0)
+        assert g.finished and g.stop_reason == gpt2viz.STOP_MAX_TOKENS
+        assert g.ids == g.prompt_ids + [s.token_id for s in expected]
+    with pytest.raises(RuntimeError, match="has finished"):
+        g.advance()
+
+
+def test_generation_keeps_steps_compactly(small_model, tok) -> None:
+    g = gpt2viz.Generation(small_model, tok, "Keep it small", max_new_tokens=4)
+    returned = [g.advance() for _ in range(4)]
+    n_prompt = len(g.prompt_ids)
+    for i, (kept, step) in enumerate(zip(g.steps, returned, strict=True)):
+        assert kept.trace is None and step.trace is not None
+        assert kept.query_position == n_prompt + i - 1
+        row = kept.attention_row
+        assert row.dtype == torch.float16 and row.shape == (2, 4, n_prompt + i)
+        want = torch.stack([step.trace["pattern", layer][:, -1] for layer in range(2)])
+        torch.testing.assert_close(row.float(), want, atol=1e-3, rtol=0)
+    # Without every layer's pattern there is no row to keep.
+    partial = gpt2viz.Generation(small_model, tok, "Hi", 2, names=["blocks.0.attn.hook_pattern"])
+    assert partial.advance().attention_row is None
+
+
+def test_generation_raises_at_construction(small_model, tok) -> None:
+    with pytest.raises(gpt2viz.PromptError, match="empty"):
+        gpt2viz.Generation(small_model, tok, "  ")
+    with pytest.raises(gpt2viz.PromptError, match="context holds 128"):
+        gpt2viz.generate(small_model, tok, list(range(200)))  # raises on the call, not on next()
+    with pytest.raises(ValueError, match="top_p"):
+        gpt2viz.Generation(small_model, tok, "Hi", top_p=2.0)
+
+
+def zero_head(head: int):
+    def edit(z: torch.Tensor) -> torch.Tensor:
+        z = z.clone()
+        z[:, :, head] = 0  # [batch, pos, head, d_head]
+        return z
+    return edit
+
+
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_edits_while_generating_act_as_in_run_with_capture(small_model, tok, use_cache) -> None:
+    # Zero one head, and flip the residual stream at the end (a random model's argmax barely
+    # moves under a head ablation alone).
+    edits = {"blocks.0.attn.hook_z": zero_head(1), "blocks.1.hook_resid_post": torch.negative}
+    prompt = tok.encode("An edited model writes")
+    steps = list(gpt2viz.generate(small_model, tok, prompt, max_new_tokens=6, edits=edits,
+                                  use_cache=use_cache))
+    ids = list(prompt)
+    for step in steps:  # each token is the argmax of the edited full re-run
+        edited = small_model.run_with_capture(ids, names=[], edits=edits).logits[-1]
+        assert step.token_id == int(edited.argmax())
+        torch.testing.assert_close(torch.tensor(step.prob), edited.softmax(-1).max(), atol=1e-5, rtol=0)
+        assert torch.all(step.trace["z", 0][:, 1] == 0)
+        ids.append(step.token_id)
+    plain = [s.token_id for s in gpt2viz.generate(small_model, tok, prompt, max_new_tokens=6)]
+    assert [s.token_id for s in steps] != plain  # the edit changed what was written
+    # The edit applies without a recording too.
+    unrecorded = gpt2viz.generate(small_model, tok, prompt, 6, edits=edits, record=False)
+    assert [s.token_id for s in unrecorded] == [s.token_id for s in steps]

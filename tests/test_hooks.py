@@ -9,24 +9,74 @@ import pytest
 import torch
 
 import gpt2viz
-from gpt2viz.model import hook_names_for
+from gpt2viz.hooks import hook_names_for
 
 BLOCK_HOOKS = [
-    "hook_resid_pre", "ln1.hook_normalized", "attn.hook_q", "attn.hook_k", "attn.hook_v",
-    "attn.hook_mask", "attn.hook_attn_scores", "attn.hook_pattern", "attn.hook_z",
-    "hook_attn_out", "hook_resid_mid", "ln2.hook_normalized", "mlp.hook_pre", "mlp.hook_post",
-    "hook_mlp_out", "hook_resid_post",
+    "hook_resid_pre", "ln1.hook_scale", "ln1.hook_normalized", "attn.hook_q", "attn.hook_k",
+    "attn.hook_v", "attn.hook_mask", "attn.hook_attn_scores", "attn.hook_pattern", "attn.hook_z",
+    "attn.hook_result", "hook_attn_out", "hook_resid_mid", "ln2.hook_scale", "ln2.hook_normalized",
+    "mlp.hook_pre", "mlp.hook_post", "hook_mlp_out", "hook_resid_post",
 ]
 
 
 def test_hook_names_are_pinned(small_model) -> None:
     expected = (["hook_embed", "hook_pos_embed"]
                 + [f"blocks.{i}.{h}" for i in range(2) for h in BLOCK_HOOKS]
-                + ["ln_final.hook_normalized"])
+                + ["ln_final.hook_scale", "ln_final.hook_normalized"])
     assert small_model.hook_names() == expected
     trace = small_model.run_with_capture([1, 2, 3])
-    assert trace.names() == expected  # recorded in forward order
-    assert len(hook_names_for(12)) == 2 + 12 * 16 + 1
+    # Recorded in forward order; attn.hook_result only when asked for by name.
+    assert trace.names() == [n for n in expected if not n.endswith("attn.hook_result")]
+    assert len(hook_names_for(12)) == 2 + 12 * 19 + 2
+
+
+def layer_norm_by_hand(x: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x − mean) / √(var + eps) and √(var + eps), in float64 from a recorded residual."""
+    x = x.double()
+    centred = x - x.mean(-1, keepdim=True)
+    scale = (centred.pow(2).mean(-1, keepdim=True) + eps).sqrt()
+    return centred / scale, scale
+
+
+def test_layer_norm_hooks_hold_the_pre_affine_values(small_model) -> None:
+    """As TransformerLens: hook_normalized is before the LN weight and bias; hook_scale beside it."""
+    trace = small_model.run_with_capture(list(range(200, 213)))
+    eps = small_model.config.layer_norm_epsilon
+    inputs = {(layer, ln): trace[resid, layer]
+              for layer in range(2) for ln, resid in (("ln1", "resid_pre"), ("ln2", "resid_mid"))}
+    inputs[(None, "ln_final")] = trace["resid_post", 1]
+    for (layer, ln), x in inputs.items():
+        normalized, scale = layer_norm_by_hand(x, eps)
+        assert trace["scale", layer, ln].shape == (13, 1)
+        torch.testing.assert_close(trace["scale", layer, ln].double(), scale, atol=1e-6, rtol=0)
+        torch.testing.assert_close(trace["normalized", layer, ln].double(), normalized,
+                                   atol=2e-5, rtol=0)
+    # ln_1's weight and bias applied to hook_normalized give what attention reads: q = c_attn(·).
+    block = small_model.h[1]
+    ln_out = trace["normalized", 1, "ln1"] * block.ln_1.weight.detach() + block.ln_1.bias.detach()
+    q = (ln_out @ block.attn.c_attn.weight.detach().T + block.attn.c_attn.bias.detach())[:, :64]
+    torch.testing.assert_close(q.view(13, 4, 16), trace["q", 1], atol=1e-5, rtol=0)
+
+
+def test_hook_result_is_each_heads_share_of_attn_out(small_model) -> None:
+    ids = list(range(60, 71))
+    trace = small_model.run_with_capture(ids, names=["blocks.*.attn.hook_result", "blocks.*.hook_attn_out",
+                                                     "blocks.*.attn.hook_z"])
+    for layer in range(2):
+        result = trace["result", layer]
+        assert result.shape == (11, 4, 64)
+        bias = small_model.h[layer].attn.c_proj.bias.detach()
+        torch.testing.assert_close(result.sum(1) + bias, trace["attn_out", layer], atol=1e-5, rtol=0)
+        # head 2's share is its z through columns 32..47 of W_O
+        w_o = small_model.h[layer].attn.c_proj.weight.detach()
+        torch.testing.assert_close(result[:, 2], trace["z", layer][:, 2] @ w_o[:, 32:48].T,
+                                   atol=1e-5, rtol=0)
+    # Only when spelled out: neither everything (None) nor a wildcard over the layer records it.
+    assert "blocks.0.attn.hook_result" not in small_model.run_with_capture(ids[:3])
+    assert "blocks.0.attn.hook_result" not in small_model.run_with_capture(ids[:3], names=["blocks.0.attn.*"])
+    # Recording it leaves the logits as they were.
+    torch.testing.assert_close(trace.logits, small_model.run_with_capture(ids, names=[]).logits,
+                               atol=1e-5, rtol=0)
 
 
 def test_shapes(small_model) -> None:
@@ -35,6 +85,7 @@ def test_shapes(small_model) -> None:
     assert trace.logits.shape == (T, 50257) and trace.logits.dtype == torch.float32
     shapes = {
         "hook_embed": (T, C), "hook_pos_embed": (T, C), "ln_final.hook_normalized": (T, C),
+        "ln_final.hook_scale": (T, 1), "blocks.1.ln2.hook_scale": (T, 1),
         "blocks.1.hook_resid_pre": (T, C), "blocks.1.ln1.hook_normalized": (T, C),
         "blocks.1.attn.hook_q": (T, H, D), "blocks.1.attn.hook_k": (T, H, D),
         "blocks.1.attn.hook_v": (T, H, D), "blocks.1.attn.hook_z": (T, H, D),

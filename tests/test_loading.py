@@ -95,8 +95,24 @@ def test_hub_unreachable_says_not_cached_and_how_to_get_it(tmp_path) -> None:
     assert "hf download openai-community/gpt2-medium config.json model.safetensors" in message
 
 
-def test_default_model_falls_back_to_the_bundled_one_with_a_notice(monkeypatch, tmp_path) -> None:
+@pytest.fixture
+def no_real_gpt2(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No $GPT2VIZ_MODEL, and 'gpt2' names a repo in no cache (the Hub is unreachable in tests),
+    so the real GPT-2 is unavailable even on a machine whose Hugging Face cache holds it."""
     monkeypatch.delenv(gpt2viz.loading.MODEL_ENV, raising=False)
+    monkeypatch.setitem(gpt2viz.loading.PRESETS, "gpt2", "gpt2viz-tests/not-cached")
+
+
+def test_default_model_falls_back_to_the_bundled_one_and_says_why(no_real_gpt2) -> None:
+    model, reason = gpt2viz.load_default_model(device="cpu")
+    assert model.name == gpt2viz.BUNDLED_NAME
+    bundled = gpt2viz.load_model(gpt2viz.BUNDLED_NAME, device="cpu")
+    torch.testing.assert_close(model.run_with_capture(IDS).logits, bundled.run_with_capture(IDS).logits)
+    assert "'gpt2' (gpt2viz-tests/not-cached) is not in the Hugging Face cache" in reason
+    assert "hf download gpt2viz-tests/not-cached config.json model.safetensors" in reason
+
+
+def test_default_model_without_the_bundled_one_says_so(no_real_gpt2, monkeypatch, tmp_path) -> None:
     monkeypatch.setitem(gpt2viz.loading.BUNDLED, gpt2viz.BUNDLED_NAME, tmp_path / "missing")
     with pytest.raises(gpt2viz.LoadError, match="bundled model 'gpt2viz-mini' is missing"):
         gpt2viz.load_default_model(device="cpu")
@@ -104,8 +120,8 @@ def test_default_model_falls_back_to_the_bundled_one_with_a_notice(monkeypatch, 
 
 def test_default_model_honours_the_environment(monkeypatch, small_dir, small_model) -> None:
     monkeypatch.setenv(gpt2viz.loading.MODEL_ENV, str(small_dir))
-    model, notice = gpt2viz.load_default_model(device="cpu")
-    assert notice is None
+    model, reason = gpt2viz.load_default_model(device="cpu")
+    assert reason is None
     same_logits(model, small_model)
 
 

@@ -10,7 +10,7 @@ from gpt2viz.viz.attention import (
     SCORES,
     attention_heatmap_figure,
     attention_matrix,
-    causal_mask,
+    future_mask,
     head_grid,
     head_grid_figure,
     masked_region_path,
@@ -18,7 +18,6 @@ from gpt2viz.viz.attention import (
     selected_head,
     step_rows_figure,
 )
-from gpt2viz.viz.steps import PATTERN_NAMES, StepRecord
 from gpt2viz.viz.tokens import token_labels
 from tests.app_support import tiny_model
 
@@ -74,7 +73,7 @@ def test_long_sequences_get_thinned_tick_labels():
     n = 300
     labels = [f"{i} t" for i in range(n)]
     values = np.tril(np.full((n, n), 1.0 / n, np.float32))
-    masked = causal_mask(n, n)
+    masked = future_mask(n, n)
     from gpt2viz.viz.attention import AttentionMatrix
     fig = attention_heatmap_figure(AttentionMatrix(np.where(masked, np.nan, values), masked, labels, labels,
                                                    PATTERN, "t"))
@@ -98,7 +97,7 @@ def test_head_grid_tiles_every_head_and_selects_by_click(trace, ids):
     grid = head_grid(trace, 2, 4, tile=8)
     assert grid.image.shape == (2 * 9 - 1, 4 * 9 - 1)
     tile = grid.image[9:17, 27:35]  # layer 1, head 3
-    assert np.allclose(tile, pooled(np.where(causal_mask(len(ids), len(ids)), np.nan,
+    assert np.allclose(tile, pooled(np.where(future_mask(len(ids), len(ids)), np.nan,
                                              trace["blocks.1.attn.hook_pattern"][3].numpy()), 8),
                        equal_nan=True)
     fig = head_grid_figure(grid, (1, 3))
@@ -113,15 +112,17 @@ def test_head_grid_tiles_every_head_and_selects_by_click(trace, ids):
 
 
 def test_step_rows_equal_the_full_sequence_rows(model, tok, ids):
-    steps = [StepRecord.from_step(s, 2) for s in
-             gpt2viz.generate(model, tok, ids, max_new_tokens=3, names=PATTERN_NAMES)]
-    full = model.run_with_capture(ids + [s.token_id for s in steps])
+    g = gpt2viz.Generation(model, tok, ids, max_new_tokens=3, names=[gpt2viz.act_name("pattern", "*")])
+    list(g)  # run to the end; g.steps keeps each step's attention row
+    steps = g.steps
+    full = model.run_with_capture(g.ids)
     for record in steps:
         q = record.query_position
         assert record.attention_row.shape == (2, 4, q + 1)
         for layer in range(2):
-            expected = full[f"blocks.{layer}.attn.hook_pattern"][:, q, : q + 1].numpy()
-            assert np.allclose(record.attention_row[layer], expected, atol=2e-3)  # stored as float16
-    fig = step_rows_figure(steps[-1].attention_row[1], [str(i) for i in range(len(ids) + 2)], 1, 2, "t")
+            expected = full["pattern", layer][:, q, : q + 1].numpy()
+            assert np.allclose(record.attention_row[layer].float().numpy(), expected, atol=2e-3)  # float16
+    row = steps[-1].attention_row[1].float().numpy()
+    fig = step_rows_figure(row, [str(i) for i in range(len(ids) + 2)], 1, 2, "t")
     assert fig.data[0].type == "heatmap" and list(fig.data[0].y) == [f"head {h}" for h in range(4)]
     assert fig.layout.xaxis.title.text == "cached key"

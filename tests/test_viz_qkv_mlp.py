@@ -33,9 +33,7 @@ def trace(model, ids):
 
 
 def computation(model, trace, ids, layer, head, query):
-    proj = model.h[layer].attn.c_proj
-    return head_computation(trace, layer, head, query, proj.weight.detach().numpy(),
-                            proj.bias.detach().numpy(), token_labels([str(i) for i in ids]))
+    return head_computation(model, trace, layer, head, query, token_labels([str(i) for i in ids]))
 
 
 @pytest.mark.parametrize("layer", [0, 1])
@@ -57,6 +55,24 @@ def test_reconstruction_equals_the_recorded_hooks(model, trace, ids, layer):
             assert np.allclose(c.z, trace[attn + "hook_z"][query, head].numpy(), atol=1e-5)
             assert np.allclose(c.z_heads, trace[attn + "hook_z"][query].reshape(-1).numpy(), atol=1e-5)
             assert np.allclose(c.attn_out, trace[f"blocks.{layer}.hook_attn_out"][query].numpy(), atol=1e-5)
+            assert [k.hook for k in c.checks] == [attn + "hook_attn_scores", attn + "hook_pattern",
+                                                  attn + "hook_z", f"blocks.{layer}.hook_attn_out"]
+            assert all(0 <= k.max_diff < 1e-5 for k in c.checks)
+
+
+def test_checks_catch_a_recording_that_disagrees(model, ids):
+    """Zero head 1's z in the model's forward: the rebuilt z (from q, k, v) no longer matches."""
+    def zero(z):
+        z = z.clone()
+        z[:, :, 1] = 0
+        return z
+
+    edited = model.run_with_capture(ids, edits={"blocks.0.attn.hook_z": zero})
+    c = computation(model, edited, ids, 0, 1, 5)
+    diffs = {k.hook: k.max_diff for k in c.checks}
+    assert diffs["blocks.0.attn.hook_pattern"] < 1e-6  # q and k were not touched
+    assert diffs["blocks.0.attn.hook_z"] == pytest.approx(np.abs(c.z).max(), rel=1e-5)
+    assert diffs["blocks.0.hook_attn_out"] > 1e-3
 
 
 def test_table_and_figures(model, trace, ids):

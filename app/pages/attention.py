@@ -80,6 +80,6 @@ if run is not None:
     record = step_selector(run)
     keys = labels[: record.attention_row.shape[2]]
     st.plotly_chart(step_rows_figure(
-        record.attention_row[layer], keys, layer, head,
+        record.attention_row[layer].float().numpy(), keys, layer, head,
         f"Step {record.index + 1}: query {labels[record.query_position]} → chose {record.text!r}",
     ), key="step_attention")

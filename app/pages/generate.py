@@ -1,21 +1,22 @@
 """Generate: type a prompt, step through the model's choices token by token."""
 
 import json
-from pathlib import Path
 
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 import gpt2viz
 from app import state
-from app.model_picker import CurrentModel, current_model, device_label
+from app.model_picker import CurrentModel, current_model, device_label, fallback_banner
 from app.resources import tokenizer
-from app.run import STOP_MESSAGES, GenerationRun, Settings
+from app.run import STOP_MESSAGES, Settings, matches, start
 from app.sequence import step_selector
+from gpt2viz import Generation
+from gpt2viz.paths import ASSETS
 from gpt2viz.viz.candidates import candidates_figure, percent, step_candidates
 from gpt2viz.viz.tokens import token_strip_html
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "assets" / "examples" / "prompts.json"
+EXAMPLES = ASSETS / "examples" / "prompts.json"
 
 
 def use_example() -> None:
@@ -40,24 +41,24 @@ def settings_controls(max_tokens: int) -> Settings:
 
 def run_for(
     current: CurrentModel, prompt: str, settings: Settings, restart_finished: bool
-) -> GenerationRun | None:
+) -> Generation | None:
     """The session's run to extend: the current one if it matches and can go on, else a new one."""
     run = st.session_state.get(state.RUN)
-    if run is not None and run.steps and run.matches(current.source, prompt, settings):
+    if run is not None and run.steps and matches(run, current.model, prompt, settings):
         if not run.finished:
             return run
         if not restart_finished:
             st.info("This generation has finished. Press Generate to run it again, or change the "
                     "prompt or settings.")
             return None
-    return GenerationRun.start(current.model, current.source, prompt, settings)
+    return start(current.model, prompt, settings)
 
 
-def strip(run: GenerationRun, selected: int | None = None) -> str:
+def strip(run: Generation, selected: int | None = None) -> str:
     return token_strip_html(tokenizer().token_texts(run.prompt_ids), [s.text for s in run.steps], selected)
 
 
-def extend(run: GenerationRun, to_end: bool, live: DeltaGenerator) -> None:
+def extend(run: Generation, to_end: bool, live: DeltaGenerator) -> None:
     """One step, or every step to the end with a progress bar and the tokens appearing live."""
     if not to_end:
         run.advance()
@@ -65,7 +66,7 @@ def extend(run: GenerationRun, to_end: bool, live: DeltaGenerator) -> None:
     bar = st.progress(0.0, text="Generating…")
     while not run.finished:
         run.advance()
-        bar.progress(min(1.0, len(run.steps) / run.settings.max_new_tokens),
+        bar.progress(min(1.0, len(run.steps) / run.settings["max_new_tokens"]),
                      text=f"Generating… {len(run.steps)} tokens")
         live.markdown(strip(run), unsafe_allow_html=True)
     bar.empty()
@@ -76,6 +77,7 @@ st.caption("GPT-2 writes one token at a time: at each step it gives every token 
            "a probability, and one is picked (the most likely, or a random draw). Step through it "
            "and see what else it considered.")
 current = current_model()
+fallback_banner(current)
 st.caption(f"Running on **{device_label(current.model)}**.")
 
 examples = json.loads(EXAMPLES.read_text())["prompts"]
@@ -104,7 +106,7 @@ run = st.session_state.get(state.RUN)
 if run is None or not run.steps:
     st.info("Press **Next token** for one step, or **Generate** to write to the end.")
     st.stop()
-if not run.matches(current.source, prompt, settings):
+if not matches(run, current.model, prompt, settings):
     st.caption("Showing the last generation, made with another prompt, model or settings. "
                "Press Next token or Generate to start a new one.")
 record = step_selector(run)

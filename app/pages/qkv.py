@@ -1,6 +1,5 @@
 """Q · K · V: one head's attention for one query token, with the model's real numbers."""
 
-import numpy as np
 import streamlit as st
 
 from app import state
@@ -8,12 +7,21 @@ from app.layer_head import pick_head, pick_layer
 from app.model_picker import current_model
 from app.resources import attention_trace
 from app.sequence import analysed_ids_or_stop, labels_for
-from gpt2viz.viz.qkv import head_computation, matrix_figure, score_table, scores_figure, vector_figure
+from gpt2viz import act_name
+from gpt2viz.viz.qkv import (
+    HeadComputation,
+    head_computation,
+    matrix_figure,
+    score_table,
+    scores_figure,
+    vector_figure,
+)
 
 
-def max_diff(rebuilt: np.ndarray, recorded: np.ndarray) -> float:
-    finite = np.isfinite(recorded)
-    return float(np.abs(rebuilt[finite] - recorded[finite]).max())
+def check_caption(c: HeadComputation, *hooks: str) -> None:
+    """One caption with the rebuilt-vs-recorded difference at each of `hooks`."""
+    found = {check.hook: check.max_diff for check in c.checks}
+    st.caption("Rebuilt vs recorded: " + "; ".join(f"`{h}` max |Δ| = {found[h]:.2e}" for h in hooks) + ".")
 
 
 st.title("Q · K · V")
@@ -33,39 +41,29 @@ state.keep_within(state.QUERY, positions, positions[-1])
 query = state.widget(c3.selectbox, "Query token", positions, key=state.QUERY, format_func=labels.__getitem__,
                      help="Selecting a generation step sets this to the token whose output predicted it.")
 
-trace = attention_trace(current.source, tuple(ids))
-proj = current.model.h[layer].attn.c_proj
-c = head_computation(trace, layer, head, query, proj.weight.detach().float().cpu().numpy(),
-                     proj.bias.detach().float().cpu().numpy(), labels)
-attn = f"blocks.{layer}.attn."
+c = head_computation(current.model, attention_trace(current.source, tuple(ids)), layer, head, query, labels)
 
 st.latex(r"\mathrm{Attention}(Q,K,V)=\mathrm{softmax}\!\left(\frac{QK^\top}{\sqrt{d_\mathrm{head}}}"
          r"+ M\right)V")
 st.markdown(f"**1. The query** q of {labels[query]!r} (layer {layer}, head {head}, "
-            f"d_head = {c.d_head}), from `{attn}hook_q`.")
+            f"d_head = {c.d_head}), from `{act_name('q', layer)}`.")
 st.plotly_chart(vector_figure(c.q, "q", "d_head component"), key="q_vector")
-st.markdown(f"**2. The keys** K of every position (`{attn}hook_k`); keys after the query are masked.")
+st.markdown(f"**2. The keys** K of every position (`{act_name('k', layer)}`); keys after the query are "
+            "masked.")
 st.plotly_chart(matrix_figure(c.keys, c.key_labels, "K (keys)", query), key="k_matrix")
 st.markdown(f"**3. Scores**: q·k for each key, ÷ √{c.d_head}, + mask (−∞ on future positions), "
             "then softmax.")
 st.dataframe(score_table(c), hide_index=True, height=min(400, 40 + 35 * len(ids)))
 st.plotly_chart(scores_figure(c), key="scores")
-st.caption(
-    f"Rebuilt vs recorded: scores `{attn}hook_attn_scores` max |Δ| = "
-    f"{max_diff(c.masked, trace[attn + 'hook_attn_scores'][head, query].numpy()):.2e}; "
-    f"weights `{attn}hook_pattern` max |Δ| = "
-    f"{max_diff(c.weights, trace[attn + 'hook_pattern'][head, query].numpy()):.2e}."
-)
-st.markdown(f"**4. The values** V (`{attn}hook_v`), mixed by the weights: z = Σ weight·v.")
+check_caption(c, act_name("attn_scores", layer), act_name("pattern", layer))
+st.markdown(f"**4. The values** V (`{act_name('v', layer)}`), mixed by the weights: z = Σ weight·v.")
 st.plotly_chart(matrix_figure(c.values, c.key_labels, "V (values)", query, c.weights), key="v_matrix")
 st.plotly_chart(vector_figure(c.z, "z = weights · V", "d_head component"), key="z_vector")
-st.caption(f"Rebuilt vs recorded `{attn}hook_z`: max |Δ| = "
-           f"{max_diff(c.z, trace[attn + 'hook_z'][query, head].numpy()):.2e}.")
+check_caption(c, act_name("z", layer))
 st.markdown(f"**5. All {config.n_head} heads' z concatenated, then projected** by W_O "
             f"(`attn.c_proj`, {config.n_embd} × {config.n_embd}) into the residual stream.")
 st.plotly_chart(vector_figure(c.z_heads, "z of every head, concatenated (lines separate heads)",
                               "component", boundaries=c.d_head), key="z_heads")
 st.plotly_chart(vector_figure(c.attn_out, "attention output = W_O · z + b_O", "d_model component"),
                 key="attn_out")
-st.caption(f"Rebuilt vs recorded `blocks.{layer}.hook_attn_out`: max |Δ| = "
-           f"{max_diff(c.attn_out, trace[f'blocks.{layer}.hook_attn_out'][query].numpy()):.2e}.")
+check_caption(c, act_name("attn_out", layer))

@@ -16,7 +16,7 @@ PATTERN = "pattern"  # after softmax
 SCORES = "scores"  # before softmax: q·k / √d_head with the causal mask
 KINDS = (PATTERN, SCORES)
 MASK_COLOUR = "#c8c8c8"
-_HOOK = {PATTERN: "hook_pattern", SCORES: "hook_attn_scores"}
+_SHORT = {PATTERN: "pattern", SCORES: "attn_scores"}  # TransformerLens short names
 
 
 @dataclass(frozen=True)
@@ -29,8 +29,9 @@ class AttentionMatrix:
     title: str
 
 
-def causal_mask(n_query: int, n_key: int, start: int = 0) -> np.ndarray:
-    """[query, key] True where key j lies after query start+i (the future the model cannot see)."""
+def future_mask(n_query: int, n_key: int, start: int = 0) -> np.ndarray:
+    """[query, key] True where key j lies after query start+i: the future the model cannot see
+    (the opposite of `gpt2viz.model.causal_mask`, which is True where attention is allowed)."""
     return np.arange(n_key)[None, :] > (start + np.arange(n_query))[:, None]
 
 
@@ -38,8 +39,8 @@ def attention_matrix(
     trace: Trace, layer: int, head: int, kind: str, labels: Sequence[str]
 ) -> AttentionMatrix:
     """The selected head's pattern or scores over `trace`; `labels` names every key position."""
-    values = trace[f"blocks.{layer}.attn.{_HOOK[kind]}"][head].numpy().astype(np.float32)
-    masked = causal_mask(*values.shape, start=trace.start)
+    values = trace[_SHORT[kind], layer][head].numpy().astype(np.float32)
+    masked = future_mask(*values.shape, start=trace.start)
     values = np.where(masked, np.nan, values).astype(np.float32)
     q_labels = list(labels[trace.start:trace.start + values.shape[0]])
     return AttentionMatrix(values, masked, q_labels, list(labels[: values.shape[1]]), kind,
@@ -119,13 +120,13 @@ class HeadGrid:
 
 def head_grid(trace: Trace, n_layer: int, n_head: int, tile: int = 24) -> HeadGrid:
     """All heads' patterns, each pooled to `tile` × `tile` (fewer when the sequence is shorter)."""
-    first = trace["blocks.0.attn.hook_pattern"]
+    first = trace["pattern", 0]
     tile = min(tile, first.shape[1], first.shape[2])
     step = tile + 1
     image = np.full((n_layer * step - 1, n_head * step - 1), np.nan, dtype=np.float32)
     for layer in range(n_layer):
-        pattern = trace[f"blocks.{layer}.attn.hook_pattern"].numpy()
-        masked = causal_mask(pattern.shape[1], pattern.shape[2], trace.start)
+        pattern = trace["pattern", layer].numpy()
+        masked = future_mask(pattern.shape[1], pattern.shape[2], trace.start)
         for head in range(n_head):
             block = pooled(np.where(masked, np.nan, pattern[head]), tile)
             image[layer * step:layer * step + tile, head * step:head * step + tile] = block

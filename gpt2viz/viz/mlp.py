@@ -8,13 +8,13 @@ from dataclasses import dataclass
 import numpy as np
 import plotly.graph_objects as go
 
-from gpt2viz import Trace
+from gpt2viz import Trace, act_name
 
 from .tokens import thinned
 
-PRE = "pre"  # mlp.hook_pre: before GELU
+PRE = "pre"  # mlp.hook_pre: before GELU (TransformerLens short names)
 POST = "post"  # mlp.hook_post: after GELU
-MLP_NAMES = ("blocks.*.mlp.hook_pre", "blocks.*.mlp.hook_post")
+MLP_NAMES = (act_name(PRE, "*"), act_name(POST, "*"))
 
 
 @dataclass(frozen=True)
@@ -37,8 +37,8 @@ def neuron_activations(
     trace: Trace, layer: int, stage: str, n: int, labels: Sequence[str]
 ) -> NeuronActivations:
     """The most active neurons (ranked after GELU, so both stages show the same neurons)."""
-    post = trace[f"blocks.{layer}.mlp.hook_post"].numpy()
-    acts = post if stage == POST else trace[f"blocks.{layer}.mlp.hook_pre"].numpy()
+    post = trace[POST, layer].numpy()
+    acts = post if stage == POST else trace[PRE, layer].numpy()
     neurons = top_neurons(post, n)
     return NeuronActivations(acts[:, neurons].astype(np.float32), neurons, list(labels[: acts.shape[0]]),
                              stage, layer, acts.shape[1])
@@ -46,7 +46,7 @@ def neuron_activations(
 
 def top_neurons_per_token(trace: Trace, layer: int, k: int, labels: Sequence[str]) -> dict[str, list]:
     """For each token, its `k` most active neurons after GELU, as table columns."""
-    post = trace[f"blocks.{layer}.mlp.hook_post"].numpy()
+    post = trace[POST, layer].numpy()
     order = np.argsort(-post, axis=1, kind="stable")[:, :k]
     table: dict[str, list] = {"token": list(labels[: post.shape[0]])}
     for rank in range(order.shape[1]):

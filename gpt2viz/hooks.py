@@ -1,0 +1,132 @@
+"""Every hook point of GPT-2, declared once: its name, TransformerLens short name, shape, meaning.
+
+The model's blocks, `hook_names_for`, `act_name`, `Trace` indexing and the command line all
+read this table, so a name is spelled in one place only. Shapes are per sequence (a recording
+drops the batch dimension); with a key/value cache, `k_pos` covers the cached positions too.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class HookPoint:
+    short: str  # TransformerLens's short name (`act_name(short, layer)`)
+    suffix: str  # the name, after "blocks.{layer}." for per-layer points
+    shape: str
+    meaning: str
+    per_layer: bool = True
+    opt_in: bool = False  # large: recorded only when asked for by name, never by default
+
+    def name(self, layer: int | str | None = None) -> str:
+        """The full hook name (`layer` for per-layer points only; "*" gives a pattern)."""
+        if not self.per_layer:
+            return self.suffix
+        if layer is None:
+            raise ValueError(f"{self.short!r} is a per-layer hook point: give a layer.")
+        return f"blocks.{layer}.{self.suffix}"
+
+
+def _p(short: str, suffix: str, shape: str, meaning: str, **kw: bool) -> HookPoint:
+    return HookPoint(short, suffix, shape, meaning, **kw)
+
+
+EMBED_HOOKS = (
+    _p("embed", "hook_embed", "[pos, d_model]", "token embedding (row of wte)", per_layer=False),
+    _p("pos_embed", "hook_pos_embed", "[pos, d_model]", "position embedding (row of wpe)",
+       per_layer=False),
+)
+
+# In the order a forward pass reaches them inside block `layer`.
+BLOCK_HOOKS = (
+    _p("resid_pre", "hook_resid_pre", "[pos, d_model]", "residual stream entering the block"),
+    _p("ln1_scale", "ln1.hook_scale", "[pos, 1]", "ln_1's √(var + eps) of each position"),
+    _p("ln1_normalized", "ln1.hook_normalized", "[pos, d_model]",
+       "ln_1's (x − mean) / scale, before its weight and bias"),
+    _p("q", "attn.hook_q", "[pos, head, d_head]", "queries"),
+    _p("k", "attn.hook_k", "[pos, head, d_head]", "keys of the new positions"),
+    _p("v", "attn.hook_v", "[pos, head, d_head]", "values of the new positions"),
+    _p("mask", "attn.hook_mask", "[q_pos, k_pos] bool", "causal mask: True where attention is allowed"),
+    _p("attn_scores", "attn.hook_attn_scores", "[head, q_pos, k_pos]",
+       "q·k / √d_head, −inf where the mask forbids"),
+    _p("pattern", "attn.hook_pattern", "[head, q_pos, k_pos]", "softmax of the scores; rows sum to 1"),
+    _p("z", "attn.hook_z", "[pos, head, d_head]", "each head's pattern-weighted sum of values"),
+    _p("result", "attn.hook_result", "[pos, head, d_model]",
+       "each head's z through its slice of W_O, before the sum (only when asked for)", opt_in=True),
+    _p("attn_out", "hook_attn_out", "[pos, d_model]", "attention's output: W_O · z + b_O"),
+    _p("resid_mid", "hook_resid_mid", "[pos, d_model]", "residual stream after attention is added"),
+    _p("ln2_scale", "ln2.hook_scale", "[pos, 1]", "ln_2's √(var + eps) of each position"),
+    _p("ln2_normalized", "ln2.hook_normalized", "[pos, d_model]",
+       "ln_2's (x − mean) / scale, before its weight and bias"),
+    _p("pre", "mlp.hook_pre", "[pos, d_mlp]", "MLP neurons before GELU"),
+    _p("post", "mlp.hook_post", "[pos, d_mlp]", "MLP neurons after GELU"),
+    _p("mlp_out", "hook_mlp_out", "[pos, d_model]", "the MLP's output"),
+    _p("resid_post", "hook_resid_post", "[pos, d_model]", "residual stream leaving the block"),
+)
+
+FINAL_HOOKS = (
+    _p("ln_final_scale", "ln_final.hook_scale", "[pos, 1]", "ln_f's √(var + eps) of each position",
+       per_layer=False),
+    _p("ln_final_normalized", "ln_final.hook_normalized", "[pos, d_model]",
+       "ln_f's (x − mean) / scale, before its weight and bias", per_layer=False),
+)
+
+HOOK_POINTS: dict[str, HookPoint] = {h.short: h for h in (*EMBED_HOOKS, *BLOCK_HOOKS, *FINAL_HOOKS)}
+
+# TransformerLens spells the LayerNorm points as ("scale" | "normalized", layer, "ln1" | "ln2"),
+# or ("scale" | "normalized", None, "ln_final").
+_LN_SUBLAYERS = ("ln1", "ln2", "ln_final")
+
+
+def act_name(short: str, layer: int | str | None = None, sublayer: str | None = None) -> str:
+    """The full hook name of a TransformerLens short name: `act_name("pattern", 3)` is
+    "blocks.3.attn.hook_pattern"; `act_name("scale", 0, "ln1")` is "blocks.0.ln1.hook_scale";
+    `act_name("pattern", "*")` is the pattern that records every layer."""
+    if short in ("scale", "normalized") and sublayer is not None:
+        if sublayer not in _LN_SUBLAYERS:
+            raise KeyError(f"Unknown LayerNorm {sublayer!r}; use one of {', '.join(_LN_SUBLAYERS)}.")
+        short = f"{sublayer}_{short}"
+    elif sublayer is not None:
+        raise KeyError(f"Only 'scale' and 'normalized' take a LayerNorm name; {short!r} does not.")
+    point = HOOK_POINTS.get(short)
+    if point is None:
+        raise KeyError(f"Unknown short hook name {short!r}; known: {', '.join(HOOK_POINTS)}.")
+    if point.per_layer and layer is None:
+        raise KeyError(f"{short!r} is recorded per layer: give a layer, e.g. act_name({short!r}, 0).")
+    if not point.per_layer and layer is not None:
+        raise KeyError(f"{short!r} is not per layer: call act_name({short!r}) without a layer.")
+    return point.name(layer)
+
+
+def layer_names(layer: int) -> dict[str, str]:
+    """Short name → full name for every hook point of block `layer`."""
+    return {h.short: h.name(layer) for h in BLOCK_HOOKS}
+
+
+def hook_names_for(n_layer: int) -> list[str]:
+    """Every hook point of an `n_layer` GPT-2, in the order a forward pass reaches them."""
+    names = [h.name() for h in EMBED_HOOKS]
+    for layer in range(n_layer):
+        names += [h.name(layer) for h in BLOCK_HOOKS]
+    return names + [h.name() for h in FINAL_HOOKS]
+
+
+@functools.cache
+def point_of(name: str) -> tuple[HookPoint, int | None]:
+    """The declaration behind a full hook name, and its layer (None for non-layer points)."""
+    if name.startswith("blocks."):
+        _, layer, suffix = name.split(".", 2)
+        for h in BLOCK_HOOKS:
+            if h.suffix == suffix:
+                return h, int(layer)
+    for h in (*EMBED_HOOKS, *FINAL_HOOKS):
+        if h.suffix == name:
+            return h, None
+    raise KeyError(f"{name!r} is not a hook point of GPT-2.")
+
+
+def is_opt_in(name: str) -> bool:
+    """True for a hook point recorded only when asked for by name (e.g. attn.hook_result)."""
+    return point_of(name)[0].opt_in

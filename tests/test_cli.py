@@ -1,0 +1,122 @@
+"""The command line: its output, its trace file, and exit codes for good and bad arguments."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import gpt2viz
+from gpt2viz.cli import main
+from tests.conftest import SMALL
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), out, err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_generate_prints_each_step_and_the_text(small_dir, small_model, tok) -> None:
+    code, out, err = run("generate", "The cat", "--model", str(small_dir), "--max-new-tokens", "4",
+                         "--device", "cpu", "--candidates", "3")
+    assert code == 0 and err == ""
+    steps = list(gpt2viz.generate(small_model, tok, "The cat", max_new_tokens=4))
+    lines = out.splitlines()
+    assert lines[0].split() == ["step", "pos", "token", "p", "top", "candidates"]
+    for step, line in zip(steps, lines[1:5], strict=True):
+        top = " | ".join(f"{text!r} {p:.1%}" for _, text, p in step.top[:3])
+        assert line.split()[:2] == [str(step.index + 1), str(step.position)]
+        assert line.startswith(f"{step.index + 1:>5} {step.position:>5}  {step.text!r}")
+        assert line.endswith(f"{step.prob:.1%}  {top}")
+    assert tok.decode(tok.encode("The cat") + [s.token_id for s in steps]) in out
+    assert lines[-1] == "stopped: max_new_tokens"
+
+
+def test_sampling_arguments_reach_the_generation(small_dir, small_model, tok) -> None:
+    args = ("generate", "Hello", "--model", str(small_dir), "--max-new-tokens", "5", "--temperature",
+            "1.3", "--top-k", "20", "--top-p", "0.9", "--seed", "11", "--device", "cpu")
+    code, out, _ = run(*args)
+    want = gpt2viz.generate(small_model, tok, "Hello", 5, temperature=1.3, top_k=20, top_p=0.9, seed=11)
+    assert code == 0
+    assert [line.split()[2] for line in out.splitlines()[1:6]] == [repr(s.text).split()[0] for s in want]
+
+
+def test_save_trace_writes_the_whole_sequence(small_dir, small_model, tmp_path) -> None:
+    path = tmp_path / "out.safetensors"
+    code, out, _ = run("generate", "A trace", "--model", str(small_dir), "--max-new-tokens", "3",
+                       "--device", "cpu", "--save-trace", str(path))
+    assert code == 0 and f"written to {path}" in out
+    trace = gpt2viz.load_trace(path)
+    assert len(trace.ids) == len(gpt2viz.load_tokenizer().encode("A trace")) + 3
+    assert trace == small_model.run_with_capture(trace.ids)
+    torch.testing.assert_close(trace.stack("pattern").sum(-1), torch.ones(2, 4, len(trace.ids)))
+
+
+def test_long_runs_show_a_progress_bar_on_stderr(small_dir) -> None:
+    code, out, err = run("generate", "Go", "--model", str(small_dir), "--max-new-tokens", "40",
+                         "--device", "cpu")
+    assert code == 0
+    assert "generating [" in err and err.endswith("] 40/40\n") and "generating" not in out
+
+
+def test_hooks_lists_names_with_shapes(small_dir, small_model) -> None:
+    code, out, _ = run("hooks", "--model", str(small_dir), "--device", "cpu")
+    assert code == 0
+    lines = out.splitlines()
+    assert [line.split()[0] for line in lines[1:]] == small_model.hook_names()
+    by_name = {line.split()[0]: line for line in lines[1:]}
+    assert "[pos, head=4, d_head=16]" in by_name["blocks.1.attn.hook_q"]
+    assert f"[pos, d_mlp={4 * SMALL['n_embd']}]" in by_name["blocks.0.mlp.hook_post"]
+    assert "only when asked for" in by_name["blocks.0.attn.hook_result"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["generate", "  "], "The prompt is empty"),
+    (["generate", "Hi", "--temperature", "-1"], "temperature must be 0 (greedy) or positive"),
+    (["generate", "Hi", "--top-p", "3"], "top_p must be in (0, 1]"),
+    (["generate", "Hi", "--candidates", "0"], "--candidates must be at least 1"),
+    (["generate", "Hi", "--max-new-tokens", "0"], "max_new_tokens must be at least 1"),
+])
+def test_bad_values_exit_1_with_one_line(small_dir, argv, message) -> None:
+    code, out, err = run(*argv, "--model", str(small_dir), "--device", "cpu")
+    assert code == 1 and out == "" and err.count("\n") == 1
+    assert err.startswith("python -m gpt2viz: error: ") and message in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["generate", "Hi", "--top-k", "many"], "argument --top-k: invalid int value: 'many'"),
+    (["generate"], "the following arguments are required: prompt"),
+    (["explain"], "invalid choice: 'explain'"),
+])
+def test_bad_arguments_exit_2_with_one_line(argv, message, capsys) -> None:
+    with pytest.raises(SystemExit) as raised:
+        main(argv)
+    assert raised.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and err.endswith("(see --help)\n")
+
+
+def test_the_module_runs_and_fails_without_a_traceback(small_dir, tmp_path) -> None:
+    """Through `python -m gpt2viz`, as a user types it: argparse errors and library errors alike
+    give one line on stderr."""
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "gpt2viz", *args], cwd=ROOT, capture_output=True,
+                              text=True, timeout=120)
+
+    bad_option = cli("generate", "Hi", "--top-k", "many")
+    assert bad_option.returncode == 2 and bad_option.stdout == ""
+    assert bad_option.stderr == ("python -m gpt2viz generate: error: argument --top-k: invalid int "
+                                 "value: 'many' (see --help)\n")
+    nowhere = tmp_path / "none.safetensors"
+    missing = cli("hooks", "--model", str(nowhere))
+    assert missing.returncode == 1
+    assert missing.stderr == f"python -m gpt2viz: error: File or folder not found: {nowhere}.\n"
+    ok = cli("hooks", "--model", str(small_dir), "--device", "cpu")
+    assert ok.returncode == 0 and "blocks.1.hook_resid_post" in ok.stdout
