@@ -1,12 +1,17 @@
-"""One session's generation: the page's sampling settings and the `gpt2viz.Generation` they start."""
+"""One session's generation: the sampling settings, their widgets, and the `gpt2viz.Generation`
+they start or extend."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import streamlit as st
+
 import gpt2viz
 from gpt2viz import GPT2, Generation, act_name
 
+from . import state
+from .model_picker import CurrentModel
 from .resources import tokenizer
 
 STOP_MESSAGES = {
@@ -46,3 +51,34 @@ def matches(run: Generation, model: GPT2, prompt: str, settings: Settings | None
     """True when `run` is this model's generation of `prompt` (with these settings, if given)."""
     same = run.model is model and run.prompt == prompt
     return same and (settings is None or run.settings == settings.generate_kwargs())
+
+
+def settings_controls(max_tokens: int) -> Settings:
+    """The sampling widgets (in the Generate page's expander); their values as Settings."""
+    greedy = state.widget(st.toggle, "Greedy (always the most likely token)", key=state.GREEDY)
+    c1, c2, c3 = st.columns(3)
+    temperature = state.widget(c1.slider, "Temperature", 0.05, 2.0, step=0.05, key=state.TEMPERATURE,
+                               disabled=greedy)
+    top_k = state.widget(c2.number_input, "Top-k (0 = off)", 0, 50257, step=1, key=state.TOP_K,
+                         disabled=greedy)
+    top_p = state.widget(c3.slider, "Top-p (1 = off)", 0.05, 1.0, step=0.05, key=state.TOP_P, disabled=greedy)
+    c4, c5 = st.columns(2)
+    seed = state.widget(c4.number_input, "Seed", 0, 2**31 - 1, step=1, key=state.SEED, disabled=greedy)
+    state.keep_within(state.MAX_NEW_TOKENS, range(1, max_tokens + 1), min(20, max_tokens))
+    max_new = state.widget(c5.number_input, "Max new tokens", 1, max_tokens, step=1, key=state.MAX_NEW_TOKENS)
+    return Settings(greedy, float(temperature), int(top_k), float(top_p), int(seed), int(max_new))
+
+
+def run_to_extend(
+    current: CurrentModel, prompt: str, settings: Settings, restart_finished: bool
+) -> Generation | None:
+    """The session's run to extend: the current one if it matches and can go on, else a new one."""
+    run = st.session_state.get(state.RUN)
+    if run is not None and run.steps and matches(run, current.model, prompt, settings):
+        if not run.finished:
+            return run
+        if not restart_finished:
+            st.info("This generation has finished. Press Generate to run it again, or change the "
+                    "prompt or settings.")
+            return None
+    return start(current.model, prompt, settings)

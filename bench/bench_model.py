@@ -116,7 +116,7 @@ def bench_forward(ours, hf, ids: list[int], device: torch.device, repeats: int,
         diff = (ours(idx) - hf["default"](idx).logits).abs().max().item()
         trace = ours.run_with_capture(ids)
         out = hf["eager"](idx, output_attentions=True, output_hidden_states=True)
-        pdiff = max((trace[f"blocks.{i}.attn.hook_pattern"] - out.attentions[i][0].cpu())
+        pdiff = max((trace["pattern", i] - out.attentions[i][0].cpu())
                     .abs().max().item() for i in range(ours.config.n_layer))
         del trace, out
     bad = not (diff < 1e-3 and pdiff < 1e-4)

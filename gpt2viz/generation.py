@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 
@@ -210,22 +211,9 @@ class Generation:
         return torch.stack([trace[name][:, -1, :] for name in self._patterns]).to(torch.float16)
 
 
-def generate(
-    model: GPT2,
-    tok: GPT2Tokenizer,
-    prompt: str | Sequence[int],
-    max_new_tokens: int = 20,
-    temperature: float = 0.0,
-    top_k: int | None = None,
-    top_p: float | None = None,
-    seed: int = 0,
-    names: Iterable[str] | None = None,
-    record: bool = True,
-    n_top: int = 10,
-    use_cache: bool = True,
-    edits: Mapping[str, Edit] | None = None,
-) -> Iterator[Step]:
-    """Yield generated tokens one by one: an iterator over `Generation(...)` (see it for the
-    arguments). The last step says why generation stopped (`stop_reason`)."""
-    return iter(Generation(model, tok, prompt, max_new_tokens, temperature, top_k, top_p, seed,
-                           names, record, n_top, use_cache, edits))
+def generate(model: GPT2, tok: GPT2Tokenizer, prompt: str | Sequence[int], *args: Any,
+             **kwargs: Any) -> Iterator[Step]:
+    """Yield generated tokens one by one: `iter(Generation(model, tok, prompt, ...))`, with the
+    same arguments (see `Generation`). The last step says why generation stopped (`stop_reason`);
+    a bad prompt or setting raises here, before the first step."""
+    return iter(Generation(model, tok, prompt, *args, **kwargs))

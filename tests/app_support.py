@@ -1,27 +1,28 @@
-"""Shared fixtures and helpers for the app, viz and browser tests (import them from test modules).
+"""Helpers for the app, viz and browser tests (plain functions, imported by test modules).
 
-The app runs on whatever `$GPT2VIZ_MODEL` names; if unset, on the bundled model when
-assets/gpt2viz-mini exists, else on a small random checkpoint written to a temp folder.
+The fixtures these tests use (`app_checkpoint`, `app_model`) are in tests/conftest.py, where
+pytest finds them without an import. The app runs on whatever `$GPT2VIZ_MODEL` names; if unset,
+on the bundled model when assets/gpt2viz-mini exists, else on a small random checkpoint
+(conftest's `tiny_model`) written to a temp folder.
 """
 
 from __future__ import annotations
 
 import base64
 import functools
+import html
 import json
 import os
-from collections.abc import Iterator
+import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
-import torch
 from streamlit.testing.v1 import AppTest
 
 import gpt2viz
 from gpt2viz.loading import MODEL_ENV
-from gpt2viz.paths import ASSETS
+from gpt2viz.viz.tokens import visible_token
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "streamlit_app.py"
@@ -30,37 +31,18 @@ ATTENTION = "app/pages/attention.py"
 QKV = "app/pages/qkv.py"
 MLP = "app/pages/mlp.py"
 PAGES = (GENERATE, ATTENTION, QKV, MLP)
-TINY = gpt2viz.GPT2Config(n_layer=2, n_head=4, n_embd=64, n_positions=256)
-
-
-def tiny_model(seed: int = 0) -> gpt2viz.GPT2:
-    torch.manual_seed(seed)
-    return gpt2viz.GPT2(TINY).eval()
-
-
-@pytest.fixture(scope="session")
-def app_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """What $GPT2VIZ_MODEL should name for the app tests (see the module docstring)."""
-    chosen = os.environ.get(MODEL_ENV)
-    if chosen:
-        return chosen
-    if (ASSETS / gpt2viz.BUNDLED_NAME).is_dir():
-        return gpt2viz.BUNDLED_NAME
-    return str(gpt2viz.save_model(tiny_model(), tmp_path_factory.mktemp("tiny-gpt2")))
-
-
-@pytest.fixture(scope="module")
-def app_model(app_checkpoint: str) -> Iterator[str]:
-    """Sets $GPT2VIZ_MODEL for one test module (restored afterwards) and yields its value."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(MODEL_ENV, app_checkpoint)
-        yield app_checkpoint
 
 
 @functools.cache
+def app_gpt2() -> gpt2viz.GPT2:
+    """The model the app runs on, loaded apart from the app on the CPU (after the `app_model`
+    fixture has set it), to recompute what the pages show."""
+    return gpt2viz.load_model(os.environ[MODEL_ENV], device="cpu")
+
+
 def app_config() -> gpt2viz.GPT2Config:
     """The config of the model the app runs on (after the `app_model` fixture has set it)."""
-    return gpt2viz.load_model(os.environ[MODEL_ENV], device="cpu").config
+    return app_gpt2().config
 
 
 def new_app(page: str = GENERATE) -> AppTest:
@@ -135,3 +117,13 @@ def strip_html(at: AppTest) -> str:
     found = [m for m in texts(at, "markdown") if "tok-strip" in m]
     assert found, "no token strip on the page"
     return found[-1]
+
+
+def strip_spans(strip: str, kind: str) -> list[str]:
+    """The inner HTML of each token box of one kind ("prompt" or "gen") in a token strip, in order."""
+    return re.findall(rf'<span class="tok tok-{kind}[^"]*"[^>]*>(.*?)</span>', strip)
+
+
+def escaped_tokens(texts: list[str]) -> list[str]:
+    """What the strip must show for these token texts: each made visible, then HTML-escaped once."""
+    return [html.escape(visible_token(t)) for t in texts]

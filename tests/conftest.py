@@ -1,19 +1,25 @@
-"""Shared fixtures: Hugging Face checkpoints with random weights, written the ways real ones are.
+"""Shared fixtures: Hugging Face checkpoints with random weights, written the ways real ones are,
+and the model the app tests run on.
 
 Nothing here downloads: transformers builds GPT2LMHeadModel from a config (the reference
 oracle), and `save_pretrained` / a hand-written Hub-style file stand in for downloaded weights.
+The app, viz and browser tests' helpers (not fixtures) are in tests/app_support.py.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 
 import gpt2viz
+from gpt2viz.loading import MODEL_ENV
+from gpt2viz.paths import ASSETS
 
 
 @pytest.fixture(autouse=True)
@@ -90,3 +96,35 @@ def small_dir(small_hf, tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def small_model(small_dir: Path) -> gpt2viz.GPT2:
     return gpt2viz.load_model(small_dir, device="cpu")
+
+
+# --- the model the app tests run on ---------------------------------------------------------
+
+TINY = gpt2viz.GPT2Config(n_layer=2, n_head=4, n_embd=64, n_positions=256)
+
+
+def tiny_model(seed: int = 0) -> gpt2viz.GPT2:
+    """A GPT2 of the TINY shape with seeded random weights (our own init, no transformers)."""
+    torch.manual_seed(seed)
+    return gpt2viz.GPT2(TINY).eval()
+
+
+@pytest.fixture(scope="session")
+def app_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """What $GPT2VIZ_MODEL should name for the app tests: its own value if set; if unset, the
+    bundled model when assets/gpt2viz-mini exists, else a tiny random checkpoint in a temp folder."""
+    chosen = os.environ.get(MODEL_ENV)
+    if chosen:
+        return chosen
+    if (ASSETS / gpt2viz.BUNDLED_NAME).is_dir():
+        return gpt2viz.BUNDLED_NAME
+    return str(gpt2viz.save_model(tiny_model(), tmp_path_factory.mktemp("tiny-gpt2")))
+
+
+@pytest.fixture(scope="module")
+def app_model(app_checkpoint: str) -> Iterator[str]:
+    """Sets $GPT2VIZ_MODEL for one test module (restored afterwards) and yields its value.
+    App test modules use it with `pytestmark = pytest.mark.usefixtures("app_model")`."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(MODEL_ENV, app_checkpoint)
+        yield app_checkpoint

@@ -1,5 +1,6 @@
-"""Head scores of gpt2viz.analysis: the pure pattern scorers on constructed patterns, and the
-model-level functions on a small random model."""
+"""Head scores of gpt2viz.analysis: the pure pattern scorers on constructed and random patterns
+(against loops written here), and the model-level functions on the small random checkpoint of
+conftest.py, against the attention that Hugging Face transformers computes on the same weights."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import torch
 
 import gpt2viz
 from gpt2viz.analysis import (
+    attention_patterns,
     best_head,
     induction_score,
     induction_scores,
@@ -57,8 +59,36 @@ def test_previous_token_uniform_causal_scores_low() -> None:
 def test_previous_token_score_keeps_leading_dims() -> None:
     p = torch.stack([previous_token_pattern(10)[0], uniform_causal(10)[0]])  # [head=2, q, k]
     s = previous_token_score(torch.stack([p, p]))  # [layer=2, head=2]
-    assert s.shape == (2, 2)
-    assert s[:, 0].tolist() == pytest.approx([1.0, 1.0])
+    uniform = sum(1 / (i + 1) for i in range(1, 10)) / 9
+    torch.testing.assert_close(s, torch.tensor([[1.0, uniform], [1.0, uniform]]))
+
+
+def random_causal(n: int, heads: int, seed: int) -> torch.Tensor:
+    """[head, q, k]: softmax of random scores over each query's own and earlier keys."""
+    scores = torch.randn(heads, n, n, generator=torch.Generator().manual_seed(seed)) * 3
+    return scores.masked_fill(~torch.tril(torch.ones(n, n, dtype=torch.bool)), float("-inf")).softmax(-1)
+
+
+def previous_token_by_hand(p: torch.Tensor) -> list[float]:
+    """Per head, the mean of p[head, i, i-1] over i = 1 .. n-1, one entry at a time."""
+    n = p.shape[-1]
+    return [sum(float(p[h, i, i - 1]) for i in range(1, n)) / (n - 1) for h in range(p.shape[0])]
+
+
+def induction_by_hand(p: torch.Tensor, L: int, prefix: int) -> list[float]:
+    """Per head, the mean of p[head, q, q-L+1] over the second copy's queries q."""
+    queries = range(prefix + L, prefix + 2 * L)
+    return [sum(float(p[h, q, q - L + 1]) for q in queries) / L for h in range(p.shape[0])]
+
+
+def test_scores_of_random_patterns_equal_the_loops() -> None:
+    for n, seed in [(2, 0), (9, 1), (33, 2)]:
+        p = random_causal(n, heads=3, seed=seed)
+        assert previous_token_score(p).tolist() == pytest.approx(previous_token_by_hand(p), abs=1e-6)
+    for L, prefix, extra in [(2, 0, 0), (5, 1, 0), (8, 3, 4)]:  # extra: positions after the second copy
+        p = random_causal(prefix + 2 * L + extra, heads=3, seed=L)
+        expected = induction_by_hand(p, L, prefix)
+        assert induction_score(p, L, prefix).tolist() == pytest.approx(expected, abs=1e-6)
 
 
 def test_induction_exact_pattern_scores_one() -> None:
@@ -71,7 +101,10 @@ def test_induction_scores_zero_off_the_stripe() -> None:
     # attending to the earlier copy of the same token (a duplicate-token head), not the one after
     assert induction_score(induction_pattern(L, offset=0), L).item() == pytest.approx(0.0)
     assert induction_score(previous_token_pattern(1 + 2 * L), L).item() == pytest.approx(0.0)
-    assert induction_score(uniform_causal(1 + 2 * L), L).item() < 0.1
+    # uniform: query q gives 1/(q+1) to each key, the stripe's key included
+    expected = sum(1 / (q + 1) for q in range(1 + L, 1 + 2 * L)) / L
+    assert induction_score(uniform_causal(1 + 2 * L), L).item() == pytest.approx(expected)
+    assert expected < 0.1
 
 
 def test_induction_score_rejects_short_patterns() -> None:
@@ -82,34 +115,77 @@ def test_induction_score_rejects_short_patterns() -> None:
 
 
 def test_repeated_random_tokens_are_seeded_repeats() -> None:
-    a = repeated_random_tokens(seq_len=8, n_seqs=2, seed=3)
-    assert a == repeated_random_tokens(seq_len=8, n_seqs=2, seed=3)
-    assert a != repeated_random_tokens(seq_len=8, n_seqs=2, seed=4)
+    a = repeated_random_tokens(seq_len=8, n_seqs=3, seed=3)
+    assert a == repeated_random_tokens(seq_len=8, n_seqs=3, seed=3)
+    assert a != repeated_random_tokens(seq_len=8, n_seqs=3, seed=4)
+    assert len(a) == 3 and len({tuple(s) for s in a}) == 3  # a fresh block for each sequence
     for s in a:
+        # bos, then r, then r again
         assert len(s) == 17 and s[0] == gpt2viz.EOT_ID and s[1:9] == s[9:]
         assert all(0 <= t < gpt2viz.EOT_ID for t in s[1:])
+    # the first of more sequences are the same ones: each is drawn in turn from one seeded generator
+    assert repeated_random_tokens(seq_len=8, n_seqs=5, seed=3)[:3] == a
+    assert repeated_random_tokens(seq_len=8, n_seqs=2, seed=3, bos=None) == [s[1:] for s in a[:2]]
 
 
-@pytest.fixture(scope="module")
-def small_model() -> gpt2viz.GPT2:
-    torch.manual_seed(0)
-    config = gpt2viz.GPT2Config(n_positions=128, n_embd=48, n_layer=2, n_head=3)
-    return gpt2viz.GPT2(config).eval()
+def test_repeated_random_tokens_never_draw_endoftext() -> None:
+    # 500,000 draws over the whole vocabulary: drawing from 0..50256 would give ~10 <|endoftext|>s
+    (s,) = repeated_random_tokens(seq_len=500_000, n_seqs=1, seed=0, bos=None)
+    assert gpt2viz.EOT_ID not in s and max(s) < gpt2viz.EOT_ID and min(s) >= 0
+    assert max(s) > gpt2viz.EOT_ID - 100  # ...but the rest of the vocabulary, up to its top
+    # a smaller vocabulary bounds the ids, and every id of it turns up
+    (small,) = repeated_random_tokens(seq_len=1000, n_seqs=1, seed=1, vocab_size=10)
+    assert small[0] == gpt2viz.EOT_ID and set(small[1:]) == set(range(10))
 
 
-def test_model_scores_shape_and_range(small_model: gpt2viz.GPT2) -> None:
-    ids = torch.randint(0, 50000, (40,), generator=torch.Generator().manual_seed(1))
-    for scores in (previous_token_scores(small_model, [ids.tolist()]),
-                   previous_token_scores(small_model, [ids.tolist(), ids[:20].tolist()]),
-                   induction_scores(small_model, seq_len=20, n_seqs=2, seed=0)):
-        assert scores.shape == (2, 3)
-        assert ((scores >= 0) & (scores <= 1)).all()
-    layer, head, score = best_head(induction_scores(small_model, seq_len=20, n_seqs=2, seed=0))
-    assert 0 <= layer < 2 and 0 <= head < 3 and 0 <= score <= 1
+def test_best_head() -> None:
+    assert best_head(torch.tensor([[0.1, 0.2, 0.0], [0.05, 0.9, 0.3]])) == (1, 1, pytest.approx(0.9))
+    assert best_head(torch.tensor([[0.7, 0.2], [0.3, 0.6], [0.1, 0.0]])) == (0, 0, pytest.approx(0.7))
+    assert best_head(torch.tensor([[0.1], [0.2], [0.3]])) == (2, 0, pytest.approx(0.3))
 
 
-def test_model_score_matches_pattern_score(small_model: gpt2viz.GPT2) -> None:
-    ids = list(range(100, 130))
-    trace = small_model.run_with_capture(ids, names=["blocks.1.attn.hook_pattern"])
-    expected = previous_token_score(trace["blocks.1.attn.hook_pattern"])
-    assert torch.allclose(previous_token_scores(small_model, [ids])[1], expected)
+def hf_patterns(small_hf, ids: list[int]) -> torch.Tensor:
+    """[layer, head, q, k] from transformers' GPT2LMHeadModel (eager attention) on the same weights."""
+    with torch.no_grad():
+        out = small_hf(torch.tensor([ids]), output_attentions=True)
+    return torch.stack([a[0] for a in out.attentions])
+
+
+def random_ids(n: int, seed: int) -> list[int]:
+    return torch.randint(0, 50257, (n,), generator=torch.Generator().manual_seed(seed)).tolist()
+
+
+def test_attention_patterns_equal_the_recording_and_transformers(small_model, small_hf) -> None:
+    ids = random_ids(40, seed=1)
+    got = attention_patterns(small_model, ids)
+    assert got.shape == (2, 4, 40, 40) and got.dtype == torch.float32 and got.device.type == "cpu"
+    torch.testing.assert_close(got, hf_patterns(small_hf, ids), atol=1e-5, rtol=0)
+    trace = small_model.run_with_capture(ids, names=[gpt2viz.act_name("pattern", "*")])
+    for layer in range(2):
+        assert torch.equal(got[layer], trace["pattern", layer])
+
+
+def test_previous_token_scores_are_the_mean_sub_diagonal(small_model, small_hf) -> None:
+    seqs = [random_ids(30, seed=2), random_ids(11, seed=3)]  # two lengths: each sequence weighs the same
+    per_seq = []
+    for ids in seqs:
+        p = hf_patterns(small_hf, ids)
+        per_seq.append([previous_token_by_hand(p[layer]) for layer in range(2)])
+    expected = (torch.tensor(per_seq[0]) + torch.tensor(per_seq[1])) / 2
+    got = previous_token_scores(small_model, seqs)
+    assert got.shape == (2, 4)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
+    torch.testing.assert_close(previous_token_scores(small_model, seqs[:1]), torch.tensor(per_seq[0]),
+                               atol=1e-5, rtol=0)
+
+
+def test_induction_scores_are_the_stripe_on_repeated_random_tokens(small_model, small_hf) -> None:
+    L = 20
+    seqs = repeated_random_tokens(seq_len=L, n_seqs=3, seed=5)
+    per_seq = [[induction_by_hand(hf_patterns(small_hf, s)[layer], L, prefix=1) for layer in range(2)]
+               for s in seqs]
+    expected = torch.tensor(per_seq).mean(0)
+    got = induction_scores(small_model, seq_len=L, n_seqs=3, seed=5)
+    assert got.shape == (2, 4)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
+    assert not torch.allclose(got, induction_scores(small_model, seq_len=L, n_seqs=3, seed=6))

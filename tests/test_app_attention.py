@@ -1,19 +1,15 @@
 """The Attention page: head grid, one head's heatmap, the step row; selection reuses the recording."""
 
-import os
-
 import numpy as np
 import pytest
 
 import gpt2viz
-from gpt2viz.analysis import previous_token_scores
-from gpt2viz.loading import MODEL_ENV
-from tests.app_support import (  # noqa: F401 (fixtures)
+from gpt2viz.analysis import induction_scores, previous_token_scores
+from tests.app_support import (
     ATTENTION,
     GENERATE,
-    app_checkpoint,
     app_config,
-    app_model,
+    app_gpt2,
     chart_keys,
     figure,
     generate,
@@ -31,6 +27,19 @@ def at():
     return at.switch_page(ATTENTION).run()
 
 
+def recorded(at, kind: str, layer: int, head: int) -> np.ndarray:
+    """[q, k] of one head for the session's whole sequence, from a run of the model outside the app."""
+    trace = app_gpt2().run_with_capture(at.session_state["run"].ids, names=[gpt2viz.act_name(kind, layer)])
+    return trace[kind, layer][head].numpy()
+
+
+def assert_lower_triangle(z: np.ndarray, expected: np.ndarray) -> None:
+    """z equals `expected` on and below the diagonal and is NaN (masked) above it."""
+    n = expected.shape[0]
+    assert z.shape == (n, n) and np.isnan(z[np.triu_indices(n, 1)]).all()
+    np.testing.assert_allclose(z[np.tril_indices(n)], expected[np.tril_indices(n)], atol=1e-5)
+
+
 def test_page_shows_grid_heatmap_and_step_row(at):
     assert not at.exception
     assert chart_keys(at) == ["head_grid", "attention_heatmap", "previous_token_scores", "induction_scores",
@@ -43,12 +52,17 @@ def test_page_shows_grid_heatmap_and_step_row(at):
     assert [d["type"] for d in big["data"]] == ["heatmap"]
     assert big["layout"]["xaxis"]["title"]["text"] == "key (attended-to token)"
     assert big["layout"]["yaxis"]["title"]["text"] == "query (attending token)"
-    z = big["data"][0]["z"]
+    assert big["layout"]["title"]["text"].startswith("Layer 0, head 0")
     n = n_tokens(at)  # prompt + generated tokens
-    assert z.shape == (n, n) and np.isnan(z[np.triu_indices(n, 1)]).all()
+    pattern = recorded(at, "pattern", 0, 0)
+    assert pattern.shape == (n, n)
+    assert_lower_triangle(big["data"][0]["z"], pattern)
     assert big["layout"]["shapes"][0]["type"] == "path"
-    step = figure(at, "step_attention")
-    assert step["data"][0]["z"].shape == (app_config().n_head, n - 1)  # last step: query 8 over keys 0..8
+    # the last step: its query (the second-to-last token) over the cached keys 0..n-2, every head
+    step = figure(at, "step_attention")["data"][0]["z"]
+    every_head = np.stack([recorded(at, "pattern", 0, h)[n - 2, : n - 1] for h in range(app_config().n_head)])
+    assert step.shape == (app_config().n_head, n - 1)
+    np.testing.assert_allclose(step, every_head, atol=2e-3)  # the step rows are kept in float16
 
 
 def test_layer_and_head_change_the_figure_without_rerunning_the_model(at, monkeypatch):
@@ -63,6 +77,9 @@ def test_layer_and_head_change_the_figure_without_rerunning_the_model(at, monkey
     assert not np.allclose(before, after_head, equal_nan=True)
     assert not np.allclose(after_head, after_layer, equal_nan=True)
     assert calls == []
+    last_layer, last_head = app_config().n_layer - 1, app_config().n_head - 1
+    assert_lower_triangle(after_head, recorded(at, "pattern", 0, last_head))
+    assert_lower_triangle(after_layer, recorded(at, "pattern", last_layer, last_head))
     assert f"Layer {app_config().n_layer - 1}, head {app_config().n_head - 1}" in figure(
         at, "attention_heatmap")["layout"]["title"]["text"]
 
@@ -72,8 +89,8 @@ def test_scores_toggle_shows_scores_before_softmax(at):
     big = figure(at, "attention_heatmap")
     assert "scores" in big["layout"]["title"]["text"]
     z = big["data"][0]["z"]
-    lower = z[np.tril_indices(z.shape[0])]
-    assert np.isfinite(lower).all() and not np.allclose(np.nansum(z, axis=1), 1.0)
+    assert np.isfinite(z[np.tril_indices(z.shape[0])]).all() and not np.allclose(np.nansum(z, axis=1), 1.0)
+    assert_lower_triangle(z, recorded(at, "attn_scores", 0, 0))
 
 
 def test_selection_is_shared_with_the_other_pages(at):
@@ -103,9 +120,12 @@ def test_head_roles_show_both_scores_for_every_head(at):
         assert z.shape == (cfg.n_layer, cfg.n_head) and ((z >= 0) & (z <= 1)).all()
         assert fig["layout"]["title"]["text"] == title
     # the previous-token score is the one of this text: recompute it from the model
-    model = gpt2viz.load_model(os.environ[MODEL_ENV], device="cpu")
+    model = app_gpt2()
     expected = previous_token_scores(model, [at.session_state["run"].ids])
     np.testing.assert_allclose(np.asarray(prev["data"][0]["z"], dtype=float), expected.numpy(), atol=1e-5)
+    # the induction score: 4 random blocks of up to 50 tokens, each repeated, within the context
+    expected = induction_scores(model, seq_len=min(50, (cfg.n_positions - 1) // 2))
+    np.testing.assert_allclose(np.asarray(ind["data"][0]["z"], dtype=float), expected.numpy(), atol=1e-5)
     assert sum(t.startswith("Highest: layer ") for t in texts(at, "caption")) == 2
 
 

@@ -2,17 +2,17 @@
 
 import pytest
 
-from gpt2viz import EOT_ID
+from gpt2viz import EOT_ID, load_tokenizer
 from tests.app_support import (
     PAGES,
-    app_checkpoint,  # noqa: F401 (a fixture)
     app_config,
-    app_model,  # noqa: F401 (a fixture)
     assert_steps,
+    escaped_tokens,
     generate,
     new_app,
     press_next,
     strip_html,
+    strip_spans,
     texts,
 )
 
@@ -47,15 +47,19 @@ def test_endoftext_typed_in_the_prompt_is_plain_text():
     at = generate(new_app(), "Hello<|endoftext|>world", max_new_tokens=2)
     run = at.session_state["run"]
     assert EOT_ID not in run.prompt_ids and len(run.prompt_ids) > 3
-    html = strip_html(at)
-    assert ">&lt;</span>" in html and ">&gt;</span>" in html and ">end</span>" in html
+    # typed as text, it is nine ordinary tokens, each in its own box: Hello < | end of text | > world
+    pieces = load_tokenizer().token_texts(run.prompt_ids)
+    assert pieces == ["Hello", "<", "|", "end", "of", "text", "|", ">", "world"]
+    assert strip_spans(strip_html(at), "prompt") == escaped_tokens(pieces)
 
 
 @pytest.mark.parametrize("prompt", ["I ❤️ 🐈‍⬛ cats", "שלום עולם مرحبا", "zero\u200bwidth\u200djoin\u200f"])
 def test_unicode_prompts_run_and_render(prompt):
     at = generate(new_app(), prompt, max_new_tokens=2)
     html = strip_html(at)
-    assert html.count('class="tok tok-gen') == len(at.session_state["run"].steps)
+    run = at.session_state["run"]
+    assert strip_spans(html, "prompt") == escaped_tokens(load_tokenizer().token_texts(run.prompt_ids))
+    assert strip_spans(html, "gen") == escaped_tokens([s.text for s in run.steps])
     assert_steps(at, 2)
     if "\u200b" in prompt:
         assert "⟨U+200B⟩" in html and "\u200b" not in html
@@ -69,7 +73,13 @@ def test_html_in_the_prompt_renders_literally():
     at = generate(new_app(), attack, max_new_tokens=2)
     html = strip_html(at)
     assert "<script" not in html and "<b>" not in html
-    assert "&lt;script&gt;" in html or "&lt;" in html
+    # each of GPT-2's 15 tokens of the attack escaped once in its own box, in order: none dropped,
+    # none merged, none escaped twice (written out, so a wrong escape cannot agree with itself)
+    assert strip_spans(html, "prompt") == [
+        "&lt;", "script", "&gt;", "alert", "(", "1", ")&lt;/", "script", "&gt;&lt;", "b", "&gt;", "x",
+        "&lt;/", "b", "&gt;"]
+    run = at.session_state["run"]
+    assert strip_spans(html, "gen") == escaped_tokens([s.text for s in run.steps])
     for page in PAGES[1:]:
         at.switch_page(page).run()
         assert not at.exception

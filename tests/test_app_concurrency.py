@@ -13,8 +13,6 @@ from streamlit.testing.v1 import AppTest
 
 from tests.app_support import (
     ATTENTION,
-    app_checkpoint,  # noqa: F401 (a fixture)
-    app_model,  # noqa: F401 (a fixture)
     figure,
     generate,
     new_app,

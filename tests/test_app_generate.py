@@ -2,19 +2,21 @@
 
 import json
 
+import numpy as np
 import pytest
+import torch
 
-from tests.app_support import (  # noqa: F401 (fixtures)
+from tests.app_support import (
     ROOT,
-    app_checkpoint,
-    app_config,
-    app_model,
+    app_gpt2,
     assert_steps,
+    escaped_tokens,
     figure,
     generate,
     new_app,
     press_next,
     strip_html,
+    strip_spans,
     texts,
 )
 
@@ -26,7 +28,10 @@ def test_page_runs_and_offers_the_example_prompts():
     examples = json.loads((ROOT / "assets/examples/prompts.json").read_text())["prompts"]
     assert "I love the color black, I hope someday to have a cat like that." in examples
     assert at.selectbox(key="example").options == examples
-    assert any("Device: **CPU**" in c or "GPU" in c for c in texts(at, "caption"))
+    # the app loads its model on the GPU when there is one (gpt2viz.load_model's default device)
+    device = f"GPU ({torch.cuda.get_device_name()})" if torch.cuda.is_available() else "CPU"
+    assert f"Device: **{device}**" in texts(at, "caption")
+    assert f"Running on **{device}**." in texts(at, "caption")
     assert any("Press **Next token**" in i for i in texts(at, "info"))
 
 
@@ -44,9 +49,10 @@ def test_next_token_adds_one_step_at_a_time():
     press_next(at)
     press_next(at)
     html = strip_html(at)
-    assert html.count('class="tok tok-gen') == 3
-    assert html.count('class="tok tok-prompt"') == 5  # The·cat·sat·on·the
-    assert len(at.session_state["run"].steps) == 3
+    steps = at.session_state["run"].steps
+    assert len(steps) == 3
+    assert strip_spans(html, "prompt") == ["The", "·cat", "·sat", "·on", "·the"]
+    assert strip_spans(html, "gen") == escaped_tokens([s.text for s in steps])
 
 
 def test_generate_runs_to_the_end_and_says_why_it_stopped():
@@ -60,6 +66,13 @@ def test_generate_runs_to_the_end_and_says_why_it_stopped():
     assert fig["layout"]["yaxis"]["title"]["text"] == "candidate token"
     assert sum("chosen" in t for t in fig["layout"]["yaxis"]["ticktext"]) == 1
     assert f"Step {n}" in fig["layout"]["title"]["text"]
+    # the bars are the model's ten most likely next tokens after the last step's input, recomputed
+    ids = at.session_state["run"].ids
+    probs = app_gpt2().run_with_capture(ids[:-1], names=[]).logits[-1].softmax(-1)
+    top = probs.topk(10)
+    np.testing.assert_allclose(fig["data"][0]["x"], top.values.numpy(), atol=1e-5)
+    assert ids[-1] == int(top.indices[0])  # greedy: the chosen token is the first bar
+    assert "chosen" in fig["layout"]["yaxis"]["ticktext"][0]
 
 
 def test_selecting_a_step_changes_the_candidates_and_the_strip():

@@ -9,9 +9,8 @@ from tests.app_support import (
     GENERATE,
     MLP,
     QKV,
-    app_checkpoint,  # noqa: F401 (a fixture)
     app_config,
-    app_model,  # noqa: F401 (a fixture)
+    app_gpt2,
     chart_keys,
     figure,
     generate,
@@ -26,6 +25,11 @@ pytestmark = pytest.mark.usefixtures("app_model")
 @pytest.fixture
 def qkv():
     return generate(new_app(), "The cat sat on the mat because", max_new_tokens=2).switch_page(QKV).run()
+
+
+def recorded(at):
+    """A run of the model outside the app on the session's whole sequence, recording every hook."""
+    return app_gpt2().run_with_capture(at.session_state["run"].ids)
 
 
 def test_qkv_page_shows_every_stage(qkv):
@@ -44,6 +48,19 @@ def test_qkv_page_shows_every_stage(qkv):
     table = qkv.dataframe[0].value
     assert list(table.columns) == ["key", "q·k", "÷√d_head", "+ mask", "softmax"]
     assert len(table) == n_tokens(qkv) and abs(table["softmax"].sum() - 1) < 1e-3
+    # the numbers are the model's own for layer 0, head 0 and the last step's query (token n-2)
+    n = n_tokens(qkv)
+    trace = recorded(qkv)
+    np.testing.assert_allclose(figure(qkv, "q_vector")["data"][0]["z"][0], trace["q", 0][n - 2, 0].numpy(),
+                               atol=1e-5)
+    keys = k["data"][0]["z"]
+    np.testing.assert_allclose(keys[: n - 1], trace["k", 0][: n - 1, 0].numpy(), atol=1e-5)
+    assert np.isnan(keys[n - 1:]).all()  # the key after the query is masked
+    np.testing.assert_allclose(table["softmax"], trace["pattern", 0][0, n - 2].numpy(), atol=1e-5)
+    np.testing.assert_allclose(figure(qkv, "z_heads")["data"][0]["z"][0], trace["z", 0][n - 2].reshape(-1),
+                               atol=1e-5)
+    np.testing.assert_allclose(figure(qkv, "attn_out")["data"][0]["z"][0], trace["attn_out", 0][n - 2],
+                               atol=1e-5)
 
 
 def test_qkv_page_reconstruction_matches_the_recorded_tensors(qkv):
@@ -90,13 +107,24 @@ def test_mlp_page_heatmap_stage_and_layer():
     assert fig["layout"]["yaxis"]["title"]["text"] == "token"
     assert "after GELU" in fig["layout"]["title"]["text"]
     post = fig["data"][0]["z"]
+    # the 32 neurons with the highest peak after GELU in layer 0, highest first, from the model's own run
+    trace = recorded(at)
+    every = trace["post", 0].numpy()
+    top = np.argsort(-every.max(axis=0))[:32]
+    assert list(fig["data"][0]["x"]) == [f"n{i}" for i in top]
+    np.testing.assert_allclose(post, every[:, top], atol=1e-5)
     at.radio(key="mlp_stage").set_value("pre").run()
     pre = figure(at, "mlp_heatmap")
     assert "before GELU" in pre["layout"]["title"]["text"] and not np.allclose(pre["data"][0]["z"], post)
     assert pre["data"][0]["x"] == fig["data"][0]["x"]  # the same neurons
+    np.testing.assert_allclose(pre["data"][0]["z"], trace["pre", 0].numpy()[:, top], atol=1e-5)
     at.selectbox(key="layer").select(config.n_layer - 1).run()
     assert not np.allclose(figure(at, "mlp_heatmap")["data"][0]["z"], pre["data"][0]["z"])
     at.slider(key="mlp_top_n").set_value(8).run()
-    assert figure(at, "mlp_heatmap")["data"][0]["z"].shape == (n, 8)
+    last = config.n_layer - 1
+    top = np.argsort(-trace["post", last].numpy().max(axis=0))[:8]
+    fig = figure(at, "mlp_heatmap")
+    assert list(fig["data"][0]["x"]) == [f"n{i}" for i in top]
+    np.testing.assert_allclose(fig["data"][0]["z"], trace["pre", last].numpy()[:, top], atol=1e-5)
     table = at.dataframe[0].value
     assert list(table.columns) == ["token", "#1", "#2", "#3", "#4", "#5"] and len(table) == n

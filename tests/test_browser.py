@@ -18,11 +18,7 @@ from pathlib import Path
 import pytest
 
 from gpt2viz.loading import MODEL_ENV
-from tests.app_support import (
-    ROOT,
-    app_checkpoint,  # noqa: F401 (a fixture)
-    app_model,  # noqa: F401 (a fixture)
-)
+from tests.app_support import ROOT
 
 pytestmark = pytest.mark.browser
 CHROMIUM = Path("/usr/bin/chromium")
@@ -38,9 +34,9 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(request: pytest.FixtureRequest) -> Iterator[str]:
+def server(app_model: str) -> Iterator[str]:
     port = free_port()
-    env = {**os.environ, MODEL_ENV: request.getfixturevalue("app_model")}
+    env = {**os.environ, MODEL_ENV: app_model}
     log = open(ROOT / "test-artifacts" / "streamlit.log", "w") if (ROOT / "test-artifacts").is_dir() else None
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"),
@@ -89,11 +85,15 @@ def open_app(browser, url: str):
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     page.goto(url, wait_until="domcontentloaded")
     page.get_by_role("textbox", name="Prompt").wait_for(timeout=180_000)
+    # the first run has finished (its last element is this hint): typing earlier can race with it
+    page.get_by_text("for one step, or").first.wait_for(timeout=180_000)
     page.dialogs = dialogs
     return page
 
 
 def generate(page, prompt: str, tokens: int) -> None:
+    from playwright.sync_api import expect  # imported where used, as in `browser`
+
     page.get_by_role("textbox", name="Prompt").fill(prompt)
     page.get_by_role("textbox", name="Prompt").press("Control+Enter")  # commit the text area
     page.get_by_text("Sampling").click()
@@ -101,6 +101,7 @@ def generate(page, prompt: str, tokens: int) -> None:
     box.fill(str(tokens))
     box.press("Enter")
     page.wait_for_timeout(500)
+    expect(page.get_by_role("textbox", name="Prompt")).to_have_value(prompt)  # not reset by a rerun
     page.get_by_role("button", name="Generate", exact=True).click()
     page.get_by_text(f"Stopped after {tokens} new tokens").wait_for(timeout=240_000)
 
@@ -139,10 +140,19 @@ def test_generate_then_every_page_draws_its_heatmaps(server, browser):
 
 
 def test_html_prompt_renders_literally(server, browser):
+    from playwright.sync_api import expect
+
     page = open_app(browser, server)
-    generate(page, "<script>alert(1)</script><b>x</b>", 2)
+    attack = "<script>alert(1)</script><b>x</b>"
+    generate(page, attack, 2)
     strip = page.locator(".tok-strip")
-    assert "<script>" in strip.inner_text().replace("·", " ") or "script" in strip.inner_text()
+    # each of GPT-2's 15 tokens of the attack shown as its literal text in its own box (no spaces
+    # in it, so nothing is drawn as ·), and together the prompt itself
+    shown = ["<", "script", ">", "alert", "(", "1", ")</", "script", "><", "b", ">", "x", "</", "b", ">"]
+    assert "".join(shown) == attack
+    expect(strip.locator(".tok-prompt")).to_have_text(shown, use_inner_text=True)
+    expect(strip.locator(".tok-gen")).to_have_count(2)
+    assert strip.inner_text().startswith(attack)
     assert strip.locator("script, b").count() == 0
     assert page.dialogs == []
     shoot(page, "3-html-prompt")

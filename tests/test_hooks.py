@@ -100,6 +100,29 @@ def test_shapes(small_model) -> None:
     assert trace["blocks.0.attn.hook_mask"].dtype == torch.bool
 
 
+def test_embedding_mlp_and_residual_hooks_hold_their_values(small_model) -> None:
+    """What test_shapes cannot see: each of these hooks holds the number its stage computes,
+    rebuilt here from the weights and the previous recorded stage."""
+    ids = list(range(500, 509))
+    trace = small_model.run_with_capture(ids)
+    torch.testing.assert_close(trace["embed"], small_model.wte.weight.detach()[ids])
+    torch.testing.assert_close(trace["pos_embed"], small_model.wpe.weight.detach()[: len(ids)])
+    torch.testing.assert_close(trace["resid_pre", 0], trace["embed"] + trace["pos_embed"])
+    for layer in range(2):
+        block = small_model.h[layer]
+        ln_out = trace["normalized", layer, "ln2"] * block.ln_2.weight.detach() + block.ln_2.bias.detach()
+        pre = ln_out @ block.mlp.c_fc.weight.detach().T + block.mlp.c_fc.bias.detach()
+        torch.testing.assert_close(trace["pre", layer], pre, atol=1e-5, rtol=0)
+        x = trace["pre", layer].double()  # GPT-2's tanh GELU ("gelu_new"), written out
+        gelu = 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
+        torch.testing.assert_close(trace["post", layer].double(), gelu, atol=1e-6, rtol=0)
+        out = trace["post", layer] @ block.mlp.c_proj.weight.detach().T + block.mlp.c_proj.bias.detach()
+        torch.testing.assert_close(trace["mlp_out", layer], out, atol=1e-5, rtol=0)
+        resid_post = trace["resid_mid", layer] + trace["mlp_out", layer]
+        torch.testing.assert_close(trace["resid_post", layer], resid_post)
+    torch.testing.assert_close(trace["resid_pre", 1], trace["resid_post", 0], atol=0, rtol=0)
+
+
 def test_attention_invariants(small_model) -> None:
     T = 20
     trace = small_model.run_with_capture(list(range(300, 300 + T)))

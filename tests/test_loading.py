@@ -27,7 +27,12 @@ def test_single_safetensors_file_with_and_without_config(small_hf, small_model, 
     lone = tmp_path / "lone.safetensors"
     shutil.copy(folder / "model.safetensors", lone)
     model = gpt2viz.load_model(lone)  # no config: inferred from shapes, 64-wide heads -> 1 head
-    assert model.config.n_layer == 2 and model.config.n_embd == 64
+    assert (model.config.n_layer, model.config.n_embd, model.config.n_head) == (2, 64, 1)
+    assert (model.config.n_positions, model.config.vocab_size) == (128, 50257)
+    want = dict(small_model.named_parameters())
+    assert [name for name, _ in model.named_parameters()] == list(want)
+    for name, param in model.named_parameters():  # the same weights, only split into fewer heads
+        torch.testing.assert_close(param.detach().cpu(), want[name].detach(), atol=0, rtol=0, msg=name)
     saved = gpt2viz.save_model(small_model, tmp_path / "ours")  # config in the file's metadata
     (saved / "config.json").unlink()
     alone = gpt2viz.load_model(saved / "model.safetensors")

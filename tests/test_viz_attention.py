@@ -19,7 +19,7 @@ from gpt2viz.viz.attention import (
     step_rows_figure,
 )
 from gpt2viz.viz.tokens import token_labels
-from tests.app_support import tiny_model
+from tests.conftest import tiny_model
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from gpt2viz.viz.mlp import (
 )
 from gpt2viz.viz.qkv import head_computation, matrix_figure, score_table, scores_figure, vector_figure
 from gpt2viz.viz.tokens import token_labels
-from tests.app_support import tiny_model
+from tests.conftest import tiny_model
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ from streamlit.delta_generator import DeltaGenerator
 
 import gpt2viz
 from app import state
-from app.model_picker import CurrentModel, current_model, device_label, fallback_banner
+from app.model_picker import current_model, device_label, fallback_banner
 from app.resources import tokenizer
-from app.run import STOP_MESSAGES, Settings, matches, start
+from app.run import STOP_MESSAGES, matches, run_to_extend, settings_controls
 from app.sequence import step_selector
 from gpt2viz import Generation
 from gpt2viz.paths import ASSETS
@@ -22,36 +22,6 @@ EXAMPLES = ASSETS / "examples" / "prompts.json"
 def use_example() -> None:
     if st.session_state.get(state.EXAMPLE):
         state.put(state.PROMPT, st.session_state[state.EXAMPLE])
-
-
-def settings_controls(max_tokens: int) -> Settings:
-    greedy = state.widget(st.toggle, "Greedy (always the most likely token)", key=state.GREEDY)
-    c1, c2, c3 = st.columns(3)
-    temperature = state.widget(c1.slider, "Temperature", 0.05, 2.0, step=0.05, key=state.TEMPERATURE,
-                               disabled=greedy)
-    top_k = state.widget(c2.number_input, "Top-k (0 = off)", 0, 50257, step=1, key=state.TOP_K,
-                         disabled=greedy)
-    top_p = state.widget(c3.slider, "Top-p (1 = off)", 0.05, 1.0, step=0.05, key=state.TOP_P, disabled=greedy)
-    c4, c5 = st.columns(2)
-    seed = state.widget(c4.number_input, "Seed", 0, 2**31 - 1, step=1, key=state.SEED, disabled=greedy)
-    state.keep_within(state.MAX_NEW_TOKENS, range(1, max_tokens + 1), min(20, max_tokens))
-    max_new = state.widget(c5.number_input, "Max new tokens", 1, max_tokens, step=1, key=state.MAX_NEW_TOKENS)
-    return Settings(greedy, float(temperature), int(top_k), float(top_p), int(seed), int(max_new))
-
-
-def run_for(
-    current: CurrentModel, prompt: str, settings: Settings, restart_finished: bool
-) -> Generation | None:
-    """The session's run to extend: the current one if it matches and can go on, else a new one."""
-    run = st.session_state.get(state.RUN)
-    if run is not None and run.steps and matches(run, current.model, prompt, settings):
-        if not run.finished:
-            return run
-        if not restart_finished:
-            st.info("This generation has finished. Press Generate to run it again, or change the "
-                    "prompt or settings.")
-            return None
-    return start(current.model, prompt, settings)
 
 
 def strip(run: Generation, selected: int | None = None) -> str:
@@ -93,7 +63,7 @@ generate_clicked = b2.button("Generate", type="primary", help="Generate to the e
 live = st.empty()
 if next_clicked or generate_clicked:
     try:
-        run = run_for(current, prompt, settings, restart_finished=generate_clicked)
+        run = run_to_extend(current, prompt, settings, restart_finished=generate_clicked)
         if run is not None:
             st.session_state[state.RUN] = run
             extend(run, generate_clicked, live)
