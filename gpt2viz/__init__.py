@@ -1,5 +1,6 @@
 """gpt2viz: GPT-2 with named hook points, recordings of every stage, and figures of them."""
 
+from . import lens, step
 from .config import GPT2Config
 from .errors import LoadError, PromptError
 from .generation import (
@@ -12,9 +13,11 @@ from .generation import (
     generate,
 )
 from .hooks import act_name
+from .kv_cache import kv_cache_bytes
 from .loading import BUNDLED_NAME, PRESETS, load_default_model, load_model, save_model
 from .model import GPT2
 from .recording import Recorder
+from .sampling import SamplingStages, sampling_stages
 from .saved_trace import load_trace, save_trace
 from .tokenizer import EOT_ID, EOT_TEXT, GPT2Tokenizer, load_tokenizer
 from .trace import Trace
@@ -22,6 +25,7 @@ from .trace import Trace
 __all__ = [
     "BUNDLED_NAME", "EOT_ID", "EOT_TEXT", "GPT2", "GPT2Config", "GPT2Tokenizer", "Generation",
     "LoadError", "PRESETS", "PromptError", "Recorder", "STOP_CONTEXT", "STOP_ENDOFTEXT",
-    "STOP_MAX_TOKENS", "Step", "Trace", "act_name", "encode_prompt", "generate",
-    "load_default_model", "load_model", "load_tokenizer", "load_trace", "save_model", "save_trace",
+    "STOP_MAX_TOKENS", "SamplingStages", "Step", "Trace", "act_name", "encode_prompt", "generate",
+    "kv_cache_bytes", "lens", "load_default_model", "load_model", "load_tokenizer", "load_trace",
+    "sampling_stages", "save_model", "save_trace", "step",
 ]

@@ -12,6 +12,7 @@ from .errors import EMPTY_PROMPT, PromptError
 from .hooks import act_name
 from .model import GPT2
 from .recording import Edit, Recorder
+from .sampling import check_sampling, draw, sampling_stages
 from .tokenizer import EOT_ID, GPT2Tokenizer
 from .trace import Trace
 
@@ -56,35 +57,11 @@ def encode_prompt(
     return model.check_ids(prompt, reserve=reserve)
 
 
-def _check_sampling(max_new_tokens: int, temperature: float, top_k: int | None,
+def _check_settings(max_new_tokens: int, temperature: float, top_k: int | None,
                     top_p: float | None) -> None:
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be at least 1, not {max_new_tokens}.")
-    if temperature < 0:
-        raise ValueError(f"temperature must be 0 (greedy) or positive, not {temperature}.")
-    if top_k is not None and top_k < 1:
-        raise ValueError(f"top_k must be a positive number of tokens or None, not {top_k}.")
-    if top_p is not None and not 0 < top_p <= 1:
-        raise ValueError(f"top_p must be in (0, 1] or None, not {top_p}.")
-
-
-def sampling_distribution(
-    logits: torch.Tensor, temperature: float, top_k: int | None, top_p: float | None
-) -> torch.Tensor:
-    """Probabilities [vocab] to sample from: logits / temperature, cut to top-k, then top-p."""
-    logits = logits / temperature
-    if top_k is not None and top_k < logits.numel():
-        kth = torch.topk(logits, top_k).values[-1]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    probs = logits.softmax(-1)
-    if top_p is not None and top_p < 1:
-        sorted_probs, order = probs.sort(descending=True)
-        before = sorted_probs.cumsum(-1) - sorted_probs  # mass of the tokens ranked above
-        drop = torch.zeros_like(probs, dtype=torch.bool)
-        drop[order] = before >= top_p  # keep the smallest set reaching top_p (never empty)
-        probs = probs.masked_fill(drop, 0.0)
-        probs = probs / probs.sum()
-    return probs
+    check_sampling(temperature, top_k, top_p)
 
 
 class Generation:
@@ -117,7 +94,7 @@ class Generation:
         use_cache: bool = True,
         edits: Mapping[str, Edit] | None = None,
     ) -> None:
-        _check_sampling(max_new_tokens, temperature, top_k, top_p)
+        _check_settings(max_new_tokens, temperature, top_k, top_p)
         self.model, self.tok, self.prompt = model, tok, prompt
         self.settings = dict(max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k,
                              top_p=top_p, seed=seed)
@@ -129,7 +106,6 @@ class Generation:
         capacity = min(model.config.n_positions, len(self.prompt_ids) + max_new_tokens)
         self._cache = model.new_cache(capacity=capacity) if use_cache else None
         self._use_cache = use_cache
-        self._rng = torch.Generator().manual_seed(seed)
         self._pending = list(self.prompt_ids)  # the ids the next forward pass runs
 
     @property
@@ -164,7 +140,7 @@ class Generation:
             logits = model(torch.tensor([self._pending], device=model.device), self._cache, rec)
             last = logits[0, -1].float().cpu()  # [vocab]
             probs = last.softmax(-1)
-            token = self._choose(last)
+            token = self._choose(last, index)
             top_probs, top_ids = probs.topk(min(self._n_top, probs.numel()))
         position = len(self.prompt_ids) + index
         trace = None
@@ -189,12 +165,11 @@ class Generation:
             self._pending = [token] if self._use_cache else self.ids
         return step
 
-    def _choose(self, logits: torch.Tensor) -> int:
-        if self.settings["temperature"] == 0:
-            return int(logits.argmax())
+    def _choose(self, logits: torch.Tensor, index: int) -> int:
         s = self.settings
-        dist = sampling_distribution(logits, s["temperature"], s["top_k"], s["top_p"])
-        return int(torch.multinomial(dist, 1, generator=self._rng))
+        if s["temperature"] == 0:
+            return int(logits.argmax())
+        return draw(sampling_stages(logits, s["temperature"], s["top_k"], s["top_p"]).probs, s["seed"], index)
 
     def _stop_reason(self, token: int, position: int, index: int) -> str | None:
         if token == EOT_ID:

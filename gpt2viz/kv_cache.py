@@ -43,3 +43,31 @@ class KVCache:
     def advance(self, n: int) -> None:
         """Commit `n` new positions once every layer has written them."""
         self.length += n
+
+    def fill(self, keys: torch.Tensor, values: torch.Tensor) -> None:
+        """Start from keys and values computed earlier, [layer, pos, head, d_head] (batch 1):
+        the cache then holds those positions as if they had been run through it."""
+        n = keys.shape[1]
+        if n > self.capacity:
+            raise ValueError(f"{n} cached positions do not fit a capacity of {self.capacity}.")
+        self.keys[:, 0, :n] = keys
+        self.values[:, 0, :n] = values
+        self.length = n
+
+
+def kv_cache_bytes(config: GPT2Config, positions: int, dtype: torch.dtype = torch.float32) -> int:
+    """Bytes the key/value cache of one sequence takes at `positions` positions:
+    2 (keys and values) · n_layer · positions · n_embd · bytes per element."""
+    element = torch.empty((), dtype=dtype).element_size()
+    return 2 * config.n_layer * positions * config.n_embd * element
+
+
+def forward_multiply_adds(config: GPT2Config, new: int, past: int = 0) -> int:
+    """Multiply-adds of one forward pass of `new` positions over `past` cached ones, as this
+    model computes them: per layer the q/k/v and output projections (4·d²), the MLP (2·d·d_mlp)
+    and, per head, scores and weighted values over every key (2·(past + new)·d); then the
+    unembedding of every new position (d·vocab). A cached generation step is new=1, past=p;
+    re-running the whole sequence instead is new=p+1, past=0."""
+    d, keys = config.n_embd, past + new
+    per_layer = new * (4 * d * d + 2 * d * config.d_mlp) + 2 * new * keys * d
+    return config.n_layer * per_layer + new * d * config.vocab_size

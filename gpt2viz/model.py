@@ -254,13 +254,17 @@ class GPT2(nn.Module):
         ids: Sequence[int],
         names: Iterable[str] | None = None,
         edits: Mapping[str, Edit] | None = None,
+        cache: KVCache | None = None,
     ) -> Trace:
         """Run one sequence and record the hook points in `names` (all when None).
 
-        `edits` replaces activations on the way (e.g. zero one head of `hook_z`).
+        `edits` replaces activations on the way (e.g. zero one head of `hook_z`). With `cache`,
+        `ids` follow the positions already in it (and are added to it); the trace then starts
+        at the cache's length.
         """
+        start = cache.length if cache is not None else 0
         ids = self.check_ids(ids)
         idx = torch.tensor([ids], dtype=torch.long, device=self.device)  # [1, pos]
         rec = Recorder(names, edits)
-        logits = self(idx, recorder=rec)
-        return Trace(rec.tensors, logits, ids, config=self.config, model_name=self.name)
+        logits = self(idx, cache, rec)
+        return Trace(rec.tensors, logits, ids, start, self.config, self.name)

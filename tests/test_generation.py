@@ -6,7 +6,6 @@ import pytest
 import torch
 
 import gpt2viz
-from gpt2viz.generation import sampling_distribution
 
 
 def tokens(steps) -> list[int]:
@@ -41,21 +40,6 @@ def test_sampling_is_reproducible_with_a_seed(small_model, tok) -> None:
     assert run(7) == run(7)
     assert run(7) != run(8)
     assert run(7) != tokens(gpt2viz.generate(small_model, tok, "The weather", 12))
-
-
-def test_top_k_and_top_p_cut_the_distribution() -> None:
-    logits = torch.tensor([3.0, 2.0, 1.0, 0.0, -1.0])
-    full = logits.softmax(-1)
-    assert torch.equal(sampling_distribution(logits, 1.0, None, None), full)
-    k2 = sampling_distribution(logits, 1.0, 2, None)
-    assert (k2[2:] == 0).all() and k2.sum().item() == pytest.approx(1.0)
-    assert k2[0] / k2[1] == pytest.approx(full[0] / full[1])
-    p = sampling_distribution(logits, 1.0, None, 0.7)  # 0.64 < 0.7 <= 0.64 + 0.24
-    assert (p[2:] == 0).all() and (p[:2] > 0).all()
-    tiny_p = sampling_distribution(logits, 1.0, None, 1e-6)
-    assert tiny_p[0] == 1 and (tiny_p[1:] == 0).all()  # never empty
-    cold = sampling_distribution(logits, 0.1, None, None)
-    assert cold[0] > 0.99
 
 
 def test_sampling_honours_top_k(small_model, tok) -> None:

@@ -1,0 +1,61 @@
+"""One generation step seen from inside: the new token run over the key/value cache.
+
+A sequence is recorded once (`record_sequence`: the residual stream and every layer's keys and
+values); then any step is re-run alone, as generation ran it (`cached_step`): the cache is filled
+with the keys and values of the positions before the step's token, and that one token goes
+through the model with every hook point recorded. Its logits are checked against the full run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .hooks import act_name
+from .lens import residual_names
+from .model import GPT2
+from .trace import Trace
+
+
+def sequence_names(n_layer: int) -> list[str]:
+    """What `record_sequence` keeps: the residual points and every layer's keys and values."""
+    return residual_names(n_layer) + [act_name("k", "*"), act_name("v", "*")]
+
+
+def record_sequence(model: GPT2, ids: list[int]) -> Trace:
+    """The whole sequence run at once, keeping what the step view and the logit lens read."""
+    return model.run_with_capture(ids, names=sequence_names(model.config.n_layer))
+
+
+@dataclass(frozen=True)
+class CachedStep:
+    query_position: int  # the position run by this step; its output predicts the next token
+    trace: Trace  # every hook point of that one position, run over the cache (start = query_position)
+    cached_keys: torch.Tensor  # [layer, query_position, head, d_head] what the cache held before
+    cached_values: torch.Tensor  # [layer, query_position, head, d_head]
+    rerun_logits: torch.Tensor  # [vocab] the same position's logits from the full run
+
+    @property
+    def logits(self) -> torch.Tensor:
+        """[vocab] this step's logits (for the next token)."""
+        return self.trace.logits[-1]
+
+    @property
+    def max_logit_diff(self) -> float:
+        """max |cached step − full re-run| over the vocabulary: computed, not assumed."""
+        return float((self.logits - self.rerun_logits).abs().max())
+
+
+@torch.inference_mode()
+def cached_step(model: GPT2, sequence: Trace, query_position: int) -> CachedStep:
+    """Re-run position `query_position` of `sequence` (from `record_sequence`) over a cache
+    holding the keys and values of every position before it, recording every hook point."""
+    if not 0 <= query_position < len(sequence.ids):
+        raise ValueError(f"query_position must lie in 0..{len(sequence.ids) - 1}, not {query_position}.")
+    keys = sequence.stack("k")[:, :query_position]  # [layer, pos, head, d_head]
+    values = sequence.stack("v")[:, :query_position]
+    cache = model.new_cache(capacity=query_position + 1)
+    cache.fill(keys.to(model.device, model.dtype), values.to(model.device, model.dtype))
+    trace = model.run_with_capture([sequence.ids[query_position]], cache=cache)
+    return CachedStep(query_position, trace, keys, values, sequence.logits[query_position])

@@ -1,0 +1,122 @@
+"""One step from inside: the logit lens, residual norms, the key/value cache's size and cost, and
+a step re-run over the cache, each against an independent computation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+import gpt2viz
+from gpt2viz import lens
+from gpt2viz.kv_cache import KVCache, forward_multiply_adds, kv_cache_bytes
+from gpt2viz.lens import logit_lens, residual_names, residual_norms
+from gpt2viz.step import cached_step, record_sequence
+
+IDS = list(range(500, 523))
+
+
+@pytest.fixture(scope="module")
+def full(small_model) -> gpt2viz.Trace:
+    return small_model.run_with_capture(IDS)
+
+
+def lens_by_hand(model, resid: torch.Tensor) -> torch.Tensor:
+    """ln_f with the point's own statistics, then the tied unembedding, then softmax (float64)."""
+    x = resid.double()
+    x = (x - x.mean(-1, keepdim=True)) / (x.var(-1, unbiased=False, keepdim=True) + 1e-5).sqrt()
+    x = x * model.ln_f.weight.detach().double() + model.ln_f.bias.detach().double()
+    return (x @ model.wte.weight.detach().double().T).softmax(-1)
+
+
+def test_logit_lens_against_a_hand_computation(small_model, full, monkeypatch) -> None:
+    monkeypatch.setattr(lens, "CHUNK", 5)  # several chunks per point
+    got = logit_lens(small_model, full, k=4)
+    assert got.labels == ["embeddings", "0: after attention", "0: after MLP", "1: after attention",
+                          "1: after MLP"]
+    points = [full["resid_pre", 0], full["resid_mid", 0], full["resid_post", 0], full["resid_mid", 1],
+              full["resid_post", 1]]
+    final_ids = full.logits.argmax(-1)
+    assert torch.equal(got.final_ids, final_ids)
+    for i, resid in enumerate(points):
+        probs = lens_by_hand(small_model, resid)  # [pos, vocab]
+        top = probs.topk(4, dim=-1)
+        torch.testing.assert_close(got.top_probs[i].double(), top.values, atol=1e-5, rtol=0)
+        assert torch.equal(got.top_ids[i], top.indices)
+        want = probs.gather(-1, final_ids[:, None])[:, 0]
+        torch.testing.assert_close(got.final_token_probs[i].double(), want, atol=1e-5, rtol=0)
+    # The last point is the model's own output distribution.
+    own = full.logits.softmax(-1).topk(4, dim=-1)
+    torch.testing.assert_close(got.top_probs[-1], own.values, atol=1e-6, rtol=0)
+
+
+def test_logit_lens_of_some_positions_and_of_a_cached_step(small_model, full) -> None:
+    everything = logit_lens(small_model, full, k=3)
+    some = logit_lens(small_model, full, k=3, positions=[20, 3])
+    assert some.positions == [20, 3]
+    assert torch.equal(some.top_ids, everything.top_ids[:, [20, 3]])
+    cache = _cache_after(small_model, IDS[:-1])
+    step = small_model.run_with_capture(IDS[-1:], names=residual_names(2), cache=cache)
+    assert step.start == 22
+    stepped = logit_lens(small_model, step, k=3)
+    assert stepped.positions == [22]
+    assert torch.equal(stepped.top_ids[:, 0], everything.top_ids[:, 22])
+    with pytest.raises(ValueError, match="Positions must lie in range"):
+        logit_lens(small_model, step, positions=[3])
+
+
+def _cache_after(model, ids: list[int]) -> KVCache:
+    cache = model.new_cache()
+    model.run_with_capture(ids, names=[], cache=cache)
+    return cache
+
+
+def test_residual_norms_match_the_recorded_sublayer_outputs(small_model, full) -> None:
+    norms = residual_norms(full, 2)
+    assert norms.resid.shape == (5, len(IDS)) and norms.attn.shape == norms.mlp.shape == (2, len(IDS))
+    for layer in range(2):
+        torch.testing.assert_close(norms.attn[layer], full["attn_out", layer].norm(dim=-1), atol=1e-4, rtol=0)
+        torch.testing.assert_close(norms.mlp[layer], full["mlp_out", layer].norm(dim=-1), atol=1e-4, rtol=0)
+    torch.testing.assert_close(norms.resid[0], (full["embed"] + full["pos_embed"]).norm(dim=-1))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_kv_cache_bytes_equal_the_cache_tensors(small_model, dtype) -> None:
+    config = small_model.config
+    for positions in (1, 17, config.n_positions):
+        cache = KVCache(config, batch=1, capacity=positions, device=torch.device("cpu"), dtype=dtype)
+        assert kv_cache_bytes(config, positions, dtype) == cache.keys.nbytes + cache.values.nbytes
+    # gpt2 (124M) at its full context in float32: 2 · 12 · 1024 · 768 · 4 bytes = 72 MiB
+    assert kv_cache_bytes(gpt2viz.GPT2Config(), 1024) == 75_497_472
+
+
+@pytest.mark.parametrize("new, past", [(12, 0), (1, 11), (4, 7)])
+def test_multiply_adds_equal_torchs_count(small_model, new, past) -> None:
+    """torch's FLOP counter (2 per multiply-add) on the explicit attention path a recording uses."""
+    cache = small_model.new_cache()
+    if past:
+        small_model.run_with_capture(IDS[:past], names=[], cache=cache)
+    with FlopCounterMode(display=False) as counter:
+        small_model.run_with_capture(IDS[past:past + new], cache=cache)
+    assert counter.get_total_flops() == 2 * forward_multiply_adds(small_model.config, new, past)
+
+
+def test_cached_step_equals_the_full_rerun(small_model) -> None:
+    sequence = record_sequence(small_model, IDS)
+    full = small_model.run_with_capture(IDS)
+    for q in (0, 1, 9, len(IDS) - 1):
+        step = cached_step(small_model, sequence, q)
+        assert step.trace.start == q and step.trace.ids == [IDS[q]]
+        assert step.cached_keys.shape == (2, q, 4, 16)
+        for layer in range(2):
+            assert torch.equal(step.cached_keys[layer], sequence["k", layer][:q])
+            assert torch.equal(step.cached_values[layer], sequence["v", layer][:q])
+            # the step's own key row and its attention row over the cache are the full run's
+            torch.testing.assert_close(step.trace["k", layer][0], full["k", layer][q], atol=1e-5, rtol=0)
+            want = full["pattern", layer][:, q, :q + 1]
+            torch.testing.assert_close(step.trace["pattern", layer][:, 0], want, atol=1e-5, rtol=0)
+        assert step.max_logit_diff < 1e-4
+        assert torch.equal(step.rerun_logits, sequence.logits[q])
+        assert step.max_logit_diff == float((step.logits - sequence.logits[q]).abs().max())
+    with pytest.raises(ValueError, match="query_position must lie in 0..22"):
+        cached_step(small_model, sequence, 23)
