@@ -35,6 +35,10 @@ ATTN_KIND = "attn_kind"  # gpt2viz.viz.attention.PATTERN or SCORES
 MLP_STAGE = "mlp_stage"  # gpt2viz.viz.mlp.PRE or POST
 MLP_TOP_N = "mlp_top_n"
 HEAD_GRID = "head_grid"  # the clickable grid chart's selection
+# Inside a step: sampling controls that redraw the chain from the step's logits
+STEP_TEMPERATURE = "step_temperature"
+STEP_TOP_K = "step_top_k"  # 0 = off
+STEP_TOP_P = "step_top_p"  # 1.0 = off
 
 DEFAULTS: dict[str, Any] = {
     PROMPT: "I love the color black, I hope someday to have a cat like that.",
@@ -49,6 +53,9 @@ DEFAULTS: dict[str, Any] = {
     ATTN_KIND: "pattern",
     MLP_STAGE: "post",
     MLP_TOP_N: 32,
+    STEP_TEMPERATURE: 1.0,
+    STEP_TOP_K: 0,
+    STEP_TOP_P: 1.0,
     MODEL_CHOICE: "",
     LOCAL_PATH: "",
 }

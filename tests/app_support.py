@@ -30,7 +30,8 @@ GENERATE = "app/pages/generate.py"
 ATTENTION = "app/pages/attention.py"
 QKV = "app/pages/qkv.py"
 MLP = "app/pages/mlp.py"
-PAGES = (GENERATE, ATTENTION, QKV, MLP)
+INSIDE_STEP = "app/pages/inside_step.py"
+PAGES = (GENERATE, ATTENTION, QKV, MLP, INSIDE_STEP)
 
 
 @functools.cache

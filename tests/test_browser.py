@@ -24,7 +24,7 @@ pytestmark = pytest.mark.browser
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = ROOT / "test-artifacts" / "screenshots"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-PAGES = {"Attention": "heatmap", "Q · K · V": "heatmap", "MLP": "heatmap"}
+PAGES = ("Attention", "Q · K · V", "MLP", "Inside a step")
 
 
 def free_port() -> int:

@@ -1,0 +1,113 @@
+"""Inside a step: one generated token's whole forward pass, over the key/value cache."""
+
+import streamlit as st
+
+from app import state
+from app.layer_head import pick_head, pick_layer
+from app.model_picker import current_model
+from app.resources import inside_step, lens_at, sequence_norms, tokenizer
+from app.sequence import analysed_ids_or_stop, labels_for, session_run, step_selector
+from app.step_sampling import sampling_controls
+from gpt2viz import kv_cache_bytes
+from gpt2viz.kv_cache import forward_multiply_adds
+from gpt2viz.sampling import draw, sampling_stages
+from gpt2viz.viz.lens import lens_grid, lens_window, logit_lens_figure, residual_norms_figure
+from gpt2viz.viz.sampling import chain_data, sampling_chain_figure
+from gpt2viz.viz.step import (
+    kv_cache_figure,
+    step_block,
+    step_scores_figure,
+    strips_figure,
+    top_neurons_figure,
+)
+from gpt2viz.viz.tokens import visible_token
+
+
+def size(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 2**10:.1f} KiB"
+
+
+st.title("Inside a step")
+st.caption("How GPT-2 makes one token: the newest token goes through every block alone, its query "
+           "reads the keys and values cached from earlier steps, and the last block's output "
+           "becomes the probabilities the next token is drawn from.")
+current = current_model()
+model, config, tok = current.model, current.model.config, tokenizer()
+run = session_run(current)
+if run is not None:
+    record = step_selector(run)
+    ids, chosen, index, seed = run.ids, record.token_id, record.index, run.settings["seed"]
+    q = record.query_position  # the position this step runs; its output predicts the next
+else:
+    ids = analysed_ids_or_stop(current)
+    q, chosen, index, seed = len(ids) - 1, None, 0, state.get(state.SEED)
+    st.info("No generation yet: this is the prompt's last token. Generate on the Generate page to "
+            "step through the tokens it writes.")
+labels, key = labels_for(ids), (current.source, tuple(ids))
+step = inside_step(*key, q)
+
+st.subheader(f"1. The token {visible_token(tok.token_text(ids[q]))!r} (id {ids[q]}) enters at position {q}")
+first = step_block(model, step, 0, 0, labels)
+embeddings = [("token embedding", first.embed), ("position embedding", first.pos_embed),
+              ("sum", first.resid_pre)]
+st.plotly_chart(strips_figure(embeddings, "A row of wte plus a row of wpe"), key="embeddings")
+
+st.subheader("2. One block, with the key/value cache")
+c1, c2 = st.columns(2)
+layer, head = pick_layer(config, c1), pick_head(config, c2)
+b = step_block(model, step, layer, head, labels)
+st.plotly_chart(strips_figure([("ln_1(x)", b.ln1)], f"Layer {layer}: ln_1 normalises the residual stream"),
+                key="ln1")
+new_qkv = [("q", b.q), ("k", b.keys[-1]), ("v", b.values[-1])]
+new_title = f"Head {head}: the new token's query, key and value"
+st.plotly_chart(strips_figure(new_qkv, new_title, "d_head component"), key="qkv_new")
+dtype = str(model.dtype).removeprefix("torch.")
+st.markdown(
+    f"**The cache** holds the keys and values of all {q} earlier positions, in every layer: "
+    f"{size(kv_cache_bytes(config, q + 1, model.dtype))} for the whole model with this step's row "
+    f"({size(kv_cache_bytes(config, config.n_positions, model.dtype))} at the {config.n_positions}-token "
+    f"limit, {dtype}). Thanks to it this step costs {forward_multiply_adds(config, 1, q) / 1e6:,.1f} M "
+    f"multiply-adds, against {forward_multiply_adds(config, q + 1) / 1e6:,.1f} M to run the whole "
+    "sequence again.")
+c1, c2 = st.columns(2)
+where = f"layer {layer} head {head}"
+c1.plotly_chart(kv_cache_figure(b.keys, b.key_labels, f"Cached keys, {where}"), key="cache_k")
+c2.plotly_chart(kv_cache_figure(b.values, b.key_labels, f"Cached values, {where}"), key="cache_v")
+st.plotly_chart(step_scores_figure(b), key="step_scores")
+st.caption("The query scores every cached key, the scores are divided by √d_head and turned into "
+           "weights by softmax; the weights mix the cached values into z.")
+heads = f"All {config.n_head} heads' z concatenated (lines between heads)"
+st.plotly_chart(strips_figure([("z, every head", b.z_heads)], heads, boundaries=b.d_head), key="z_heads")
+attention_added = [("resid_pre", b.resid_pre), ("+ attention", b.attn_out), ("= resid_mid", b.resid_mid)]
+added_title = "W_O · z + b_O is added to the residual stream"
+st.plotly_chart(strips_figure(attention_added, added_title), key="attn_add")
+st.plotly_chart(top_neurons_figure(b), key="mlp_neurons")
+mlp_added = [("resid_mid", b.resid_mid), ("+ MLP", b.mlp_out), ("= resid_post", b.resid_post)]
+wider = f"The MLP, {config.d_mlp // config.n_embd}× wider ({config.d_mlp} neurons), adds its output"
+st.plotly_chart(strips_figure(mlp_added, wider), key="mlp_add")
+
+st.subheader("3. From the last block to the next token")
+temperature, top_k, top_p = sampling_controls(run)
+stages = sampling_stages(step.logits, temperature, top_k, top_p)
+would = tok.token_text(draw(stages.probs, seed, index))
+chain = chain_data(stages, tok, chosen)
+st.plotly_chart(sampling_chain_figure(chain, "ln_f → logits → sampling"), key="sampling_chain")
+how = "greedy" if run is not None and run.settings["temperature"] == 0 else "sampled"
+made = "" if chosen is None else f"; the generation ({how}) chose {tok.token_text(chosen)!r}"
+st.caption(f"With these settings a draw with seed {seed} at step {index + 1} picks {would!r}{made}. "
+           "Changing them reuses this step's logits: the model is not run again.")
+
+st.subheader("4. The residual stream across depth")
+st.plotly_chart(residual_norms_figure(sequence_norms(*key), q), key="residual_norms")
+positions = tuple(lens_window(q + 1, q))  # ending at the step: later tokens are not written yet
+lens = lens_at(*key, positions)
+st.plotly_chart(logit_lens_figure(lens_grid(lens, tok, [labels[p] for p in positions]), q), key="logit_lens")
+st.caption("The logit lens: the residual stream at each depth put through ln_f and the unembedding, as "
+           "if the model stopped there. Each cell names the most likely next token; colour is its "
+           "probability.")
+check = (f"This step used the key/value cache; a full re-run of the whole sequence gives logits that "
+         f"differ by at most {step.max_logit_diff:.1e}")
+if step.max_logit_diff < 1e-3:
+    st.success(check + ": the same, up to float rounding.")
+else:
+    st.warning(check + ": more than float rounding explains.")
