@@ -34,6 +34,7 @@ bench: .stamp-test
 	$(PY) bench/bench_model.py
 	$(PY) bench/bench_app.py
 	$(PY) bench/bench_bundled.py
+	$(PY) bench/bench_step.py
 
 clean:
 	rm -rf $(VENV) .stamp-runtime .stamp-test .pytest_cache .ruff_cache

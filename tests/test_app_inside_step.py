@@ -8,7 +8,7 @@ import pytest
 
 import gpt2viz
 from gpt2viz.kv_cache import forward_multiply_adds
-from gpt2viz.sampling import sampling_stages
+from gpt2viz.sampling import draw, sampling_stages
 from gpt2viz.viz.lens import escape, shortened
 from gpt2viz.viz.tokens import visible_token
 from tests.app_support import (
@@ -24,8 +24,8 @@ from tests.app_support import (
 )
 
 pytestmark = pytest.mark.usefixtures("app_model")
-CHARTS = ["embeddings", "ln1", "qkv_new", "cache_k", "cache_v", "step_scores", "z_heads", "attn_add",
-          "mlp_neurons", "mlp_add", "sampling_chain", "residual_norms", "logit_lens"]
+CHARTS = ["embeddings", "ln1", "qkv_new", "cache_k", "cache_v", "cache_overview", "step_scores", "z_heads",
+          "attn_add", "mlp_neurons", "mlp_add", "sampling_chain", "residual_norms", "logit_lens"]
 PROMPT = "The cat sat on the mat because"
 
 
@@ -102,6 +102,8 @@ def test_temperature_redraws_the_chain_without_running_the_model(at, monkeypatch
     probs = np.array(chain["data"][-1]["x"], dtype=float)
     top = stages.probs.topk(5).values.numpy()
     np.testing.assert_allclose(np.sort(probs)[::-1][:5], top, atol=1e-4)
+    would = gpt2viz.load_tokenizer().token_text(draw(stages.probs, run.settings["seed"], step.index))
+    assert any(f"at step {step.index + 1} picks {would!r}" in c for c in texts(at, "caption"))
 
 
 def test_another_layer_changes_the_blocks_figures(at):

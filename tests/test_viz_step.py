@@ -7,6 +7,7 @@ import pytest
 
 from gpt2viz.step import cached_step, record_sequence
 from gpt2viz.viz.step import (
+    cache_overview_figure,
     kv_cache_figure,
     step_block,
     step_scores_figure,
@@ -76,6 +77,10 @@ def test_scores_strips_and_neurons(block) -> None:
     np.testing.assert_allclose(scores.data[0].y, block.scaled[5:] * 4.0)  # × √16
     strips = strips_figure([("a", block.q), ("b", block.z)], "t", boundaries=4)
     assert list(strips.data[0].y) == ["a", "b"] and len(strips.layout.shapes) == 3
+    overview = cache_overview_figure(block, window=4)
+    np.testing.assert_array_equal(overview.data[0].y, block.weights)  # every key, not a window
+    (shade,) = overview.layout.shapes
+    assert (shade.x0, shade.x1) == (5.5, 9.5)
     neurons = top_neurons_figure(block, n=5)
     order = np.argsort(-block.mlp_post)[:5]
     assert list(neurons.data[0].x) == [f"n{i}" for i in order]

@@ -7,13 +7,12 @@ from app.layer_head import pick_head, pick_layer
 from app.model_picker import current_model
 from app.resources import inside_step, lens_at, sequence_norms, tokenizer
 from app.sequence import analysed_ids_or_stop, labels_for, session_run, step_selector
-from app.step_sampling import sampling_controls
+from app.step_sampling import sampling_chain
 from gpt2viz import kv_cache_bytes
 from gpt2viz.kv_cache import forward_multiply_adds
-from gpt2viz.sampling import draw, sampling_stages
 from gpt2viz.viz.lens import lens_grid, lens_window, logit_lens_figure, residual_norms_figure
-from gpt2viz.viz.sampling import chain_data, sampling_chain_figure
 from gpt2viz.viz.step import (
+    cache_overview_figure,
     kv_cache_figure,
     step_block,
     step_scores_figure,
@@ -73,6 +72,7 @@ c1, c2 = st.columns(2)
 where = f"layer {layer} head {head}"
 c1.plotly_chart(kv_cache_figure(b.keys, b.key_labels, f"Cached keys, {where}"), key="cache_k")
 c2.plotly_chart(kv_cache_figure(b.values, b.key_labels, f"Cached values, {where}"), key="cache_v")
+st.plotly_chart(cache_overview_figure(b), key="cache_overview")
 st.plotly_chart(step_scores_figure(b), key="step_scores")
 st.caption("The query scores every cached key, the scores are divided by √d_head and turned into "
            "weights by softmax; the weights mix the cached values into z.")
@@ -87,15 +87,7 @@ wider = f"The MLP, {config.d_mlp // config.n_embd}× wider ({config.d_mlp} neuro
 st.plotly_chart(strips_figure(mlp_added, wider), key="mlp_add")
 
 st.subheader("3. From the last block to the next token")
-temperature, top_k, top_p = sampling_controls(run)
-stages = sampling_stages(step.logits, temperature, top_k, top_p)
-would = tok.token_text(draw(stages.probs, seed, index))
-chain = chain_data(stages, tok, chosen)
-st.plotly_chart(sampling_chain_figure(chain, "ln_f → logits → sampling"), key="sampling_chain")
-how = "greedy" if run is not None and run.settings["temperature"] == 0 else "sampled"
-made = "" if chosen is None else f"; the generation ({how}) chose {tok.token_text(chosen)!r}"
-st.caption(f"With these settings a draw with seed {seed} at step {index + 1} picks {would!r}{made}. "
-           "Changing them reuses this step's logits: the model is not run again.")
+sampling_chain(run, step.logits, chosen, seed, index)
 
 st.subheader("4. The residual stream across depth")
 st.plotly_chart(residual_norms_figure(sequence_norms(*key), q), key="residual_norms")

@@ -160,3 +160,22 @@ def top_neurons_figure(b: StepBlock, n: int = 16) -> go.Figure:
     fig.update_layout(title=f"Layer {b.layer} MLP at this position", height=300,
                       legend=dict(orientation="h", y=1.12), margin=dict(l=10, r=10, t=60, b=40))
     return fig
+
+
+def cache_overview_figure(b: StepBlock, window: int = 40) -> go.Figure:
+    """The query's softmax weight over every cached position (light even at 1,024 keys), with
+    the window the detailed charts show shaded."""
+    n = len(b.weights)
+    shown = window_rows(n, window)
+    fig = go.Figure(go.Scatter(
+        x=list(range(n)), y=b.weights, mode="lines", line=dict(color=CHOSEN_COLOUR, width=1.5),
+        fill="tozeroy", customdata=b.key_labels,
+        hovertemplate="%{customdata}<br>weight %{y:.4f}<extra></extra>",
+    ))
+    fig.add_vrect(x0=shown.start - 0.5, x1=shown.stop - 0.5, fillcolor=OTHER_COLOUR, opacity=0.15,
+                  line_width=0)
+    fig.update_xaxes(title_text="cached position", range=[-0.5, n - 0.5])
+    fig.update_yaxes(title_text="weight", rangemode="tozero")
+    title = f"Where head {b.head}'s query looks across all {n} keys (shaded: the keys shown below)"
+    fig.update_layout(title=title, height=220, margin=dict(l=10, r=10, t=40, b=40))
+    return fig
