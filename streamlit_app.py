@@ -9,4 +9,5 @@ st.navigation([
     st.Page("app/pages/qkv.py", title="Q · K · V", icon=":material/calculate:", url_path="qkv"),
     st.Page("app/pages/mlp.py", title="MLP", icon=":material/hub:"),
     st.Page("app/pages/inside_step.py", title="Inside a step", icon=":material/step_into:", url_path="step"),
+    st.Page("app/pages/why.py", title="Why this token?", icon=":material/help:", url_path="why"),
 ]).run()

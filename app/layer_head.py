@@ -22,9 +22,10 @@ def pick_head(config: GPT2Config, where: st.delta_generator.DeltaGenerator | Non
     return state.widget((where or st).selectbox, "Head", heads, key=state.HEAD)
 
 
-def on_grid_click() -> None:
-    """Callback of the head-grid chart: the clicked tile becomes the selected layer and head."""
-    event = st.session_state.get(state.HEAD_GRID)
+def on_grid_click(chart_key: str = state.HEAD_GRID) -> None:
+    """Callback of a clickable [layer × head] chart (the head grid, the attribution heatmap): the
+    clicked cell becomes the selected layer and head."""
+    event = st.session_state.get(chart_key)
     picked = selected_head(event.selection.points) if event else None
     if picked is not None:
         state.put(state.LAYER, picked[0])

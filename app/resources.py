@@ -8,6 +8,8 @@ import torch
 import gpt2viz
 from gpt2viz import GPT2, Trace
 from gpt2viz.analysis import induction_scores
+from gpt2viz.attribution import attribution_names, saliency
+from gpt2viz.interventions import ablate_heads, ablate_neurons
 from gpt2viz.lens import LogitLens, ResidualNorms, logit_lens, residual_norms
 from gpt2viz.step import CachedStep, cached_step, record_sequence
 from gpt2viz.viz.attention import HeadGrid, head_grid
@@ -78,3 +80,42 @@ def inside_step(source: str, ids: tuple[int, ...], query_position: int) -> Cache
 def lens_at(source: str, ids: tuple[int, ...], positions: tuple[int, ...]) -> LogitLens:
     """The logit lens at the given positions only (each position costs a full unembedding per point)."""
     return logit_lens(load(source)[0], sequence_trace(source, ids), positions=positions)
+
+
+@st.cache_resource(show_spinner="Recording what each head and MLP wrote…", max_entries=4)
+def attribution_trace(source: str, ids: tuple[int, ...]) -> Trace:
+    model = load(source)[0]
+    return model.run_with_capture(list(ids), names=attribution_names(model.config.n_layer))
+
+
+@st.cache_resource(show_spinner="Computing gradients × inputs…", max_entries=8)
+def input_saliency(source: str, ids: tuple[int, ...], position: int, target: int,
+                   distractor: int | None) -> torch.Tensor:
+    return saliency(load(source)[0], list(ids), position, target, distractor)
+
+
+@st.cache_resource(show_spinner="Re-running with the ablation…", max_entries=8)
+def ablated_logits(source: str, ids: tuple[int, ...], units: tuple[tuple[int, int], ...], kind: str,
+                   mode: str) -> torch.Tensor:
+    """[vocab] the last position's logits with `units` (heads or neurons) ablated."""
+    model = load(source)[0]
+    ablate = ablate_heads if kind == "heads" else ablate_neurons
+    edits = ablate(list(units), mode, config=model.config)
+    return model.run_with_capture(list(ids), names=[], edits=edits).logits[-1]
+
+
+@st.cache_resource(show_spinner="Writing the other continuation…", max_entries=8)
+def continuation(source: str, ids: tuple[int, ...], settings: tuple[tuple[str, object], ...],
+                 ablation: tuple[tuple[tuple[int, int], ...], str, str] | None = None) -> list[int]:
+    """Prompt + generated ids of a generation from `ids` with `settings` (and an ablation:
+    (units, "heads" | "neurons", mode)). A mean ablation generates without the cache (see
+    gpt2viz.interventions)."""
+    model, edits, use_cache = load(source)[0], None, True
+    if ablation is not None:
+        units, kind, mode = ablation
+        edits = (ablate_heads if kind == "heads" else ablate_neurons)(list(units), mode, config=model.config)
+        use_cache = mode == "zero"
+    g = gpt2viz.Generation(model, tokenizer(), list(ids), record=False, edits=edits, use_cache=use_cache,
+                           **dict(settings))
+    list(g)
+    return g.ids

@@ -39,6 +39,15 @@ HEAD_GRID = "head_grid"  # the clickable grid chart's selection
 STEP_TEMPERATURE = "step_temperature"
 STEP_TOP_K = "step_top_k"  # 0 = off
 STEP_TOP_P = "step_top_p"  # 1.0 = off
+# Why this token?
+DISTRACTOR = "distractor"  # rank of the distractor among the step's candidates, or TYPED
+DISTRACTOR_TEXT = "distractor_text"  # the typed distractor token
+ABLATE_KIND = "ablate_kind"  # "selected head", "heads" or "neurons"
+ABLATE_UNITS = "ablate_units"  # typed "layer.index" pairs
+ABLATE_MODE = "ablate_mode"  # "zero" or "mean"
+FORCED = "forced"  # rank of the candidate the branch is forced to take
+COMPARE_PROMPT = "compare_prompt"
+DLA_GRID = "dla_grid"  # the attribution heatmap's selection
 
 DEFAULTS: dict[str, Any] = {
     PROMPT: "I love the color black, I hope someday to have a cat like that.",
@@ -56,6 +65,11 @@ DEFAULTS: dict[str, Any] = {
     STEP_TEMPERATURE: 1.0,
     STEP_TOP_K: 0,
     STEP_TOP_P: 1.0,
+    ABLATE_KIND: "selected head",
+    ABLATE_UNITS: "",
+    ABLATE_MODE: "zero",
+    DISTRACTOR_TEXT: "",
+    COMPARE_PROMPT: "",
     MODEL_CHOICE: "",
     LOCAL_PATH: "",
 }

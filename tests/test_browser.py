@@ -24,7 +24,7 @@ pytestmark = pytest.mark.browser
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = ROOT / "test-artifacts" / "screenshots"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-PAGES = ("Attention", "Q · K · V", "MLP", "Inside a step")
+PAGES = ("Attention", "Q · K · V", "MLP", "Inside a step", "Why this token?")
 
 
 def free_port() -> int:
@@ -202,4 +202,21 @@ def test_clicking_a_head_in_the_grid_selects_it(server, browser):
     picked = re.compile(r"Layer [1-9]\d*, head [1-9]\d*: attention pattern")
     page.get_by_text(picked).wait_for(timeout=180_000)
     shoot(page, "5-attention-head-clicked")
+    page.close()
+
+
+def test_why_page_clicking_a_head_in_the_attribution_selects_it(server, browser):
+    page = open_app(browser, server)
+    generate(page, "The cat sat on the mat because it was warm", 3)
+    page.get_by_role("link", name="Why this token?").click()
+    page.get_by_text("Each head's direct push").wait_for(timeout=180_000)
+    assert drawn(page, "[data-testid='stPlotlyChart'] .heatmaplayer image")
+    shoot(page, "6-why-this-token")
+    points = page.locator("[data-testid='stPlotlyChart']").first.locator(".scatterlayer .point")
+    last = points.count() - 1  # the last layer's last head
+    box = points.nth(last).bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    picked = re.compile(r"With head [1-9]\d*\.[1-9]\d* set to zero")
+    page.get_by_text(picked).first.wait_for(timeout=180_000)
+    assert page.dialogs == []
     page.close()

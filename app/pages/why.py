@@ -1,0 +1,67 @@
+"""Why this token? What pushed the model to this token rather than another, and what changes it."""
+
+import streamlit as st
+
+from app import state
+from app.layer_head import on_grid_click, pick_head, pick_layer
+from app.model_picker import current_model
+from app.resources import attribution_trace, input_saliency, tokenizer
+from app.sequence import analysed_ids_or_stop, session_run, step_selector
+from app.why_sections import (
+    ablation_section,
+    compare_section,
+    distractor_picker,
+    force_section,
+    top_candidates,
+)
+from gpt2viz.attribution import direct_logit_attribution
+from gpt2viz.viz.why import dla_heads_figure, dla_parts_figure, saliency_html
+
+st.title("Why this token?")
+st.caption("Which parts of the model pushed it to this token rather than another: each head's and "
+           "MLP's direct push on the logits, which input tokens mattered, and what changes when a "
+           "head is switched off or another token is forced.")
+current = current_model()
+model, config, tok = current.model, current.model.config, tokenizer()
+run = session_run(current)
+if run is not None:
+    record = step_selector(run)
+    ids, position, top = run.ids, record.query_position, record.top
+    target = record.token_id
+else:
+    ids = analysed_ids_or_stop(current)
+    position = len(ids) - 1
+    top = top_candidates(attribution_trace(current.source, tuple(ids)).logits[position])
+    target = top[0][0]
+    st.info("No generation yet: this explains the prompt's most likely next token. Generate on the "
+            "Generate page to explain each token it writes.")
+
+distractor = distractor_picker(top, target)
+versus = "" if distractor is None else f" rather than {tok.token_text(distractor)!r}"
+st.subheader(f"Position {position} → {tok.token_text(target)!r}{versus}")
+
+c1, c2 = st.columns(2)
+layer, head = pick_layer(config, c1), pick_head(config, c2)
+trace = attribution_trace(current.source, tuple(ids))
+dla = direct_logit_attribution(model, trace, position, target, distractor)
+logits = trace.logits[position]
+actual = float(logits[target] - (logits[distractor] if distractor is not None else 0.0))
+left, right = st.columns([3, 2])
+heads = dla_heads_figure(dla, (layer, head), "Each head's direct push (click a head to select it)")
+left.plotly_chart(heads, key=state.DLA_GRID, on_select=lambda: on_grid_click(state.DLA_GRID),
+                  selection_mode="points")
+right.plotly_chart(dla_parts_figure(dla, actual), key="dla_parts")
+st.caption("Direct logit attribution: what each part wrote into the residual stream at this position, "
+           "read through the final LayerNorm (its scale fixed at this position) and the unembedding "
+           "direction of the target" + (" minus the distractor." if distractor is not None else "."))
+
+st.markdown("**Which input tokens mattered** (gradient × input; red pushed towards the target, blue away)")
+if position == 0:
+    st.info("This is the first position: there is no earlier token to attribute to.")
+values = input_saliency(current.source, tuple(ids), position, target, distractor).numpy()
+st.markdown(saliency_html(tok.token_texts(ids[: position + 1]), values), unsafe_allow_html=True)
+
+ablation_section(current, run, ids, position, top, (layer, head))
+if run is not None:
+    force_section(current, run, record)
+compare_section(current, (layer, head))

@@ -1,0 +1,134 @@
+"""The parts of the Why-this-token page that take input: the distractor, an ablation, a forced
+token and a second prompt. Each shows its problem as one message instead of failing the page."""
+
+from __future__ import annotations
+
+import streamlit as st
+import torch
+
+import gpt2viz
+from gpt2viz import Generation, Step
+from gpt2viz.interventions import parse_units
+from gpt2viz.viz.attention import attention_heatmap_figure, attention_matrix
+from gpt2viz.viz.candidates import candidates_figure, step_candidates
+from gpt2viz.viz.tokens import token_labels, visible_token
+from gpt2viz.viz.why import branches, branches_html
+
+from . import state
+from .model_picker import CurrentModel
+from .resources import ablated_logits, attention_trace, continuation, tokenizer
+
+TYPED, NONE = -1, -2  # distractor choices besides the candidates
+Top = list[tuple[int, str, float]]
+
+
+def top_candidates(logits: torch.Tensor, n: int = 10) -> Top:
+    """[(id, text, prob)] of the `n` most likely tokens, as a generation step lists them."""
+    probs = logits.softmax(-1).topk(n)
+    pairs = zip(probs.values.tolist(), probs.indices.tolist(), strict=True)
+    return [(t, tokenizer().token_text(t), p) for p, t in pairs]
+
+
+def _chart(top: Top, target: int, title: str, key: str, where) -> None:
+    prob = next((p for t, _, p in top if t == target), 0.0)
+    where.plotly_chart(candidates_figure(step_candidates(top, target, tokenizer().token_text(target), prob),
+                                         title), key=key)
+
+
+def distractor_picker(top: Top, target: int) -> int | None:
+    """The token the target is weighed against: the runner-up by default, another candidate, one
+    typed, or none (the target's logit alone)."""
+    others = [t for t, _, _ in top if t != target]
+    options = [*others, TYPED, NONE]
+    state.keep_within(state.DISTRACTOR, options, others[0] if others else NONE)
+    names = {t: f"#{i + 1} {visible_token(text)!r}" for i, (t, text, _) in enumerate(top)}
+    names.update({TYPED: "type a token…", NONE: "none: the target's logit alone"})
+    choice = state.widget(st.selectbox, "Against which token?", options, key=state.DISTRACTOR,
+                          format_func=names.get)
+    if choice == NONE:
+        return None
+    if choice != TYPED:
+        return choice
+    text = state.widget(st.text_input, "Distractor token (with its leading space, if any)",
+                        key=state.DISTRACTOR_TEXT)
+    ids = tokenizer().encode(text)
+    if len(ids) != 1:
+        st.warning("Type exactly one token as the distractor." if not ids else
+                   f"{text!r} is {len(ids)} tokens; type one (e.g. ' cat', with its space).")
+        return None
+    return ids[0]
+
+
+def ablation_section(current: CurrentModel, run: Generation | None, ids: list[int], position: int, top: Top,
+                     selected: tuple[int, int]) -> None:
+    st.subheader("Switch parts off")
+    c1, c2, c3 = st.columns([2, 2, 1])
+    kind = state.widget(c1.radio, "Ablate", ["selected head", "heads", "neurons"], key=state.ABLATE_KIND,
+                        horizontal=True)
+    mode = state.widget(c3.radio, "Set to", ["zero", "mean"], key=state.ABLATE_MODE, horizontal=True,
+                        help="mean: the head's (neuron's) mean over the sequence's positions")
+    try:
+        if kind == "selected head":
+            units = [selected]
+        else:
+            units = parse_units(state.widget(c2.text_input, f"{kind} as layer.index, e.g. 0.3, 1.2",
+                                             key=state.ABLATE_UNITS))
+        unit_kind = "neurons" if kind == "neurons" else "heads"
+        after = ablated_logits(current.source, tuple(ids[: position + 1]), tuple(units), unit_kind, mode)
+    except ValueError as err:
+        st.warning(str(err))
+        return
+    target = top[0][0] if run is None else run.ids[position + 1]
+    names = ", ".join(f"{la}.{u}" for la, u in units)
+    left, right = st.columns(2)
+    _chart(top, target, "As the model ran", "before_ablation", left)
+    what = unit_kind if len(units) > 1 else unit_kind[:-1]
+    _chart(top_candidates(after), target, f"With {what} {names} set to {mode}", "after_ablation", right)
+    if run is not None:
+        ablated = continuation(current.source, tuple(run.prompt_ids), tuple(run.settings.items()),
+                               (tuple(units), unit_kind, mode))
+        br = branches(len(run.prompt_ids), run.ids, ablated, tokenizer().token_text)
+        st.markdown(branches_html(br, ("original", "ablated")), unsafe_allow_html=True)
+        st.caption("The whole generation run again from the prompt with the ablation; outlined from the "
+                   "first token that differs." if br.diverge is not None else
+                   "The whole generation run again from the prompt with the ablation: it writes the same.")
+
+
+def force_section(current: CurrentModel, run: Generation, record: Step) -> None:
+    st.subheader("Force another token")
+    options = [t for t, _, _ in record.top]
+    state.keep_within(state.FORCED, options, options[1] if len(options) > 1 else options[0])
+    forced = state.widget(st.selectbox, f"At step {record.index + 1}, write instead", options,
+                          key=state.FORCED, format_func=lambda t: visible_token(tokenizer().token_text(t)))
+    prefix = run.ids[: record.position] + [forced]
+    left = run.settings["max_new_tokens"] - record.index - 1
+    settings = {**run.settings, "max_new_tokens": left}
+    branch = continuation(current.source, tuple(prefix), tuple(settings.items())) if left > 0 else prefix
+    br = branches(record.position, run.ids, branch, tokenizer().token_text)
+    st.markdown(branches_html(br, ("original", "forced")), unsafe_allow_html=True)
+    st.caption("The generation goes on from the forced token with the same settings (a greedy branch is "
+               "deterministic; a sampled one uses the same seed).")
+
+
+def compare_section(current: CurrentModel, selected: tuple[int, int]) -> None:
+    st.subheader("Compare two prompts")
+    first = state.get(state.PROMPT)
+    second = state.widget(st.text_input, "A second prompt", key=state.COMPARE_PROMPT,
+                          placeholder="e.g. the same sentence with one word changed")
+    if not second.strip():
+        st.caption("Type a second prompt to see both runs' attention and next-token candidates side by side.")
+        return
+    layer, head = selected
+    columns = st.columns(2)
+    for i, (prompt, column) in enumerate(zip((first, second), columns, strict=True)):
+        try:
+            ids = gpt2viz.encode_prompt(current.model, tokenizer(), prompt, reserve=0)
+        except gpt2viz.PromptError as err:
+            column.warning(str(err))
+            continue
+        trace = attention_trace(current.source, tuple(ids))
+        labels = token_labels(tokenizer().token_texts(ids))
+        matrix = attention_matrix(trace, layer, head, "pattern", labels)
+        column.plotly_chart(attention_heatmap_figure(matrix), key=f"compare_attention_{i}")
+        top = top_candidates(trace.logits[-1])
+        _chart(top, top[0][0], f"Next token after prompt {i + 1}", f"compare_candidates_{i}", column)

@@ -1,0 +1,104 @@
+"""The Why-this-token page in AppTest, on a constructed model where one head decides the output."""
+
+import html
+import re
+
+import numpy as np
+import pytest
+import streamlit as st
+import torch
+
+import gpt2viz
+from gpt2viz.attribution import direct_logit_attribution
+from gpt2viz.loading import MODEL_ENV
+from gpt2viz.viz.tokens import visible_token
+from tests.app_support import GENERATE, chart_keys, figure, generate, new_app, texts
+from tests.conftest import tiny_model
+
+WHY = "app/pages/why.py"
+LOUD = (1, 2)  # the head whose output is scaled up
+
+
+@pytest.fixture(scope="module")
+def loud_model(tmp_path_factory) -> gpt2viz.GPT2:
+    """A tiny random GPT-2 whose layer-1 head 2 writes 40× louder: it dominates the logits, so
+    switching it off changes the top candidates."""
+    model = tiny_model(seed=3)
+    d = model.config.d_head
+    with torch.no_grad():
+        model.h[LOUD[0]].attn.c_proj.weight[:, LOUD[1] * d:(LOUD[1] + 1) * d] *= 40
+    folder = gpt2viz.save_model(model, tmp_path_factory.mktemp("loud"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(MODEL_ENV, str(folder))
+        st.cache_resource.clear()
+        yield gpt2viz.load_model(folder, device="cpu")
+    st.cache_resource.clear()
+
+
+@pytest.fixture
+def why(loud_model):
+    at = generate(new_app(), "The cat sat on the mat because", max_new_tokens=3)
+    return at.switch_page(WHY).run()
+
+
+def test_attribution_is_drawn_for_the_chosen_step(why, loud_model):
+    assert not why.exception
+    assert chart_keys(why)[:4] == ["dla_grid", "dla_parts", "before_ablation", "after_ablation"]
+    run = why.session_state["run"]
+    step = run.steps[-1]
+    runner_up = next(t for t, _, _ in step.top if t != step.token_id)
+    trace = loud_model.run_with_capture(run.ids)
+    want = direct_logit_attribution(loud_model, trace, step.query_position, step.token_id, runner_up)
+    np.testing.assert_allclose(figure(why, "dla_grid")["data"][0]["z"], want.heads.numpy(), atol=1e-4)
+    title = figure(why, "dla_parts")["layout"]["title"]["text"]
+    parts, actual = map(float, re.findall(r"([+-]\d+\.\d+)", title))
+    assert parts == pytest.approx(actual, abs=2e-3) and parts == pytest.approx(want.total, abs=1e-3)
+
+
+def test_ablating_the_loud_head_changes_the_candidates_and_not_the_run(why):
+    run = why.session_state["run"]
+    ids_before = list(run.ids)
+    why.selectbox(key="layer").select(LOUD[0]).run()
+    why.selectbox(key="head").select(LOUD[1]).run()
+    assert not why.exception
+    before = [float(x) for x in figure(why, "before_ablation")["data"][0]["x"]]
+    after = figure(why, "after_ablation")
+    assert before == pytest.approx([p for _, _, p in run.steps[-1].top[: len(before)]])  # the run as it was
+    before_names = list(figure(why, "before_ablation")["layout"]["yaxis"]["ticktext"])
+    assert list(after["layout"]["yaxis"]["ticktext"]) != before_names
+    assert why.session_state["run"].ids == ids_before
+    assert any("original" in m and "ablated" in m for m in texts(why, "markdown"))
+
+
+def test_forcing_a_token_starts_the_branch_with_it(why):
+    run = why.session_state["run"]
+    step = run.steps[-1]
+    forced = step.top[3][0]
+    why.selectbox(key="forced").select(forced).run()
+    assert not why.exception
+    (strip,) = [m for m in texts(why, "markdown") if "<b>forced</b>" in m]
+    forced_row = strip.split("<b>forced</b>", 1)[1]
+    first = re.search(r'<span class="sal[^"]*">(.*?)</span>', forced_row).group(1)
+
+    assert first == html.escape(visible_token(gpt2viz.load_tokenizer().token_text(forced)))
+
+
+def test_bad_inputs_get_one_clear_message(why):
+    why.selectbox(key="distractor").select(-1).run()  # type a token…
+    why.text_input(key="distractor_text").input("").run()
+    assert any("Type exactly one token" in w for w in texts(why, "warning"))
+    why.text_input(key="distractor_text").input(" two words").run()
+    assert any("is 2 tokens" in w for w in texts(why, "warning"))
+    why.radio(key="ablate_kind").set_value("heads").run()
+    why.text_input(key="ablate_units").input("0.99").run()
+    assert any("Head 99 does not exist: layer 0 has heads 0..3" in w for w in texts(why, "warning"))
+    assert not why.exception
+
+
+def test_a_one_token_prompt(loud_model):
+    at = new_app(GENERATE)
+    at.text_area(key="prompt").input("Hello").run()
+    at.switch_page(WHY).run()
+    assert not at.exception
+    assert any("first position" in i for i in texts(at, "info"))
+    assert "dla_grid" in chart_keys(at)
