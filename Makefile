@@ -35,6 +35,7 @@ bench: .stamp-test
 	$(PY) bench/bench_app.py
 	$(PY) bench/bench_bundled.py
 	$(PY) bench/bench_step.py
+	$(PY) bench/bench_why.py
 
 clean:
 	rm -rf $(VENV) .stamp-runtime .stamp-test .pytest_cache .ruff_cache

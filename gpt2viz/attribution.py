@@ -101,7 +101,8 @@ def saliency(model: GPT2, ids: list[int], position: int, target: int,
     idx = torch.tensor([ids], device=model.device)
     with torch.enable_grad():
         rec = Recorder(names=[act_name("pos_embed")], edits={act_name("embed"): as_input})
-        logits = model(idx, recorder=rec)[0, position]  # [vocab]
+        # Only this position's logits: unembedding every position would double the cost.
+        logits = model.unembed(model.run_blocks(idx, recorder=rec)[0, position])  # [vocab]
         loss = logits[target] - (logits[distractor] if distractor is not None else 0.0)
         (grad,) = torch.autograd.grad(loss, leaf[0])  # [1, pos, d_model]; only the input's gradient
     x = leaf[0].detach() + rec.tensors[act_name("pos_embed")]  # the block input, [1, pos, d_model]

@@ -1,0 +1,56 @@
+"""Time what the Why-this-token page computes for one step: the recording it reads, direct logit
+attribution and gradient × input saliency, on gpt2-small sized random weights at 20 and 1,000
+tokens. Target on this 2-core CPU: attribution + saliency under 2 s at 1,000 tokens (the page
+records a sequence once and reuses it for every step, so the recording is timed apart).
+Usage: .venv/bin/python bench/bench_why.py [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere, like make bench
+
+import torch  # noqa: E402
+
+import gpt2viz  # noqa: E402
+from gpt2viz.attribution import attribution_names, direct_logit_attribution, saliency  # noqa: E402
+
+
+def timed(fn) -> tuple[float, object]:
+    t = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t, out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    torch.set_num_threads(os.cpu_count() or 1)
+    torch.manual_seed(0)
+    model = gpt2viz.GPT2(gpt2viz.GPT2Config()).eval()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; gpt2-small shape, random weights; "
+          f"median of {args.repeats}\n")
+    names = attribution_names(model.config.n_layer)
+    for n in (20, 1000):
+        ids = torch.randint(0, 50000, (n,), generator=torch.Generator().manual_seed(n)).tolist()
+        record, dla, sal = [], [], []
+        for _ in range(args.repeats):
+            t, trace = timed(lambda ids=ids: model.run_with_capture(ids, names=names))
+            record.append(t)
+            target, distractor = trace.logits[-1].topk(2).indices.tolist()
+            dla.append(timed(lambda: direct_logit_attribution(model, trace, n - 1, target, distractor))[0])
+            sal.append(timed(lambda ids=ids: saliency(model, ids, n - 1, target, distractor))[0])
+        r, d, s = (statistics.median(x) for x in (record, dla, sal))
+        verdict = "" if n < 1000 else f"  (target: attribution + saliency < 2 s: {'met' if d + s < 2 else 'MISSED'})"
+        print(f"{n:5d} tokens: record {r:.3f} s + attribution {d:.3f} s + saliency {s:.3f} s{verdict}")
+
+
+if __name__ == "__main__":
+    main()
