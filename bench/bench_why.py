@@ -22,9 +22,9 @@ import gpt2viz  # noqa: E402
 from gpt2viz.attribution import attribution_names, direct_logit_attribution, saliency  # noqa: E402
 
 
-def timed(fn) -> tuple[float, object]:
+def timed(fn, *args) -> tuple[float, object]:
     t = time.perf_counter()
-    out = fn()
+    out = fn(*args)
     return time.perf_counter() - t, out
 
 
@@ -42,11 +42,11 @@ def main() -> None:
         ids = torch.randint(0, 50000, (n,), generator=torch.Generator().manual_seed(n)).tolist()
         record, dla, sal = [], [], []
         for _ in range(args.repeats):
-            t, trace = timed(lambda ids=ids: model.run_with_capture(ids, names=names))
+            t, trace = timed(model.run_with_capture, ids, names)
             record.append(t)
             target, distractor = trace.logits[-1].topk(2).indices.tolist()
-            dla.append(timed(lambda: direct_logit_attribution(model, trace, n - 1, target, distractor))[0])
-            sal.append(timed(lambda ids=ids: saliency(model, ids, n - 1, target, distractor))[0])
+            dla.append(timed(direct_logit_attribution, model, trace, n - 1, target, distractor)[0])
+            sal.append(timed(saliency, model, ids, n - 1, target, distractor)[0])
         r, d, s = (statistics.median(x) for x in (record, dla, sal))
         verdict = "" if n < 1000 else f"  (target: attribution + saliency < 2 s: {'met' if d + s < 2 else 'MISSED'})"
         print(f"{n:5d} tokens: record {r:.3f} s + attribution {d:.3f} s + saliency {s:.3f} s{verdict}")
