@@ -48,7 +48,8 @@ def main() -> None:
             dla.append(timed(direct_logit_attribution, model, trace, n - 1, target, distractor)[0])
             sal.append(timed(saliency, model, ids, n - 1, target, distractor)[0])
         r, d, s = (statistics.median(x) for x in (record, dla, sal))
-        verdict = "" if n < 1000 else f"  (target: attribution + saliency < 2 s: {'met' if d + s < 2 else 'MISSED'})"
+        met = "met" if d + s < 2 else "MISSED"
+        verdict = "" if n < 1000 else f"  (target: attribution + saliency < 2 s: {met})"
         print(f"{n:5d} tokens: record {r:.3f} s + attribution {d:.3f} s + saliency {s:.3f} s{verdict}")
 
 
