@@ -1,8 +1,12 @@
 """gpt2viz: see inside GPT-2 while it writes. Run with `streamlit run streamlit_app.py`."""
 
 import streamlit as st
+from PIL import Image
 
-st.set_page_config(page_title="gpt2viz", page_icon=":material/visibility:", layout="wide")
+from gpt2viz.paths import ASSETS
+
+# A local image, not a ":material/…" name: that one is fetched from Google's font server.
+st.set_page_config(page_title="gpt2viz", page_icon=Image.open(ASSETS / "icon.png"), layout="wide")
 st.navigation([
     st.Page("app/pages/generate.py", title="Generate", icon=":material/edit_note:", default=True),
     st.Page("app/pages/attention.py", title="Attention", icon=":material/grid_on:"),

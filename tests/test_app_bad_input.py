@@ -2,6 +2,7 @@
 
 import pytest
 
+import gpt2viz
 from gpt2viz import EOT_ID, load_tokenizer
 from tests.app_support import (
     PAGES,
@@ -24,7 +25,9 @@ def test_empty_prompt_says_so_on_every_page(prompt):
     at = new_app()
     at.text_area(key="prompt").input(prompt)
     press_next(at)
-    assert any("The prompt is empty" in e for e in texts(at, "error"))
+    # one clear message: the error, and no hint, info or progress bar beside it
+    assert texts(at, "error") == [gpt2viz.errors.EMPTY_PROMPT]
+    assert texts(at, "info") == [] and not at.get("progress")
     assert "run" not in at.session_state
     for page in PAGES[1:]:
         at.switch_page(page).run()

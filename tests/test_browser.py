@@ -82,12 +82,14 @@ def browser():
 def open_app(browser, url: str):
     page = browser.new_page(viewport={"width": 1400, "height": 3400})
     dialogs: list[str] = []
+    requests: list[str] = []  # every URL the page asks for, to prove it loads nothing from elsewhere
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.on("request", lambda r: requests.append(r.url))
     page.goto(url, wait_until="domcontentloaded")
     page.get_by_role("textbox", name="Prompt").wait_for(timeout=180_000)
     # the first run has finished (its last element is this hint): typing earlier can race with it
     page.get_by_text("for one step, or").first.wait_for(timeout=180_000)
-    page.dialogs = dialogs
+    page.dialogs, page.requests = dialogs, requests
     return page
 
 
@@ -136,6 +138,10 @@ def test_generate_then_every_page_draws_its_heatmaps(server, browser):
         assert drawn(page, "[data-testid='stPlotlyChart'] .heatmaplayer image")
         shoot(page, "2-" + title.replace(" · ", "").lower())
     assert page.dialogs == []
+    # Offline-proof: every request (fonts, icons, scripts, the favicon) went to the app's own host.
+    host = server.split("/")[2]
+    elsewhere = [u for u in page.requests if not u.startswith(("data:", "blob:")) and u.split("/")[2] != host]
+    assert len(page.requests) > 20 and elsewhere == []
     page.close()
 
 

@@ -53,3 +53,15 @@ def test_candidates_mark_the_chosen_token():
 def test_a_sampled_token_outside_the_top_list_is_appended():
     c = step_candidates([(1, " a", 0.9)], 7, " z", 0.001)
     assert c.labels == ["·a", "·z"] and c.chosen == 1 and c.probs[1] == 0.001
+
+
+def test_probabilities_are_always_percent():
+    from gpt2viz.viz.candidates import percent, percent_axis
+
+    assert [percent(p) for p in (0.5, 0.0123, 0.001, 0.00049, 0.0001, 0.00002, 0.0)] == [
+        "50.0%", "1.2%", "0.1%", "0.05%", "0.01%", "<0.01%", "<0.01%"]
+    for small in ([(1, " a", 0.004), (2, " b", 0.002)], [(1, " a", 0.03)], [(1, " a", 0.6)]):
+        fig = candidates_figure(step_candidates(small, 1, " a", small[0][2]), "t")
+        assert fig.layout.xaxis.tickformat.endswith("%")  # never 5.0e-3 beside bars labelled in %
+        assert all(t.endswith("%") for t in fig.data[0].text)
+    assert [percent_axis(x) for x in (0.6, 0.03, 0.004)] == [".0%", ".1%", ".2%"]

@@ -71,6 +71,7 @@ if next_clicked or generate_clicked:
     except gpt2viz.PromptError as err:
         st.session_state.pop(state.RUN, None)
         st.error(str(err))
+        st.stop()  # the one message: no hint below it
 
 run = st.session_state.get(state.RUN)
 if run is None or not run.steps:

@@ -14,8 +14,16 @@ OTHER_COLOUR = "#6fa8dc"
 
 
 def percent(p: float) -> str:
-    """A probability for people: 12.3%, or 2.1e-05 when it would round to 0.0%."""
-    return f"{p:.1%}" if p >= 0.0005 else f"{p:.1e}"
+    """A probability for people, always in percent: 12.3%, 0.05%, or <0.01% for what would round
+    to nothing (the exact value is in the hover)."""
+    if p >= 0.001:
+        return f"{p:.1%}"
+    return f"{p:.2%}" if p >= 0.0001 else "<0.01%"
+
+
+def percent_axis(largest: float) -> str:
+    """A d3 tick format in percent with enough decimals for an axis up to `largest`."""
+    return ".0%" if largest > 0.05 else ".1%" if largest > 0.005 else ".2%"
 
 
 @dataclass(frozen=True)
@@ -52,6 +60,6 @@ def candidates_figure(c: Candidates, title: str) -> go.Figure:
                      tickmode="array", tickvals=ranks, ticktext=names)
     # Up to 100%, or zoomed in when every candidate is unlikely (an untrained model).
     fig.update_xaxes(title_text="probability", range=[0, min(1.0, 1.25 * max(c.probs))],
-                     tickformat=".0%" if max(c.probs) > 0.05 else ".1e")
+                     tickformat=percent_axis(max(c.probs)))
     fig.update_layout(title=title, height=80 + 28 * len(ranks), margin=dict(l=10, r=10, t=50, b=40))
     return fig

@@ -14,7 +14,7 @@ from plotly.subplots import make_subplots
 
 from gpt2viz.sampling import SamplingStages
 
-from .candidates import CHOSEN_COLOUR, OTHER_COLOUR, percent
+from .candidates import CHOSEN_COLOUR, OTHER_COLOUR, percent, percent_axis
 from .tokens import visible_token
 
 CUT_COLOUR = "#c8c8c8"
@@ -125,7 +125,7 @@ def sampling_chain_figure(c: SamplingChain, title: str) -> go.Figure:
     fig.update_xaxes(visible=False, range=[-0.4, 2.2], row=1, col=3)
     top = float(c.probs.max())
     fig.update_xaxes(range=[0, min(1.0, 1.3 * top) or 1.0], row=1, col=4,
-                     tickformat=".0%" if top > 0.05 else ".1%" if top > 0.002 else ".1e")
+                     tickformat=percent_axis(top))
     note = (f"these {n} rows carry {percent(c.shown_mass)} of the probability · "
             f"{c.n_kept:,} token{'s' if c.n_kept != 1 else ''} kept in all")
     fig.update_layout(title=dict(text=f"{title}<br><sup>{note}</sup>"), showlegend=False,
