@@ -122,6 +122,22 @@ class Generation:
         """Why the generation ended (STOP_*), or None while it can go on."""
         return self.steps[-1].stop_reason if self.steps else None
 
+    def to_dict(self) -> dict:
+        """The generation as plain data (for JSON): model, settings, prompt, every id and token,
+        and each step's chosen token, probability, top candidates and stop reason."""
+        return {
+            "model": self.model.name,
+            "settings": dict(self.settings),
+            "prompt": self.prompt if isinstance(self.prompt, str) else None,
+            "prompt_ids": list(self.prompt_ids),
+            "ids": self.ids,
+            "tokens": self.tok.token_texts(self.ids),
+            "steps": [{"index": s.index, "position": s.position, "token_id": s.token_id, "text": s.text,
+                       "prob": s.prob, "top": [{"token_id": t, "text": x, "prob": p} for t, x, p in s.top],
+                       "stop_reason": s.stop_reason} for s in self.steps],
+            "stop_reason": self.stop_reason,
+        }
+
     def __iter__(self) -> Iterator[Step]:
         while not self.finished:
             yield self.advance()

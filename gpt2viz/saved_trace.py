@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 
 from .config import GPT2Config
 from .errors import LoadError
@@ -21,6 +21,12 @@ _LOGITS, _IDS = "__logits__", "__ids__"  # cannot collide with hook names
 def save_trace(trace: Trace, path: str | Path) -> Path:
     """Write `trace` to `path` (a .safetensors file); `load_trace` reads it back equal."""
     path = Path(path)
+    path.write_bytes(trace_bytes(trace))
+    return path
+
+
+def trace_bytes(trace: Trace) -> bytes:
+    """The .safetensors file `save_trace` writes, as bytes (for a download)."""
     tensors, seen = {}, set()
     for name, t in trace.items():
         # One block's resid_post is the next one's resid_pre: safetensors wants one copy each.
@@ -36,8 +42,7 @@ def save_trace(trace: Trace, path: str | Path) -> Path:
         "model_name": trace.model_name,
         "config": json.dumps(trace.config.to_hf_dict()) if trace.config else "",
     }
-    save_file(tensors, str(path), metadata=metadata)
-    return path
+    return save(tensors, metadata=metadata)
 
 
 def load_trace(path: str | Path) -> Trace:

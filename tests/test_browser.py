@@ -226,3 +226,32 @@ def test_why_page_clicking_a_head_in_the_attribution_selects_it(server, browser)
     page.get_by_text(picked).first.wait_for(timeout=180_000)
     assert page.dialogs == []
     page.close()
+
+
+def test_downloads_of_the_generation_and_its_trace(server, browser, tmp_path):
+    """The JSON names every token; the trace loads with load_trace and equals a fresh recording."""
+    import json
+
+    import torch
+
+    import gpt2viz
+
+    page = open_app(browser, server)
+    generate(page, "The cat sat on the mat because it was warm", 3)
+    with page.expect_download() as got:
+        page.get_by_role("button", name="Download the generation (JSON)").click()
+    saved = json.loads(Path(got.value.path()).read_text())
+    tok = gpt2viz.load_tokenizer()
+    assert saved["prompt"] == "The cat sat on the mat because it was warm" and len(saved["steps"]) == 3
+    assert saved["tokens"] == tok.token_texts(saved["ids"])
+    assert saved["prompt_ids"] == tok.encode(saved["prompt"])
+    with page.expect_download() as got:
+        page.get_by_role("button", name="Download the recording (trace)").click()
+    trace = gpt2viz.load_trace(got.value.path())
+    fresh = gpt2viz.load_model(os.environ[MODEL_ENV], device="cpu").run_with_capture(saved["ids"])
+    assert trace.ids == saved["ids"] and trace.names() == fresh.names() and trace.config == fresh.config
+    torch.testing.assert_close(trace.logits, fresh.logits, atol=1e-4, rtol=0)
+    for name in fresh.names():
+        torch.testing.assert_close(trace[name], fresh[name], atol=1e-4, rtol=0)
+    assert page.dialogs == []
+    page.close()

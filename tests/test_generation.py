@@ -170,3 +170,19 @@ def test_edits_while_generating_act_as_in_run_with_capture(small_model, tok, use
     # The edit applies without a recording too.
     unrecorded = gpt2viz.generate(small_model, tok, prompt, 6, edits=edits, record=False)
     assert [s.token_id for s in unrecorded] == [s.token_id for s in steps]
+
+
+def test_generation_as_plain_data(small_model, tok) -> None:
+    import json
+
+    g = gpt2viz.Generation(small_model, tok, "Plain data", max_new_tokens=3, temperature=0.9, seed=4)
+    steps = list(g)
+    data = json.loads(json.dumps(g.to_dict()))  # JSON round trip
+    assert data["model"] == small_model.name and data["prompt"] == "Plain data"
+    want = {"max_new_tokens": 3, "temperature": 0.9, "top_k": None, "top_p": None, "seed": 4}
+    assert data["settings"] == want
+    assert data["ids"] == g.ids and data["tokens"] == [tok.token_text(i) for i in g.ids]
+    assert [s["token_id"] for s in data["steps"]] == [s.token_id for s in steps]
+    assert data["steps"][1]["top"][0] == {"token_id": steps[1].top[0][0], "text": steps[1].top[0][1],
+                                          "prob": steps[1].top[0][2]}
+    assert data["stop_reason"] == gpt2viz.STOP_MAX_TOKENS

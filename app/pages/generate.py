@@ -13,6 +13,7 @@ from app.run import STOP_MESSAGES, matches, run_to_extend, settings_controls
 from app.sequence import step_selector
 from gpt2viz import Generation
 from gpt2viz.paths import ASSETS
+from gpt2viz.saved_trace import trace_bytes
 from gpt2viz.viz.candidates import candidates_figure, percent, step_candidates
 from gpt2viz.viz.tokens import token_strip_html
 
@@ -91,3 +92,13 @@ figure = candidates_figure(
     f"Step {record.index + 1}: candidates for position {record.position} (chosen p = {percent(record.prob)})",
 )
 st.plotly_chart(figure, key="candidates")
+
+c1, c2, _ = st.columns([1, 1, 2])
+# Callables: made only when clicked (a full recording is large).
+c1.download_button("Download the generation (JSON)", on_click="ignore", file_name="gpt2viz-generation.json",
+                   data=lambda: json.dumps(run.to_dict(), indent=1, ensure_ascii=False),
+                   mime="application/json")
+c2.download_button("Download the recording (trace)", on_click="ignore", file_name="gpt2viz-trace.safetensors",
+                   data=lambda: trace_bytes(current.model.run_with_capture(run.ids)),
+                   mime="application/octet-stream",
+                   help="Every hook point of the whole sequence; open it with gpt2viz.load_trace")
