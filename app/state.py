@@ -48,6 +48,9 @@ ABLATE_MODE = "ablate_mode"  # "zero" or "mean"
 FORCED = "forced"  # rank of the candidate the branch is forced to take
 COMPARE_PROMPT = "compare_prompt"
 DLA_GRID = "dla_grid"  # the attribution heatmap's selection
+# Lesson and presenter view
+LESSON_CARD = "lesson_card"  # index of the lesson card shown
+PRESENTER = "presenter"  # bool: large fonts and figures, fewer controls, for a projector
 
 DEFAULTS: dict[str, Any] = {
     PROMPT: "I love the color black, I hope someday to have a cat like that.",
@@ -70,6 +73,8 @@ DEFAULTS: dict[str, Any] = {
     ABLATE_MODE: "zero",
     DISTRACTOR_TEXT: "",
     COMPARE_PROMPT: "",
+    LESSON_CARD: 0,
+    PRESENTER: False,
     MODEL_CHOICE: "",
     LOCAL_PATH: "",
 }
