@@ -51,6 +51,7 @@ DLA_GRID = "dla_grid"  # the attribution heatmap's selection
 # Lesson and presenter view
 LESSON_CARD = "lesson_card"  # index of the lesson card shown
 PRESENTER = "presenter"  # bool: large fonts and figures, fewer controls, for a projector
+IMAGE_FORMAT = "image_format"  # what the figures' camera button saves: "png" or "svg"
 
 DEFAULTS: dict[str, Any] = {
     PROMPT: "I love the color black, I hope someday to have a cat like that.",
@@ -75,6 +76,7 @@ DEFAULTS: dict[str, Any] = {
     COMPARE_PROMPT: "",
     LESSON_CARD: 0,
     PRESENTER: False,
+    IMAGE_FORMAT: "png",
     MODEL_CHOICE: "",
     LOCAL_PATH: "",
 }

@@ -12,6 +12,7 @@ from gpt2viz.sampling import draw, sampling_stages
 from gpt2viz.viz.sampling import chain_data, sampling_chain_figure
 
 from . import state
+from .charts import chart
 from .resources import tokenizer
 
 _FOR = "step_sampling_for"  # id of the generation the controls were last reset to
@@ -41,7 +42,7 @@ def sampling_chain(run: Generation | None, logits: torch.Tensor, chosen: int | N
     stages = sampling_stages(logits, *sampling_controls(run))
     would = tok.token_text(draw(stages.probs, seed, index))
     chain = chain_data(stages, tok, chosen)
-    st.plotly_chart(sampling_chain_figure(chain, "ln_f → logits → sampling"), key="sampling_chain")
+    chart(st, sampling_chain_figure(chain, "ln_f → logits → sampling"), key="sampling_chain")
     how = "greedy" if run is not None and run.settings["temperature"] == 0 else "sampled"
     made = "" if chosen is None else f"; the generation ({how}) chose {tok.token_text(chosen)!r}"
     st.caption(f"With these settings a draw with seed {seed} at step {index + 1} picks {would!r}{made}. "

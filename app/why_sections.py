@@ -15,6 +15,7 @@ from gpt2viz.viz.tokens import token_labels, visible_token
 from gpt2viz.viz.why import branches, branches_html
 
 from . import state
+from .charts import chart
 from .model_picker import CurrentModel
 from .resources import ablated_logits, attention_trace, continuation, tokenizer
 
@@ -31,7 +32,7 @@ def top_candidates(logits: torch.Tensor, n: int = 10) -> Top:
 
 def _chart(top: Top, target: int, title: str, key: str, where) -> None:
     prob = next((p for t, _, p in top if t == target), 0.0)
-    where.plotly_chart(candidates_figure(step_candidates(top, target, tokenizer().token_text(target), prob),
+    chart(where, candidates_figure(step_candidates(top, target, tokenizer().token_text(target), prob),
                                          title), key=key)
 
 
@@ -129,6 +130,6 @@ def compare_section(current: CurrentModel, selected: tuple[int, int]) -> None:
         trace = attention_trace(current.source, tuple(ids))
         labels = token_labels(tokenizer().token_texts(ids))
         matrix = attention_matrix(trace, layer, head, "pattern", labels)
-        column.plotly_chart(attention_heatmap_figure(matrix), key=f"compare_attention_{i}")
+        chart(column, attention_heatmap_figure(matrix), key=f"compare_attention_{i}")
         top = top_candidates(trace.logits[-1])
         _chart(top, top[0][0], f"Next token after prompt {i + 1}", f"compare_candidates_{i}", column)

@@ -113,3 +113,16 @@ def test_a_model_that_fails_to_load_shows_its_message(tmp_path):
     at.text_input(key="local_path").input(str(broken)).run()
     assert not at.exception
     assert any("not a valid safetensors file" in e for e in texts(at, "error"))
+
+
+def test_every_figure_exports_as_image_and_html():
+    at = generate(new_app(), "The cat sat on the", max_new_tokens=2)
+    (chart,) = [e for e in at.get("plotly_chart") if e.proto.id.endswith("-candidates")]
+    config = json.loads(chart.proto.config)
+    assert config["toImageButtonOptions"] == {"format": "png", "filename": "gpt2viz-candidates", "scale": 2}
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert labels.count("⤓ HTML") == len(at.get("plotly_chart")) == 1
+    at.session_state["image_format.kept"] = "svg"  # the sidebar's choice, as state.put stores it
+    at.run()
+    (chart,) = [e for e in at.get("plotly_chart") if e.proto.id.endswith("-candidates")]
+    assert json.loads(chart.proto.config)["toImageButtonOptions"]["format"] == "svg"

@@ -4,6 +4,7 @@ import streamlit as st
 import torch
 
 from app import state
+from app.charts import chart
 from app.layer_head import on_grid_click, pick_head, pick_layer
 from app.model_picker import current_model
 from app.resources import attention_grid, attention_trace, induction
@@ -38,13 +39,13 @@ kind = state.widget(c3.radio, "Show", KINDS, key=state.ATTN_KIND, format_func=KI
 
 left, right = st.columns([2, 5])
 with left:
-    st.plotly_chart(head_grid_figure(attention_grid(current.source, ids), (layer, head)),
+    chart(st, head_grid_figure(attention_grid(current.source, ids), (layer, head)),
                     key=state.HEAD_GRID, on_select=on_grid_click, selection_mode="points")
     st.caption(f"{len(ids)} tokens. Tiles are shrunk to at most 24 × 24 cells; the big chart shows "
                "every cell.")
 with right:
     matrix = attention_matrix(attention_trace(current.source, ids), layer, head, kind, labels)
-    st.plotly_chart(attention_heatmap_figure(matrix), key="attention_heatmap")
+    chart(st, attention_heatmap_figure(matrix), key="attention_heatmap")
 
 st.subheader("What each head does")
 st.caption("Two standard tests give every head a score from 0 to 1. **Previous-token**: its mean "
@@ -56,7 +57,7 @@ st.caption("Two standard tests give every head a score from 0 to 1. **Previous-t
 
 def show_head_scores(scores: torch.Tensor, title: str, key: str) -> None:
     data = head_scores(scores, title)
-    st.plotly_chart(head_scores_figure(data, (layer, head)), key=key)
+    chart(st, head_scores_figure(data, (layer, head)), key=key)
     best_layer, best_head, best = data.best
     st.caption(f"Highest: layer {best_layer}, head {best_head} ({best:.2f}).")
 
@@ -79,7 +80,7 @@ if run is not None:
                "over the keys cached for every earlier position.")
     record = step_selector(run)
     keys = labels[: record.attention_row.shape[2]]
-    st.plotly_chart(step_rows_figure(
+    chart(st, step_rows_figure(
         record.attention_row[layer].float().numpy(), keys, layer, head,
         f"Step {record.index + 1}: query {labels[record.query_position]} → chose {record.text!r}",
     ), key="step_attention")

@@ -7,6 +7,7 @@ from streamlit.delta_generator import DeltaGenerator
 
 import gpt2viz
 from app import state
+from app.charts import chart
 from app.model_picker import current_model, device_label, fallback_banner
 from app.resources import tokenizer
 from app.run import STOP_MESSAGES, matches, run_to_extend, settings_controls
@@ -91,7 +92,7 @@ figure = candidates_figure(
     step_candidates(record.top, record.token_id, record.text, record.prob),
     f"Step {record.index + 1}: candidates for position {record.position} (chosen p = {percent(record.prob)})",
 )
-st.plotly_chart(figure, key="candidates")
+chart(st, figure, key="candidates")
 
 c1, c2, _ = st.columns([1, 1, 2])
 # Callables: made only when clicked (a full recording is large).

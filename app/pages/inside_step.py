@@ -3,6 +3,7 @@
 import streamlit as st
 
 from app import state
+from app.charts import chart
 from app.layer_head import pick_head, pick_layer
 from app.model_picker import current_model
 from app.resources import inside_step, lens_at, sequence_norms, tokenizer
@@ -49,17 +50,17 @@ st.subheader(f"1. The token {visible_token(tok.token_text(ids[q]))!r} (id {ids[q
 first = step_block(model, step, 0, 0, labels)
 embeddings = [("token embedding", first.embed), ("position embedding", first.pos_embed),
               ("sum", first.resid_pre)]
-st.plotly_chart(strips_figure(embeddings, "A row of wte plus a row of wpe"), key="embeddings")
+chart(st, strips_figure(embeddings, "A row of wte plus a row of wpe"), key="embeddings")
 
 st.subheader("2. One block, with the key/value cache")
 c1, c2 = st.columns(2)
 layer, head = pick_layer(config, c1), pick_head(config, c2)
 b = step_block(model, step, layer, head, labels)
-st.plotly_chart(strips_figure([("ln_1(x)", b.ln1)], f"Layer {layer}: ln_1 normalises the residual stream"),
+chart(st, strips_figure([("ln_1(x)", b.ln1)], f"Layer {layer}: ln_1 normalises the residual stream"),
                 key="ln1")
 new_qkv = [("q", b.q), ("k", b.keys[-1]), ("v", b.values[-1])]
 new_title = f"Head {head}: the new token's query, key and value"
-st.plotly_chart(strips_figure(new_qkv, new_title, "d_head component"), key="qkv_new")
+chart(st, strips_figure(new_qkv, new_title, "d_head component"), key="qkv_new")
 dtype = str(model.dtype).removeprefix("torch.")
 st.markdown(
     f"**The cache** holds the keys and values of all {q} earlier positions, in every layer: "
@@ -70,30 +71,30 @@ st.markdown(
     "sequence again.")
 c1, c2 = st.columns(2)
 where = f"layer {layer} head {head}"
-c1.plotly_chart(kv_cache_figure(b.keys, b.key_labels, f"Cached keys, {where}"), key="cache_k")
-c2.plotly_chart(kv_cache_figure(b.values, b.key_labels, f"Cached values, {where}"), key="cache_v")
-st.plotly_chart(cache_overview_figure(b), key="cache_overview")
-st.plotly_chart(step_scores_figure(b), key="step_scores")
+chart(c1, kv_cache_figure(b.keys, b.key_labels, f"Cached keys, {where}"), key="cache_k")
+chart(c2, kv_cache_figure(b.values, b.key_labels, f"Cached values, {where}"), key="cache_v")
+chart(st, cache_overview_figure(b), key="cache_overview")
+chart(st, step_scores_figure(b), key="step_scores")
 st.caption("The query scores every cached key, the scores are divided by √d_head and turned into "
            "weights by softmax; the weights mix the cached values into z.")
 heads = f"All {config.n_head} heads' z concatenated (lines between heads)"
-st.plotly_chart(strips_figure([("z, every head", b.z_heads)], heads, boundaries=b.d_head), key="z_heads")
+chart(st, strips_figure([("z, every head", b.z_heads)], heads, boundaries=b.d_head), key="z_heads")
 attention_added = [("resid_pre", b.resid_pre), ("+ attention", b.attn_out), ("= resid_mid", b.resid_mid)]
 added_title = "W_O · z + b_O is added to the residual stream"
-st.plotly_chart(strips_figure(attention_added, added_title), key="attn_add")
-st.plotly_chart(top_neurons_figure(b), key="mlp_neurons")
+chart(st, strips_figure(attention_added, added_title), key="attn_add")
+chart(st, top_neurons_figure(b), key="mlp_neurons")
 mlp_added = [("resid_mid", b.resid_mid), ("+ MLP", b.mlp_out), ("= resid_post", b.resid_post)]
 wider = f"The MLP, {config.d_mlp // config.n_embd}× wider ({config.d_mlp} neurons), adds its output"
-st.plotly_chart(strips_figure(mlp_added, wider), key="mlp_add")
+chart(st, strips_figure(mlp_added, wider), key="mlp_add")
 
 st.subheader("3. From the last block to the next token")
 sampling_chain(run, step.logits, chosen, seed, index)
 
 st.subheader("4. The residual stream across depth")
-st.plotly_chart(residual_norms_figure(sequence_norms(*key), q), key="residual_norms")
+chart(st, residual_norms_figure(sequence_norms(*key), q), key="residual_norms")
 positions = tuple(lens_window(q + 1, q))  # ending at the step: later tokens are not written yet
 lens = lens_at(*key, positions)
-st.plotly_chart(logit_lens_figure(lens_grid(lens, tok, [labels[p] for p in positions]), q), key="logit_lens")
+chart(st, logit_lens_figure(lens_grid(lens, tok, [labels[p] for p in positions]), q), key="logit_lens")
 st.caption("The logit lens: the residual stream at each depth put through ln_f and the unembedding, as "
            "if the model stopped there. Each cell names the most likely next token; colour is its "
            "probability.")

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from app import state
+from app.charts import chart
 from app.layer_head import pick_layer
 from app.model_picker import current_model
 from app.resources import mlp_trace
@@ -30,7 +31,7 @@ state.keep_within(state.MLP_TOP_N, range(4, most + 1), min(32, most))
 top_n = state.widget(c3.slider, "Neurons shown", 4, most, key=state.MLP_TOP_N)
 
 trace = mlp_trace(current.source, tuple(ids))
-st.plotly_chart(neuron_heatmap_figure(neuron_activations(trace, layer, stage, top_n, labels)),
+chart(st, neuron_heatmap_figure(neuron_activations(trace, layer, stage, top_n, labels)),
                 key="mlp_heatmap")
 st.markdown("**Top neurons per token** (after GELU)")
 st.dataframe(top_neurons_per_token(trace, layer, 5, labels), hide_index=True)

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from app import state
+from app.charts import chart
 from app.layer_head import pick_head, pick_layer
 from app.model_picker import current_model
 from app.resources import attention_trace
@@ -47,23 +48,23 @@ st.latex(r"\mathrm{Attention}(Q,K,V)=\mathrm{softmax}\!\left(\frac{QK^\top}{\sqr
          r"+ M\right)V")
 st.markdown(f"**1. The query** q of {labels[query]!r} (layer {layer}, head {head}, "
             f"d_head = {c.d_head}), from `{act_name('q', layer)}`.")
-st.plotly_chart(vector_figure(c.q, "q", "d_head component"), key="q_vector")
+chart(st, vector_figure(c.q, "q", "d_head component"), key="q_vector")
 st.markdown(f"**2. The keys** K of every position (`{act_name('k', layer)}`); keys after the query are "
             "masked.")
-st.plotly_chart(matrix_figure(c.keys, c.key_labels, "K (keys)", query), key="k_matrix")
+chart(st, matrix_figure(c.keys, c.key_labels, "K (keys)", query), key="k_matrix")
 st.markdown(f"**3. Scores**: q·k for each key, ÷ √{c.d_head}, + mask (−∞ on future positions), "
             "then softmax.")
 st.dataframe(score_table(c), hide_index=True, height=min(400, 40 + 35 * len(ids)))
-st.plotly_chart(scores_figure(c), key="scores")
+chart(st, scores_figure(c), key="scores")
 check_caption(c, act_name("attn_scores", layer), act_name("pattern", layer))
 st.markdown(f"**4. The values** V (`{act_name('v', layer)}`), mixed by the weights: z = Σ weight·v.")
-st.plotly_chart(matrix_figure(c.values, c.key_labels, "V (values)", query, c.weights), key="v_matrix")
-st.plotly_chart(vector_figure(c.z, "z = weights · V", "d_head component"), key="z_vector")
+chart(st, matrix_figure(c.values, c.key_labels, "V (values)", query, c.weights), key="v_matrix")
+chart(st, vector_figure(c.z, "z = weights · V", "d_head component"), key="z_vector")
 check_caption(c, act_name("z", layer))
 st.markdown(f"**5. All {config.n_head} heads' z concatenated, then projected** by W_O "
             f"(`attn.c_proj`, {config.n_embd} × {config.n_embd}) into the residual stream.")
-st.plotly_chart(vector_figure(c.z_heads, "z of every head, concatenated (lines separate heads)",
+chart(st, vector_figure(c.z_heads, "z of every head, concatenated (lines separate heads)",
                               "component", boundaries=c.d_head), key="z_heads")
-st.plotly_chart(vector_figure(c.attn_out, "attention output = W_O · z + b_O", "d_model component"),
+chart(st, vector_figure(c.attn_out, "attention output = W_O · z + b_O", "d_model component"),
                 key="attn_out")
 check_caption(c, act_name("attn_out", layer))

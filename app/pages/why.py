@@ -3,6 +3,7 @@
 import streamlit as st
 
 from app import state
+from app.charts import chart
 from app.layer_head import on_grid_click, pick_head, pick_layer
 from app.model_picker import current_model
 from app.resources import attribution_trace, input_saliency, tokenizer
@@ -48,9 +49,9 @@ logits = trace.logits[position]
 actual = float(logits[target] - (logits[distractor] if distractor is not None else 0.0))
 left, right = st.columns([3, 2])
 heads = dla_heads_figure(dla, (layer, head), "Each head's direct push (click a head to select it)")
-left.plotly_chart(heads, key=state.DLA_GRID, on_select=lambda: on_grid_click(state.DLA_GRID),
+chart(left, heads, key=state.DLA_GRID, on_select=lambda: on_grid_click(state.DLA_GRID),
                   selection_mode="points")
-right.plotly_chart(dla_parts_figure(dla, actual), key="dla_parts")
+chart(right, dla_parts_figure(dla, actual), key="dla_parts")
 st.caption("Direct logit attribution: what each part wrote into the residual stream at this position, "
            "read through the final LayerNorm (its scale fixed at this position) and the unembedding "
            "direction of the target" + (" minus the distractor." if distractor is not None else "."))
