@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -52,6 +52,34 @@ class GPT2Tokenizer(tiktoken.Encoding):
 
     def token_texts(self, ids: Iterable[int]) -> list[str]:
         return [self.token_text(i) for i in ids]
+
+    def character_groups(self, ids: Sequence[int]) -> list[tuple[int, int, str]]:
+        """(start, end, text) for each run of tokens that are only parts of characters on their own
+        (byte-level BPE splits an emoji or a CJK character into several tokens) and whole together:
+        ids[start:end] decode to `text`."""
+        pieces = [self.decode_single_token_bytes(int(i)) for i in ids]
+        groups, i = [], 0
+        while i < len(pieces):
+            if _decodes(pieces[i]):
+                i += 1
+                continue
+            for end in range(i + 2, min(i + 8, len(pieces)) + 1):  # a character is at most 4 bytes
+                joined = b"".join(pieces[i:end])
+                if _decodes(joined):
+                    groups.append((i, end, joined.decode("utf-8")))
+                    i = end
+                    break
+            else:
+                i += 1  # bytes that never become a character (cut off at the end): left as they are
+        return groups
+
+
+def _decodes(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _read_verified(name: str, directory: Path) -> bytes:

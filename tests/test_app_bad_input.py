@@ -64,6 +64,8 @@ def test_unicode_prompts_run_and_render(prompt):
     assert strip_spans(html, "prompt") == escaped_tokens(load_tokenizer().token_texts(run.prompt_ids))
     assert strip_spans(html, "gen") == escaped_tokens([s.text for s in run.steps])
     assert_steps(at, 2)
+    if "🐈" in prompt:  # its four bytes are three tokens: bracketed with the cat drawn above
+        assert "<rt>·🐈</rt>" in html and "<rt>·❤</rt>" in html
     if "\u200b" in prompt:
         assert "⟨U+200B⟩" in html and "\u200b" not in html
     for page in PAGES[1:]:

@@ -55,3 +55,15 @@ def test_damaged_file_is_refused(tmp_path: Path) -> None:
 def test_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(gpt2viz.LoadError, match="encoder.json is missing"):
         mergeable_ranks(tmp_path)
+
+
+def test_character_groups_join_byte_tokens(tok) -> None:
+    ids = tok.encode("I ❤️ 🐈 cats 漢字")
+    groups = tok.character_groups(ids)
+    for start, end, text in groups:
+        assert tok.decode(ids[start:end]) == text
+        assert all("\\x" in tok.token_text(i) for i in ids[start:end])  # each part alone is only bytes
+    assert [text for _, _, text in groups] == [" ❤", " 🐈", " 漢", "字"]
+    assert tok.character_groups(tok.encode("plain ascii text")) == []
+    cut = tok.encode("🐈")[:-1]  # the last byte missing: nothing to join, nothing invented
+    assert tok.character_groups(cut) == []

@@ -126,3 +126,13 @@ def test_step_rows_equal_the_full_sequence_rows(model, tok, ids):
     fig = step_rows_figure(row, [str(i) for i in range(len(ids) + 2)], 1, 2, "t")
     assert fig.data[0].type == "heatmap" and list(fig.data[0].y) == [f"head {h}" for h in range(4)]
     assert fig.layout.xaxis.title.text == "cached key"
+
+
+def test_figures_are_sized_to_their_content():
+    from gpt2viz.viz.attention import grid_height, step_rows_height
+
+    assert grid_height(4) >= 300 and grid_height(12) == 800 and grid_height(48) == 800
+    # the step rows keep at least 30 px a head above 200 px for the title and key labels
+    assert step_rows_height(4) == 320 and step_rows_height(25) == 950
+    rows = step_rows_figure(np.full((4, 6), 1 / 6), [str(i) for i in range(6)], 0, 1, "t")
+    assert rows.layout.height == 320

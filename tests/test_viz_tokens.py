@@ -65,3 +65,11 @@ def test_probabilities_are_always_percent():
         assert fig.layout.xaxis.tickformat.endswith("%")  # never 5.0e-3 beside bars labelled in %
         assert all(t.endswith("%") for t in fig.data[0].text)
     assert [percent_axis(x) for x in (0.6, 0.03, 0.004)] == [".0%", ".1%", ".2%"]
+
+
+def test_strip_draws_the_character_over_its_byte_tokens():
+    html = token_strip_html(["A", " \\xf0\\x9f", "\\x90"], ["\\x88", "!"], groups=[(1, 4, " 🐈")])
+    assert html.count("<ruby") == 1 and "<rt>·🐈</rt>" in html
+    inner = html.split('<ruby class="tok-group"', 1)[1].split("<rt>")[0]
+    assert inner.count('class="tok tok-prompt"') == 2 and inner.count('class="tok tok-gen') == 1
+    assert 'title="tokens 1–3 are the bytes of &#x27; 🐈&#x27;"' in html

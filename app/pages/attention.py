@@ -37,7 +37,7 @@ head = pick_head(config, c2)
 kind = state.widget(c3.radio, "Show", KINDS, key=state.ATTN_KIND, format_func=KIND_LABELS.get,
                     horizontal=True)
 
-left, right = st.columns([2, 5])
+left, right = st.columns([2, 3])
 with left:
     chart(st, head_grid_figure(attention_grid(current.source, ids), (layer, head)),
                     key=state.HEAD_GRID, on_select=on_grid_click, selection_mode="points")

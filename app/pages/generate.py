@@ -27,7 +27,9 @@ def use_example() -> None:
 
 
 def strip(run: Generation, selected: int | None = None) -> str:
-    return token_strip_html(tokenizer().token_texts(run.prompt_ids), [s.text for s in run.steps], selected)
+    tok = tokenizer()
+    return token_strip_html(tok.token_texts(run.prompt_ids), [s.text for s in run.steps], selected,
+                            tok.character_groups(run.ids))
 
 
 def extend(run: Generation, to_end: bool, live: DeltaGenerator) -> None:
@@ -85,7 +87,8 @@ if not matches(run, current.model, prompt, settings):
 record = step_selector(run)
 live.markdown(strip(run, record.index), unsafe_allow_html=True)
 st.caption("Grey: prompt tokens; blue: generated tokens; outlined: the selected step. "
-           "“·” marks a space, “↵” a newline.")
+           "“·” marks a space, “↵” a newline. A purple bracket with a character above joins tokens "
+           "that are each only some bytes of that character (\\xNN: one byte).")
 if run.finished:
     st.success(f"Stopped after {len(run.steps)} new tokens: {STOP_MESSAGES[run.steps[-1].stop_reason]}.")
 figure = candidates_figure(

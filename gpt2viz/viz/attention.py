@@ -162,9 +162,20 @@ def head_grid_figure(grid: HeadGrid, selected: tuple[int, int]) -> go.Figure:
                      ticktext=[str(la) for la in range(grid.n_layer)])
     fig.update_layout(title="Every head's pattern (click one)", clickmode="event+select",
                       dragmode=False, showlegend=False,
-                      height=int(min(700, max(260, 60 + 34 * grid.n_layer))),
+                      height=grid_height(grid.n_layer),
                       margin=dict(l=10, r=10, t=50, b=10))
     return fig
+
+
+def grid_height(n_layer: int) -> int:
+    """Pixels for the head grid: about 60 per layer (a 4-layer model's tiles stay readable), at
+    most 800 (gpt2-xl's 48 layers)."""
+    return int(min(800, max(380, 80 + 60 * n_layer)))
+
+
+def step_rows_height(n_head: int) -> int:
+    """Pixels for the step-rows chart: 30 per head plus the title and the slanted key labels."""
+    return int(200 + 30 * n_head)
 
 
 def selected_head(points: Sequence[dict]) -> tuple[int, int] | None:
@@ -191,6 +202,6 @@ def step_rows_figure(rows: np.ndarray, key_labels: Sequence[str], layer: int, he
     fig.update_xaxes(title_text="cached key", tickmode="array", tickangle=-60,
                      tickvals=thinned(list(key_labels), max_ticks))
     fig.update_yaxes(title_text=f"layer {layer} head", autorange="reversed")
-    fig.update_layout(title=title, height=int(max(220, 120 + 22 * rows.shape[0])),
+    fig.update_layout(title=title, height=step_rows_height(rows.shape[0]),
                       margin=dict(l=10, r=10, t=50, b=10))
     return fig

@@ -35,9 +35,12 @@ def thinned(labels: Sequence[str], max_ticks: int = 40) -> list[str]:
     return list(labels[::stride])
 
 
-def token_strip_html(prompt: Sequence[str], generated: Sequence[str], selected: int | None = None) -> str:
+def token_strip_html(prompt: Sequence[str], generated: Sequence[str], selected: int | None = None,
+                     groups: Sequence[tuple[int, int, str]] = ()) -> str:
     """The sequence as boxed tokens: prompt tokens grey, generated ones blue, the selected
-    generated token (index into `generated`) outlined. All text is HTML-escaped."""
+    generated token (index into `generated`) outlined. Each of `groups` (start, end, character,
+    positions over prompt + generated) is bracketed with the character it spells written above,
+    for byte-level tokens that are only part of a character alone. All text is HTML-escaped."""
 
     def box(text: str, css: str, title: str) -> str:
         shown = html.escape(visible_token(text))
@@ -48,6 +51,11 @@ def token_strip_html(prompt: Sequence[str], generated: Sequence[str], selected: 
     for i, t in enumerate(generated):
         css = "tok tok-gen tok-selected" if i == selected else "tok tok-gen"
         parts.append(box(t, css, f"generated step {i + 1}"))
+    for start, end, text in sorted(groups, reverse=True):  # from the end, so indices stay valid
+        title = html.escape(f"tokens {start}–{end - 1} are the bytes of {text!r}")
+        inner = "".join(parts[start:end])
+        parts[start:end] = [f'<ruby class="tok-group" title="{title}">{inner}'
+                            f"<rt>{html.escape(visible_token(text))}</rt></ruby>"]
     return f"<style>{_STRIP_CSS}</style><div class='tok-strip'>{''.join(parts)}</div>"
 
 
@@ -58,4 +66,6 @@ _STRIP_CSS = (
     ".tok-prompt{background:#eceff1;color:#37474f}"
     ".tok-gen{background:#d6eaff;color:#0b3d91;border-color:#6fa8dc}"
     ".tok-selected{outline:2px solid #e4572e;outline-offset:1px}"
+    ".tok-group{ruby-position:over;border-bottom:2px solid #9c27b0;padding-bottom:1px}"
+    ".tok-group rt{font-size:0.9rem;color:#6a1b9a}"
 )
