@@ -29,6 +29,8 @@ st.title("Q · K · V")
 st.caption("Attention(Q, K, V) = softmax(QKᵀ/√d_head)·V for one query token, step by step with the "
            "numbers the model computed: the query is compared with every key, the scores become "
            "weights, and the weights mix the values.")
+st.latex(r"\mathrm{Attention}(Q,K,V)=\mathrm{softmax}\!\left(\frac{QK^\top}{\sqrt{d_\mathrm{head}}}"
+         r"+ M\right)V")
 current = current_model()
 ids = analysed_ids_or_stop(current)
 labels = labels_for(ids)
@@ -44,27 +46,38 @@ query = state.widget(c3.selectbox, "Query token", positions, key=state.QUERY, fo
 
 c = head_computation(current.model, attention_trace(current.source, tuple(ids)), layer, head, query, labels)
 
-st.latex(r"\mathrm{Attention}(Q,K,V)=\mathrm{softmax}\!\left(\frac{QK^\top}{\sqrt{d_\mathrm{head}}}"
-         r"+ M\right)V")
-st.markdown(f"**1. The query** q of {labels[query]!r} (layer {layer}, head {head}, "
-            f"d_head = {c.d_head}), from `{act_name('q', layer)}`.")
-chart(st, vector_figure(c.q, "q", "d_head component"), key="q_vector")
-st.markdown(f"**2. The keys** K of every position (`{act_name('k', layer)}`); keys after the query are "
-            "masked.")
-chart(st, matrix_figure(c.keys, c.key_labels, "K (keys)", query), key="k_matrix")
+left, right = st.columns(2)
+with left:
+    st.markdown(f"**1. The query** q of {labels[query]!r} (layer {layer}, head {head}, "
+                f"d_head = {c.d_head}), from `{act_name('q', layer)}`.")
+    chart(st, vector_figure(c.q, "q", "d_head component"), key="q_vector")
+with right:
+    st.markdown(f"**2. The keys** K of every position (`{act_name('k', layer)}`); keys after the query "
+                "are masked.")
+    chart(st, matrix_figure(c.keys, c.key_labels, "K (keys)", query), key="k_matrix")
 st.markdown(f"**3. Scores**: q·k for each key, ÷ √{c.d_head}, + mask (−∞ on future positions), "
             "then softmax.")
-st.dataframe(score_table(c), hide_index=True, height=min(400, 40 + 35 * len(ids)))
-chart(st, scores_figure(c), key="scores")
+left, right = st.columns(2)
+numbers = {name: st.column_config.NumberColumn(format="%.5f") for name in ("q·k", "÷√d_head", "softmax")}
+left.dataframe(score_table(c), hide_index=True, height=min(560, 38 + 35 * len(ids)),
+               column_config={**numbers, "+ mask": st.column_config.TextColumn(alignment="right")})
+chart(right, scores_figure(c), key="scores")
 check_caption(c, act_name("attn_scores", layer), act_name("pattern", layer))
-st.markdown(f"**4. The values** V (`{act_name('v', layer)}`), mixed by the weights: z = Σ weight·v.")
-chart(st, matrix_figure(c.values, c.key_labels, "V (values)", query, c.weights), key="v_matrix")
-chart(st, vector_figure(c.z, "z = weights · V", "d_head component"), key="z_vector")
-check_caption(c, act_name("z", layer))
+left, right = st.columns(2)
+with left:
+    st.markdown(f"**4. The values** V (`{act_name('v', layer)}`), mixed by the weights: z = Σ weight·v.")
+    chart(st, matrix_figure(c.values, c.key_labels, "V (values)", query, c.weights), key="v_matrix")
+with right:
+    st.markdown("**The result** for this head:")
+    chart(st, vector_figure(c.z, "z = weights · V", "d_head component"), key="z_vector")
+    check_caption(c, act_name("z", layer))
 st.markdown(f"**5. All {config.n_head} heads' z concatenated, then projected** by W_O "
             f"(`attn.c_proj`, {config.n_embd} × {config.n_embd}) into the residual stream.")
-chart(st, vector_figure(c.z_heads, "z of every head, concatenated (lines separate heads)",
-                              "component", boundaries=c.d_head), key="z_heads")
-chart(st, vector_figure(c.attn_out, "attention output = W_O · z + b_O", "d_model component"),
-                key="attn_out")
-check_caption(c, act_name("attn_out", layer))
+left, right = st.columns(2)
+every_head = vector_figure(c.z_heads, "z of every head (lines separate heads)", "component",
+                           boundaries=c.d_head)
+chart(left, every_head, key="z_heads")
+with right:
+    output = vector_figure(c.attn_out, "attention output = W_O · z + b_O", "d_model component")
+    chart(st, output, key="attn_out")
+    check_caption(c, act_name("attn_out", layer))
