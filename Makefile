@@ -36,6 +36,7 @@ bench: .stamp-test
 	$(PY) bench/bench_bundled.py
 	$(PY) bench/bench_step.py
 	$(PY) bench/bench_why.py
+	$(PY) bench/bench_first_screen.py
 
 clean:
 	rm -rf $(VENV) .stamp-runtime .stamp-test .pytest_cache .ruff_cache

@@ -47,6 +47,22 @@ def start(model: GPT2, prompt: str, settings: Settings) -> Generation:
     return Generation(model, tokenizer(), prompt, names=PATTERNS, **settings.generate_kwargs())
 
 
+DEFAULT_SETTINGS = Settings(
+    greedy=state.DEFAULTS[state.GREEDY], temperature=state.DEFAULTS[state.TEMPERATURE],
+    top_k=state.DEFAULTS[state.TOP_K], top_p=state.DEFAULTS[state.TOP_P], seed=state.DEFAULTS[state.SEED],
+    max_new_tokens=state.DEFAULTS[state.MAX_NEW_TOKENS],
+)
+
+
+@st.cache_resource(show_spinner="Writing the example…", max_entries=2)
+def example_run(_model: GPT2, source: str) -> Generation:
+    """The default prompt generated to the end with the default settings, once per process and
+    model: the finished example a new session opens on. Finished, so sessions can share it."""
+    run = start(_model, state.DEFAULTS[state.PROMPT], DEFAULT_SETTINGS)
+    list(run)
+    return run
+
+
 def matches(run: Generation, model: GPT2, prompt: str, settings: Settings | None = None) -> bool:
     """True when `run` is this model's generation of `prompt` (with these settings, if given)."""
     same = run.model is model and run.prompt == prompt

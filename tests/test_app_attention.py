@@ -2,10 +2,12 @@
 
 import numpy as np
 import pytest
+from streamlit.testing.v1 import AppTest
 
 import gpt2viz
 from gpt2viz.analysis import induction_scores, previous_token_scores
 from tests.app_support import (
+    APP,
     ATTENTION,
     GENERATE,
     app_config,
@@ -105,9 +107,17 @@ def test_selection_is_shared_with_the_other_pages(at):
 
 
 def test_prompt_alone_is_shown_before_any_generation():
-    at = new_app(ATTENTION)
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.session_state["prompt.kept"] = "A prompt of its own"  # not the default: no finished example
+    at.run()
+    at.switch_page(ATTENTION).run()
     assert chart_keys(at) == ["head_grid", "attention_heatmap", "previous_token_scores", "induction_scores"]
     assert not texts(at, "warning")
+
+
+def test_the_opening_example_is_shown_step_by_step():
+    at = new_app(ATTENTION)  # a new session: the default prompt, already generated
+    assert chart_keys(at)[-1] == "step_attention"
 
 
 def test_head_roles_show_both_scores_for_every_head(at):

@@ -5,11 +5,15 @@ import json
 import numpy as np
 import pytest
 import torch
+from streamlit.testing.v1 import AppTest
 
+import gpt2viz
 from tests.app_support import (
+    APP,
     ROOT,
     app_gpt2,
     assert_steps,
+    chart_keys,
     escaped_tokens,
     figure,
     generate,
@@ -32,7 +36,25 @@ def test_page_runs_and_offers_the_example_prompts():
     device = f"GPU ({torch.cuda.get_device_name()})" if torch.cuda.is_available() else "CPU"
     assert f"Device: **{device}**" in texts(at, "caption")
     assert f"Running on **{device}**." in texts(at, "caption")
-    assert any("Press **Next token**" in i for i in texts(at, "info"))
+
+
+
+def test_a_new_session_opens_on_a_finished_example(app_model):
+    """No waiting for a first generation: the default prompt is already written out, the same
+    generation a press of Generate makes, computed once per process and shared."""
+    at = new_app()
+    run = at.session_state["run"]
+    assert run.finished and run.prompt == "I love the color black, I hope someday to have a cat like that."
+    assert "candidates" in chart_keys(at) and not texts(at, "info")
+    tok = gpt2viz.load_tokenizer()
+    fresh = gpt2viz.generate(gpt2viz.load_model(app_model, device="cpu"), tok, run.prompt, max_new_tokens=20)
+    assert run.ids == run.prompt_ids + [s.token_id for s in fresh]
+    assert new_app().session_state["run"] is run  # one per process
+    other = AppTest.from_file(str(APP), default_timeout=120)
+    other.session_state["prompt.kept"] = "Another prompt"  # a session that starts on other text
+    other.run()
+    assert "run" not in other.session_state  # no example for it
+    assert any("Press **Next token**" in i for i in texts(other, "info"))
 
 
 def test_choosing_an_example_fills_the_prompt():

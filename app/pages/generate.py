@@ -10,7 +10,7 @@ from app import state
 from app.charts import chart
 from app.model_picker import current_model, device_label, fallback_banner
 from app.resources import tokenizer
-from app.run import STOP_MESSAGES, matches, run_to_extend, settings_controls
+from app.run import STOP_MESSAGES, example_run, matches, run_to_extend, settings_controls
 from app.sequence import step_selector
 from gpt2viz import Generation
 from gpt2viz.paths import ASSETS
@@ -77,6 +77,8 @@ if next_clicked or generate_clicked:
         st.error(str(err))
         st.stop()  # the one message: no hint below it
 
+if state.RUN not in st.session_state and prompt == state.DEFAULTS[state.PROMPT]:
+    st.session_state[state.RUN] = example_run(current.model, current.source)  # a finished example
 run = st.session_state.get(state.RUN)
 if run is None or not run.steps:
     st.info("Press **Next token** for one step, or **Generate** to write to the end.")
