@@ -1,6 +1,6 @@
 """Every figure the app shows goes through `chart`: the toolbar saves it as PNG or SVG (the
-sidebar's choice) under a name that says what it is, and a small button beside it downloads it as
-an HTML file that works offline."""
+sidebar's choice) under a name that says what it is, a small button beside it downloads it as an
+HTML file that works offline, and presenter view enlarges it."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from streamlit.delta_generator import DeltaGenerator
 from gpt2viz.viz.export import IMAGE_FORMATS, plotly_config, standalone_html
 
 from . import state
+from .presenter import present
 
 
 def image_format_picker() -> None:
@@ -22,7 +23,9 @@ def image_format_picker() -> None:
 
 
 def chart(where: DeltaGenerator, fig: go.Figure, *, key: str, **kwargs: Any) -> Any:
-    """`where.plotly_chart(fig, key=key, ...)` with the export settings, then an HTML download."""
+    """`where.plotly_chart(fig, key=key, ...)` with the export settings (and enlarged in presenter
+    view), then an HTML download."""
+    fig = present(fig)
     config = plotly_config(key, state.get(state.IMAGE_FORMAT))
     event = where.plotly_chart(fig, key=key, config=config, **kwargs)
     where.download_button("⤓ HTML", data=lambda: standalone_html(fig, key), file_name=f"gpt2viz-{key}.html",

@@ -10,7 +10,9 @@ import torch
 import gpt2viz
 from gpt2viz import GPT2
 
-from . import state
+from . import links, state
+from .charts import image_format_picker
+from .presenter import presenter_toggle
 from .resources import DEFAULT_SOURCE, load
 
 LOCAL = "local folder or file…"
@@ -40,7 +42,8 @@ def _choice_label(choice: str) -> str:
 
 def current_model() -> CurrentModel:
     """Draw the picker in the sidebar and load the chosen model; on failure show the reason
-    and stop the page."""
+    and stop the page. Below the picker, the "Share this view" link (app.links), drawn once a
+    link's settings have been checked against the model."""
     with st.sidebar:
         choice = state.widget(st.selectbox, "Model", _CHOICES, key=state.MODEL_CHOICE,
                               format_func=_choice_label,
@@ -57,13 +60,20 @@ def current_model() -> CurrentModel:
         try:
             model, fallback_reason = load(source)
         except gpt2viz.LoadError as err:
+            if links.model_failed():  # a link's model: fall back to the default, with a notice
+                st.rerun()
             st.error(f"Could not load this model. {err}")
             st.stop()
         config = model.config
         st.caption(f"**{model.name}** · {config.n_layer} layers × {config.n_head} heads · "
                    f"d_model {config.n_embd} · context {config.n_positions}")
         st.caption(f"Device: **{device_label(model)}**")
-    return CurrentModel(source, model, fallback_reason)
+        image_format_picker()
+        box = links.share_box()
+    presenter_toggle()
+    current = CurrentModel(source, model, fallback_reason)
+    links.update(current, box)  # a link's settings checked against the model, then the box filled
+    return current
 
 
 def fallback_banner(current: CurrentModel) -> None:

@@ -11,8 +11,10 @@ from gpt2viz.analysis import induction_scores
 from gpt2viz.attribution import attribution_names, saliency
 from gpt2viz.interventions import ablate_heads, ablate_neurons
 from gpt2viz.lens import LogitLens, ResidualNorms, logit_lens, residual_norms
+from gpt2viz.lesson import Lesson
 from gpt2viz.step import CachedStep, cached_step, record_sequence
 from gpt2viz.viz.attention import HeadGrid, head_grid
+from gpt2viz.viz.lesson import CardView, card_view
 from gpt2viz.viz.mlp import MLP_NAMES
 from gpt2viz.viz.qkv import QKV_NAMES
 
@@ -119,3 +121,14 @@ def continuation(source: str, ids: tuple[int, ...], settings: tuple[tuple[str, o
                            **dict(settings))
     list(g)
     return g.ids
+
+
+@st.cache_resource(show_spinner="Running the model for the lesson…", max_entries=2)
+def lesson(source: str, prompt: str) -> Lesson:
+    return Lesson(load(source)[0], tokenizer(), prompt)
+
+
+@st.cache_resource(max_entries=64)
+def lesson_card(source: str, prompt: str, card_id: str) -> CardView:
+    """One lesson card's numbers, figure and note for this model and prompt."""
+    return card_view(lesson(source, prompt), card_id)

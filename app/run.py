@@ -69,6 +69,13 @@ def matches(run: Generation, model: GPT2, prompt: str, settings: Settings | None
     return same and (settings is None or run.settings == settings.generate_kwargs())
 
 
+def kept_settings() -> Settings:
+    """The sampling settings as the widgets last left them (for when they are not drawn)."""
+    get = state.get
+    return Settings(bool(get(state.GREEDY)), float(get(state.TEMPERATURE)), int(get(state.TOP_K)),
+                    float(get(state.TOP_P)), int(get(state.SEED)), int(get(state.MAX_NEW_TOKENS)))
+
+
 def settings_controls(max_tokens: int) -> Settings:
     """The sampling widgets (in the Generate page's expander); their values as Settings."""
     greedy = state.widget(st.toggle, "Greedy (always the most likely token)", key=state.GREEDY)

@@ -45,7 +45,7 @@ def labels_for(ids: list[int]) -> list[str]:
 
 def step_selector(run: Generation) -> Step:
     """The shared step picker (same key on every page); returns the selected step. A newly
-    selected step also becomes the Q·K·V page's query: the position that predicted its token."""
+    selected step also becomes the Q·K·V page's query (`_query_follows`)."""
     options = list(range(len(run.steps)))
     state.keep_within(state.STEP, options, options[-1])
     if len(options) == 1:
@@ -55,8 +55,20 @@ def step_selector(run: Generation) -> Step:
             st.select_slider, "Generation step", options, key=state.STEP,
             format_func=lambda i: f"{i + 1}: {run.steps[i].text!r}",
         )]
-    step_key = (id(run), record.index)
+    _query_follows(run, record.index)
+    return record
+
+
+def select_step(run: Generation, index: int) -> None:
+    """Make step `index` of `run` the selected one, as the step selector does (a link opened on a
+    step)."""
+    state.put(state.STEP, index)
+    _query_follows(run, index)
+
+
+def _query_follows(run: Generation, index: int) -> None:
+    """A newly selected step also becomes the Q·K·V page's query: the position that predicted its token."""
+    step_key = (id(run), index)
     if state.get(state.QUERY_STEP) != step_key:
         state.put(state.QUERY_STEP, step_key)
-        state.put(state.QUERY, record.query_position)
-    return record
+        state.put(state.QUERY, run.steps[index].query_position)

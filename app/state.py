@@ -52,6 +52,10 @@ DLA_GRID = "dla_grid"  # the attribution heatmap's selection
 LESSON_CARD = "lesson_card"  # index of the lesson card shown
 PRESENTER = "presenter"  # bool: large fonts and figures, fewer controls, for a projector
 IMAGE_FORMAT = "image_format"  # what the figures' camera button saves: "png" or "svg"
+# Shareable links (app.links)
+LINK_READ = "link_read"  # True once this session has read its address's query parameters
+LINK_PENDING = "link_pending"  # the address's settings, checked against the model once it is loaded
+SHARE = "share"  # this run's "Share this view" box in the sidebar, refreshed when the page ends
 
 DEFAULTS: dict[str, Any] = {
     PROMPT: "I love the color black, I hope someday to have a cat like that.",

@@ -148,3 +148,17 @@ def test_every_figure_exports_as_image_and_html():
     at.run()
     (chart,) = [e for e in at.get("plotly_chart") if e.proto.id.endswith("-candidates")]
     assert json.loads(chart.proto.config)["toImageButtonOptions"]["format"] == "svg"
+
+
+def test_presenter_view_enlarges_figures_and_hides_the_sampling_controls():
+    at = generate(new_app(), "The cat sat on the", max_new_tokens=2)
+    normal = figure(at, "candidates")["layout"]
+    assert [e.label for e in at.expander] == ["Sampling"]
+    at.toggle(key="presenter").set_value(True).run()
+    assert not at.exception
+    big = figure(at, "candidates")["layout"]
+    assert big["font"]["size"] == 20 and big["height"] >= max(480, normal["height"])
+    assert "Sampling" not in [e.label for e in at.expander]
+    assert any('id="gpt2viz-presenter"' in m for m in texts(at, "markdown"))
+    at.toggle(key="presenter").set_value(False).run()
+    assert figure(at, "candidates")["layout"]["height"] == normal["height"]

@@ -87,9 +87,22 @@ def open_app(browser, url: str):
     page.on("request", lambda r: requests.append(r.url))
     page.goto(url, wait_until="domcontentloaded")
     page.get_by_role("textbox", name="Prompt").wait_for(timeout=180_000)
-    # the first run has finished (its last element is this hint): typing earlier can race with it
-    page.get_by_text("for one step, or").first.wait_for(timeout=180_000)
+    # the first run has finished (the hint, or the finished example a new session opens on, is
+    # near its end): typing earlier can race with it
+    page.get_by_text(re.compile("for one step, or|Stopped after")).first.wait_for(timeout=180_000)
     page.dialogs, page.requests = dialogs, requests
+    return page
+
+
+def open_link(browser, url: str, ready: str):
+    """A fresh browser (its own context: no session, no cookies) opened on a share link; waits for
+    `ready`, a text the linked view shows once its page has run."""
+    page = browser.new_page(viewport={"width": 1400, "height": 3400})
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.goto(url, wait_until="domcontentloaded")
+    page.get_by_text(ready).first.wait_for(timeout=180_000)
+    page.dialogs = dialogs
     return page
 
 
@@ -173,8 +186,9 @@ def test_two_browser_sessions_at_once(server, browser):
         page.get_by_role("textbox", name="Prompt").press("Control+Enter")
     for page in pages:  # start both generations before waiting for either
         page.get_by_role("button", name="Generate", exact=True).click()
-    for page in pages:
-        page.get_by_text("Stopped after").wait_for(timeout=240_000)
+    for page, word in zip(pages, ("cats", "ships"), strict=True):  # each session's own generation
+        page.get_by_text(re.compile(r"Stopped after \d+ new tokens")).wait_for(timeout=240_000)
+        page.locator(".tok-strip", has_text=word).wait_for(timeout=240_000)
     first, second = (p.locator(".tok-strip").inner_text() for p in pages)
     assert "cats" in first and "ships" not in first
     assert "ships" in second and "cats" not in second
@@ -253,5 +267,34 @@ def test_downloads_of_the_generation_and_its_trace(server, browser, tmp_path):
     torch.testing.assert_close(trace.logits, fresh.logits, atol=1e-4, rtol=0)
     for name in fresh.names():
         torch.testing.assert_close(trace[name], fresh[name], atol=1e-4, rtol=0)
+    assert page.dialogs == []
+    page.close()
+
+
+def test_a_share_link_opens_the_same_view(server, browser):
+    """A link to the Attention page, built as the app builds it, opened in a new browser: the same
+    prompt's tokens, layer, head and step, and the same link in the sidebar to share on."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from playwright.sync_api import expect
+
+    import gpt2viz
+    from app.links import link_for, to_params
+    from gpt2viz.viz.tokens import token_labels
+
+    prompt = "The cat sat on the mat because it was warm"
+    url = link_for(server + "/attention", to_params({"prompt": prompt, "layer": 1, "head": 2, "step": 2}))
+    page = open_link(browser, url, "Layer 1, head 2: attention pattern")
+    page.get_by_role("heading", name="Attention").wait_for(timeout=180_000)
+    assert drawn(page, "[data-testid='stPlotlyChart'] .heatmaplayer image")
+    # the big heatmap's key axis: the prompt's tokens, then the two generated ones
+    ticks = page.locator("[data-testid='stPlotlyChart']").nth(1).locator(".xaxislayer-above .xtick text")
+    labels = token_labels(gpt2viz.load_tokenizer().token_texts(gpt2viz.load_tokenizer().encode(prompt)))
+    shown = ticks.all_text_contents()
+    assert shown[: len(labels)] == labels and len(shown) == len(labels) + 2
+    page.get_by_text(re.compile(r"^Step 2: query ")).first.wait_for(timeout=60_000)  # the step's row
+    expect(page.locator("[data-testid='stSidebar'] [data-testid='stCode']")).to_have_text(url)
+    assert parse_qs(urlsplit(page.url).query) == parse_qs(urlsplit(url).query)  # the address kept
+    shoot(page, "7-attention-from-a-link")
     assert page.dialogs == []
     page.close()

@@ -9,8 +9,16 @@ import gpt2viz
 from app import state
 from app.charts import chart
 from app.model_picker import current_model, device_label, fallback_banner
+from app.presenter import presenter_on
 from app.resources import tokenizer
-from app.run import STOP_MESSAGES, example_run, matches, run_to_extend, settings_controls
+from app.run import (
+    STOP_MESSAGES,
+    example_run,
+    kept_settings,
+    matches,
+    run_to_extend,
+    settings_controls,
+)
 from app.sequence import step_selector
 from gpt2viz import Generation
 from gpt2viz.paths import ASSETS
@@ -58,8 +66,12 @@ examples = json.loads(EXAMPLES.read_text())["prompts"]
 st.selectbox("Example prompts", examples, index=None, key=state.EXAMPLE, on_change=use_example,
              placeholder="Pick an example…")
 prompt = state.widget(st.text_area, "Prompt", key=state.PROMPT, height=100)
-with st.expander("Sampling"):
-    settings = settings_controls(max(1, current.model.config.n_positions - 1))
+max_tokens = max(1, current.model.config.n_positions - 1)
+if presenter_on():  # the sampling controls are hidden; the settings chosen before still apply
+    settings = kept_settings()
+else:
+    with st.expander("Sampling"):
+        settings = settings_controls(max_tokens)
 
 b1, b2, _ = st.columns([1, 1, 4])
 next_clicked = b1.button("Next token", help="Generate one more token")

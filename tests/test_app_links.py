@@ -1,0 +1,234 @@
+"""Shareable links in the app: the address follows the view, and a fresh session opened from it
+shows the same view (the same generation, re-run up to the step); bad parameters fall back with
+one notice, never an error.
+
+AppTest cannot open a page from an address's path: it selects pages by a hash. Before the first
+run `switch_page` uses the hash of the file's name, which is the hash the page's address gives
+when the file is named like its address (attention, qkv, mlp, why): for those pages the test opens
+the link on the page itself, as a browser would. Inside a step's address is /step (its file is
+inside_step.py), so its link is opened on the Generate page and the session then switches to it:
+the restore is the same (it runs before any page), only the first page drawn differs.
+"""
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import gpt2viz
+from app.links import link_for
+from gpt2viz.paths import ASSETS
+from tests.app_support import (
+    APP,
+    ATTENTION,
+    GENERATE,
+    INSIDE_STEP,
+    MLP,
+    QKV,
+    app_config,
+    generate,
+    new_app,
+    texts,
+)
+
+pytestmark = pytest.mark.usefixtures("app_model")
+
+WHY = "app/pages/why.py"
+HOST = "http://localhost:8501/"
+ADDRESSES = {GENERATE: "", ATTENTION: "attention", QKV: "qkv", MLP: "mlp", INSIDE_STEP: "step", WHY: "why"}
+TITLES = {GENERATE: "Generate", ATTENTION: "Attention", QKV: "Q · K · V", MLP: "MLP",
+          INSIDE_STEP: "Inside a step", WHY: "Why this token?"}
+PROMPT = "The cat sat on the mat because it was warm"
+NOTICE = "Some link settings were not usable and were reset: "
+
+
+def address(page: str) -> str:
+    """The page's address as st.context.url gives it (the default page's without the final /)."""
+    return (HOST + ADDRESSES[page]).rstrip("/")
+
+
+def open_link(params: dict[str, str], page: str = GENERATE) -> AppTest:
+    """A new session opened from a link to `page` with these query parameters."""
+    at = AppTest.from_file(str(APP), default_timeout=180)
+    at.query_params.update(params)
+    at.context["url"] = address(page)
+    if page != INSIDE_STEP:
+        at.switch_page(page)  # before the first run: the page the address names (see the docstring)
+    at.run()
+    if page == INSIDE_STEP:
+        at.switch_page(page).run()
+    assert not at.exception, at.exception
+    assert [t.value for t in at.title] == [TITLES[page]]
+    return at
+
+
+def kept(at: AppTest, key: str):
+    return at.session_state[key + ".kept"]
+
+
+def shared_link(at: AppTest) -> str:
+    """The link in the sidebar's "Share this view" box."""
+    assert "**Share this view**" in [m.value for m in at.sidebar.markdown]
+    (code,) = at.sidebar.code
+    return code.value
+
+
+def notices(at: AppTest) -> list[str]:
+    return [w for w in texts(at, "warning") if w.startswith(NOTICE)]
+
+
+def test_a_plain_visit_has_a_clean_address_and_the_address_follows_the_view():
+    at = new_app()
+    assert at.query_params == {} and notices(at) == []
+    at.context["url"] = address(GENERATE)
+    at.run()
+    assert shared_link(at) == address(GENERATE)  # the bare address: the default view
+    generate(at, PROMPT, max_new_tokens=3)
+    steps = len(at.session_state["run"].steps)
+    # made by the page after the sidebar was drawn: the address and the link follow at the page's end
+    assert at.query_params == {"prompt": PROMPT, "step": str(steps), "max_new_tokens": "3"}
+    assert shared_link(at) == link_for(address(GENERATE), at.query_params)
+    at.select_slider(key="step").set_value(0).run()
+    assert at.query_params["step"] == "1"
+    at.context["url"] = address(ATTENTION)
+    at.switch_page(ATTENTION).run()
+    at.selectbox(key="layer").set_value(1).run()
+    assert at.query_params == {"prompt": PROMPT, "layer": "1", "step": "1", "max_new_tokens": "3"}
+    assert shared_link(at) == link_for(address(ATTENTION), at.query_params)
+    assert shared_link(at).startswith(HOST + "attention?prompt=The%20cat%20sat")
+
+
+def test_round_trip_a_view_through_its_link():
+    """A session's view → its address → a new session opened from it: the same prompt, model,
+    layer, head, step and settings, and the same generated tokens (sampled, so the seed counts)."""
+    at = new_app()
+    at.selectbox(key="model_choice").set_value(gpt2viz.BUNDLED_NAME).run()
+    at.toggle(key="greedy").set_value(False).run()
+    at.slider(key="temperature").set_value(1.3)
+    at.number_input(key="top_k").set_value(50)
+    at.slider(key="top_p").set_value(0.95)
+    at.number_input(key="seed").set_value(11).run()
+    generate(at, PROMPT, max_new_tokens=5)
+    first = at.session_state["run"]
+    index = min(2, len(first.steps) - 1)
+    at.context["url"] = address(ATTENTION)
+    at.switch_page(ATTENTION).run()
+    at.selectbox(key="layer").set_value(app_config().n_layer - 1)
+    at.selectbox(key="head").set_value(1)
+    at.select_slider(key="step").set_value(index).run()
+    params = dict(at.query_params)
+    assert params["step"] == str(index + 1) and params["model"] == gpt2viz.BUNDLED_NAME
+    assert params["greedy"] == "false" and params["seed"] == "11" and params["top_k"] == "50"
+    assert shared_link(at) == link_for(address(ATTENTION), params)
+
+    other = open_link(params, ATTENTION)
+    assert notices(other) == []
+    assert dict(other.query_params) == params  # the same address again
+    assert shared_link(other) == shared_link(at)
+    for key in ("prompt", "model_choice", "layer", "head", "greedy", "temperature", "top_k", "top_p", "seed",
+                "max_new_tokens"):
+        assert kept(other, key) == kept(at, key), key
+    assert other.selectbox(key="layer").value == app_config().n_layer - 1
+    assert other.selectbox(key="head").value == 1
+    assert other.select_slider(key="step").value == index
+    again = other.session_state["run"]
+    assert again.settings == first.settings and again.prompt == PROMPT
+    assert len(again.steps) == index + 1
+    assert again.ids == first.ids[: len(first.prompt_ids) + index + 1]
+    # on the Generate page it is this session's generation, made with its settings: no "another" caption
+    other.switch_page(GENERATE).run()
+    assert not other.exception
+    assert not any("made with another" in c for c in texts(other, "caption"))
+    assert other.select_slider(key="step").value == index
+
+
+def test_bad_parameters_fall_back_with_one_notice():
+    params = {"layer": "999", "head": "-2", "seed": "abc", "top_p": "7", "greedy": "maybe", "model": "gpt5",
+              "prompt": "", "step": "0", "temperature": "hot", "utm_source": "mail"}
+    at = open_link(params)
+    (notice,) = notices(at)
+    for part in ("layer 999 (this model has 0–", "head -2 (must be at least 0)",
+                 'seed "abc" (not a whole number)', "top_p 7 (must be 0.05–1)",
+                 'greedy "maybe" (must be true or false)', 'model "gpt5" (not a model this app knows)',
+                 "prompt (empty)", "step 0 (must be at least 1)", 'temperature "hot" (not a number)'):
+        assert part in notice, part
+    assert "utm_source" not in notice  # unknown parameters are ignored
+    assert texts(at, "error") == []
+    assert at.session_state["run"].finished  # the example a plain visit opens on, not the link's step 0
+    assert at.selectbox(key="model_choice").value == "" and at.toggle(key="greedy").value is True
+    assert kept(at, "layer") == 0 and at.number_input(key="seed").value == 0
+    assert at.text_area(key="prompt").value.startswith("I love the color black")
+    assert at.query_params == {}  # the address is cleaned up
+    at.run()
+    assert notices(at) == []  # shown once
+
+
+def test_a_layer_beyond_the_model_is_named_with_its_range():
+    n_layer = app_config().n_layer
+    at = open_link({"layer": str(n_layer), "head": "1", "prompt": PROMPT}, ATTENTION)
+    assert notices(at) == [f"{NOTICE}layer {n_layer} (this model has 0–{n_layer - 1})."]
+    assert at.selectbox(key="layer").value == 0 and at.selectbox(key="head").value == 1
+    assert at.query_params == {"prompt": PROMPT, "head": "1"}
+
+
+def test_a_prompt_longer_than_the_context():
+    n = app_config().n_positions
+    at = open_link({"prompt": " a" * (n + 5), "step": "2"})
+    (notice,) = notices(at)
+    assert f"this model's context holds {n}" in notice
+    assert texts(at, "error") == [] and at.query_params == {}  # the default view: no step of another prompt
+    assert at.text_area(key="prompt").value.startswith("I love the color black")
+
+
+def test_a_step_the_generation_does_not_reach():
+    n = app_config().n_positions
+    prompt = " a" * (n - 3)  # three positions left: the generation stops at the context limit
+    assert len(gpt2viz.load_tokenizer().encode(prompt)) == n - 3
+    at = open_link({"prompt": prompt, "step": "5"})
+    run = at.session_state["run"]
+    assert run.finished and len(run.steps) <= 3
+    assert notices(at) == [f"{NOTICE}step 5 (this generation ends after {len(run.steps)} tokens)."]
+    assert kept(at, "step") == len(run.steps) - 1  # its last step
+    assert at.query_params["step"] == str(len(run.steps))
+
+
+def test_a_link_to_a_model_that_cannot_load_here_falls_back_to_the_default():
+    hub = Path.home() / ".cache" / "huggingface" / "hub" / "models--distilbert--distilgpt2"
+    if hub.exists():
+        pytest.skip("distilgpt2 is in the Hugging Face cache: it would load")
+    at = open_link({"model": "distilgpt2", "prompt": PROMPT, "layer": "1"})
+    assert notices(at) == [f'{NOTICE}model "distilgpt2" (could not be loaded here).']
+    assert texts(at, "error") == []
+    assert at.selectbox(key="model_choice").value == ""
+    assert at.text_area(key="prompt").value == PROMPT and kept(at, "layer") == 1
+    assert at.query_params == {"prompt": PROMPT, "layer": "1"}
+
+
+def test_a_local_model_stays_out_of_the_link():
+    at = new_app()
+    at.context["url"] = address(GENERATE)
+    at.selectbox(key="model_choice").set_value("local folder or file…").run()
+    at.text_input(key="local_path").input(str(ASSETS / gpt2viz.BUNDLED_NAME)).run()
+    assert not at.exception
+    assert "model" not in at.query_params and "local_path" not in at.query_params
+    assert str(ASSETS) not in shared_link(at)
+    assert any("leaves out the local model" in c for c in texts(at.sidebar, "caption"))
+
+
+@pytest.mark.parametrize("page", [ATTENTION, QKV, MLP, INSIDE_STEP, WHY])
+def test_each_page_opens_from_a_link(page):
+    params = {"prompt": PROMPT, "layer": "1", "head": "2", "step": "2", "max_new_tokens": "3"}
+    at = open_link(params, page)
+    assert notices(at) == [] and texts(at, "error") == []
+    run = at.session_state["run"]
+    assert run.prompt == PROMPT and len(run.steps) == 2  # re-run up to the step, not further
+    assert kept(at, "layer") == 1 and kept(at, "head") == 2 and kept(at, "step") == 1
+    assert at.selectbox(key="layer").value == 1
+    if page != MLP:  # the MLP page has no head
+        assert at.selectbox(key="head").value == 2
+    if page in (ATTENTION, INSIDE_STEP, WHY):  # the pages with the step selector
+        assert at.select_slider(key="step").value == 1
+    if page == QKV:  # the selected step's query
+        assert at.selectbox(key="query").value == run.steps[1].query_position
+    assert dict(at.query_params) == params
+    assert shared_link(at) == link_for(address(page), params)
