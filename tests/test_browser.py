@@ -106,6 +106,12 @@ def open_link(browser, url: str, ready: str):
     return page
 
 
+def requests_elsewhere(page, server: str) -> list[str]:
+    """The URLs the page asked for from any host but the app's own (data: and blob: are local)."""
+    host = server.split("/")[2]
+    return [u for u in page.requests if not u.startswith(("data:", "blob:")) and u.split("/")[2] != host]
+
+
 def generate(page, prompt: str, tokens: int) -> None:
     from playwright.sync_api import expect  # imported where used, as in `browser`
 
@@ -152,9 +158,7 @@ def test_generate_then_every_page_draws_its_heatmaps(server, browser):
         shoot(page, "2-" + title.replace(" · ", "").lower())
     assert page.dialogs == []
     # Offline-proof: every request (fonts, icons, scripts, the favicon) went to the app's own host.
-    host = server.split("/")[2]
-    elsewhere = [u for u in page.requests if not u.startswith(("data:", "blob:")) and u.split("/")[2] != host]
-    assert len(page.requests) > 20 and elsewhere == []
+    assert len(page.requests) > 20 and requests_elsewhere(page, server) == []
     page.close()
 
 
@@ -296,5 +300,27 @@ def test_a_share_link_opens_the_same_view(server, browser):
     expect(page.locator("[data-testid='stSidebar'] [data-testid='stCode']")).to_have_text(url)
     assert parse_qs(urlsplit(page.url).query) == parse_qs(urlsplit(url).query)  # the address kept
     shoot(page, "7-attention-from-a-link")
+    assert page.dialogs == []
+    page.close()
+
+
+def test_walk_the_lesson_and_download_a_figure_as_html(server, browser):
+    page = open_app(browser, server)
+    page.get_by_role("link", name="Lesson").click()
+    page.get_by_text("Card 1 of 14").wait_for(timeout=180_000)
+    for card in range(2, 15):
+        page.get_by_role("button", name="Next").click()
+        page.get_by_text(f"Card {card} of 14").wait_for(timeout=180_000)
+    assert page.get_by_role("button", name="Next").is_disabled()
+    shoot(page, "7-lesson-last-card")
+    for card in (13, 12):  # back to the temperature card, which draws a figure
+        page.get_by_role("button", name="Previous").click()
+        page.get_by_text(f"Card {card} of 14").wait_for(timeout=180_000)
+    with page.expect_download() as got:
+        page.get_by_role("button", name="⤓ HTML").first.click()
+    html = Path(got.value.path()).read_text()
+    assert html.startswith("<!doctype html>") and "Plotly.newPlot" in html
+    assert not re.search(r"<script[^>]+src=", html)  # plotly.js inside: it opens offline
+    assert requests_elsewhere(page, server) == []
     assert page.dialogs == []
     page.close()
