@@ -10,7 +10,7 @@ from gpt2viz import GPT2, Trace
 from gpt2viz.analysis import induction_scores
 from gpt2viz.attribution import attribution_names, saliency
 from gpt2viz.interventions import ablate_heads, ablate_neurons
-from gpt2viz.lens import LogitLens, ResidualNorms, logit_lens, residual_norms
+from gpt2viz.lens import LogitLens, ResidualNorms, final_choice_logits, logit_lens, residual_norms
 from gpt2viz.lesson import Lesson
 from gpt2viz.step import CachedStep, cached_step, record_sequence
 from gpt2viz.viz.attention import HeadGrid, head_grid
@@ -64,6 +64,12 @@ def induction(source: str) -> torch.Tensor:
 def sequence_trace(source: str, ids: tuple[int, ...]) -> Trace:
     """The whole sequence's residual stream and every layer's keys and values (gpt2viz.step)."""
     return record_sequence(load(source)[0], list(ids))
+
+
+@st.cache_resource(max_entries=4)
+def lens_overview(source: str, ids: tuple[int, ...]) -> torch.Tensor:
+    """[point, pos] the final choice's logit at every depth (gpt2viz.lens.final_choice_logits)."""
+    return final_choice_logits(load(source)[0], sequence_trace(source, ids))
 
 
 @st.cache_resource(max_entries=4)

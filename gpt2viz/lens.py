@@ -73,6 +73,21 @@ def logit_lens(model: GPT2, trace: Trace, k: int = 5, positions: Sequence[int] |
                      torch.stack(top_probs), final_ids, torch.stack(final_probs))
 
 
+@torch.inference_mode()
+def final_choice_logits(model: GPT2, trace: Trace) -> torch.Tensor:
+    """[point, pos]: at every point and position of `trace`, the logit of the token the model
+    finally ranks first there, read through ln_f (the point's own statistics) and that token's
+    unembedding row. A dot product per cell, not a softmax over the vocabulary, so it covers a
+    whole 1,024-token sequence cheaply: the logit lens's overview."""
+    final_ids = trace.logits.argmax(-1)  # [pos]
+    rows = model.W_U[final_ids.to(model.device)].float()  # [pos, d_model]
+    out = []
+    for _, short, layer in residual_points(model.config.n_layer):
+        normed = model.ln_f(trace[short, layer].to(model.device, model.dtype)).float()  # [pos, d_model]
+        out.append((normed * rows).sum(-1).cpu())
+    return torch.stack(out)
+
+
 @dataclass(frozen=True)
 class ResidualNorms:
     labels: list[str]  # one per residual point

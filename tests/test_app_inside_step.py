@@ -25,7 +25,8 @@ from tests.app_support import (
 
 pytestmark = pytest.mark.usefixtures("app_model")
 CHARTS = ["embeddings", "ln1", "qkv_new", "cache_k", "cache_v", "cache_overview", "step_scores", "z_heads",
-          "attn_add", "mlp_neurons", "mlp_add", "sampling_chain", "residual_norms", "logit_lens"]
+          "attn_add", "mlp_neurons", "mlp_add", "sampling_chain", "residual_norms", "lens_overview",
+          "logit_lens"]
 PROMPT = "The cat sat on the mat because"
 
 

@@ -120,3 +120,22 @@ def test_cached_step_equals_the_full_rerun(small_model) -> None:
         assert step.max_logit_diff == float((step.logits - sequence.logits[q]).abs().max())
     with pytest.raises(ValueError, match="query_position must lie in 0..22"):
         cached_step(small_model, sequence, 23)
+
+
+def test_final_choice_logits_by_hand(small_model, full) -> None:
+    from gpt2viz.lens import final_choice_logits
+
+    got = final_choice_logits(small_model, full)
+    assert got.shape == (5, len(IDS))
+    final_ids = full.logits.argmax(-1)
+    w_u = small_model.wte.weight.detach().double()
+    points = [full["resid_pre", 0], full["resid_mid", 0], full["resid_post", 0], full["resid_mid", 1],
+              full["resid_post", 1]]
+    for i, resid in enumerate(points):
+        x = resid.double()
+        x = (x - x.mean(-1, keepdim=True)) / (x.var(-1, unbiased=False, keepdim=True) + 1e-5).sqrt()
+        x = x * small_model.ln_f.weight.detach().double() + small_model.ln_f.bias.detach().double()
+        want = (x * w_u[final_ids]).sum(-1)
+        torch.testing.assert_close(got[i].double(), want, atol=1e-4, rtol=0)
+    # the last point is the model's own logit of its top choice
+    torch.testing.assert_close(got[-1], full.logits.max(-1).values, atol=1e-4, rtol=0)

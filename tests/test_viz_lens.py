@@ -210,3 +210,14 @@ def test_residual_norms_figure_of_a_trace_that_starts_later(trace) -> None:
         residual_norms_figure(norms, position=4, start=5)
     with pytest.raises(ValueError, match="outside"):
         residual_norms_figure(norms, position=norms.resid.shape[1])
+
+
+def test_lens_overview_figure_covers_every_position():
+    from gpt2viz.viz.lens import lens_overview_figure
+
+    logits = np.arange(3 * 40, dtype=np.float32).reshape(3, 40)
+    fig = lens_overview_figure(logits, ["a", "b", "c"], list(range(28, 40)), 39)
+    np.testing.assert_array_equal(fig.data[0].z, logits)
+    frame, line = fig.layout.shapes
+    assert (frame.x0, frame.x1) == (27.5, 39.5) and line.x0 == line.x1 == 39
+    assert list(fig.layout.yaxis.ticktext) == ["a", "b", "c"]

@@ -6,12 +6,19 @@ from app import state
 from app.charts import chart
 from app.layer_head import pick_head, pick_layer
 from app.model_picker import current_model
-from app.resources import inside_step, lens_at, sequence_norms, tokenizer
+from app.resources import inside_step, lens_at, lens_overview, sequence_norms, tokenizer
 from app.sequence import analysed_ids_or_stop, labels_for, session_run, step_selector
 from app.step_sampling import sampling_chain
 from gpt2viz import kv_cache_bytes
 from gpt2viz.kv_cache import forward_multiply_adds
-from gpt2viz.viz.lens import lens_grid, lens_window, logit_lens_figure, residual_norms_figure
+from gpt2viz.lens import residual_points
+from gpt2viz.viz.lens import (
+    lens_grid,
+    lens_overview_figure,
+    lens_window,
+    logit_lens_figure,
+    residual_norms_figure,
+)
 from gpt2viz.viz.step import (
     cache_overview_figure,
     kv_cache_figure,
@@ -93,6 +100,9 @@ sampling_chain(run, step.logits, chosen, seed, index)
 st.subheader("4. The residual stream across depth")
 chart(st, residual_norms_figure(sequence_norms(*key), q), key="residual_norms")
 positions = tuple(lens_window(q + 1, q))  # ending at the step: later tokens are not written yet
+overview = lens_overview(*key).numpy()[:, : q + 1]
+points = [label for label, _, _ in residual_points(config.n_layer)]
+chart(st, lens_overview_figure(overview, points, positions, q), key="lens_overview")
 lens = lens_at(*key, positions)
 chart(st, logit_lens_figure(lens_grid(lens, tok, [labels[p] for p in positions]), q), key="logit_lens")
 st.caption("The logit lens: the residual stream at each depth put through ln_f and the unembedding, as "

@@ -118,6 +118,29 @@ def logit_lens_figure(g: LensGrid, current: int | None) -> go.Figure:
     return fig
 
 
+def lens_overview_figure(logits: np.ndarray, labels: Sequence[str], window: Sequence[int],
+                         current: int) -> go.Figure:
+    """The whole sequence at once: [point × position] coloured by the logit of the model's final
+    choice at each depth (no token text: too many columns), the detailed window shaded and the
+    current position marked. `labels` name the points, top to bottom."""
+    n_point, n_pos = logits.shape
+    fig = go.Figure(go.Heatmap(
+        z=logits.astype(np.float32), x=list(range(n_pos)), y=list(range(n_point)), colorscale="Viridis",
+        colorbar=dict(title=dict(text="logit", side="right"), thickness=12),
+        hovertemplate="position %{x}<br>%{customdata}<br>logit of the final choice %{z:.2f}<extra></extra>",
+        customdata=[[labels[point]] * n_pos for point in range(n_point)],
+    ))
+    fig.add_vrect(x0=min(window) - 0.5, x1=max(window) + 0.5, line=dict(color="white", width=2))
+    fig.add_vline(x=current, line=dict(color=CHOSEN_COLOUR, width=2))
+    fig.update_xaxes(title_text="position", range=[-0.5, n_pos - 0.5], showgrid=False, zeroline=False)
+    fig.update_yaxes(tickmode="array", tickvals=list(range(n_point)), ticktext=[escape(x) for x in labels],
+                     autorange="reversed", showgrid=False, zeroline=False)
+    title = "Overview: how early each position's final choice stands out (framed: the window below)"
+    fig.update_layout(title=title, height=int(min(600, max(260, 120 + 16 * n_point))),
+                      margin=dict(l=10, r=10, t=50, b=40))
+    return fig
+
+
 def residual_norms_figure(norms: ResidualNorms, position: int, start: int = 0) -> go.Figure:
     """At one absolute `position` (column `position - start` of the norms): the residual
     stream's norm at every point (top) and the norm of what each attention and MLP sub-layer
