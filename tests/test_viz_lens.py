@@ -221,3 +221,16 @@ def test_lens_overview_figure_covers_every_position():
     frame, line = fig.layout.shapes
     assert (frame.x0, frame.x1) == (27.5, 39.5) and line.x0 == line.x1 == 39
     assert list(fig.layout.yaxis.ticktext) == ["a", "b", "c"]
+
+
+def test_long_overviews_keep_each_blocks_maximum():
+    from gpt2viz.viz.lens import column_maxima, lens_overview_figure
+
+    values = np.zeros((2, 1000), dtype=np.float32)
+    values[0, 517] = 9.0  # one peak in the middle of a block
+    values[1, 999] = -1.0
+    starts, z = column_maxima(values, 256)
+    assert starts == list(range(0, 1000, 4)) and z.shape == (2, 250)
+    assert z[0, 129] == 9.0 and z[0].sum() == 9.0 and z[1, 249] == 0.0
+    fig = lens_overview_figure(values, ["a", "b"], list(range(988, 1000)), 999)
+    assert list(fig.data[0].x) == starts and fig.data[0].z.shape == (2, 250)

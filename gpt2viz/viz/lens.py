@@ -118,17 +118,31 @@ def logit_lens_figure(g: LensGrid, current: int | None) -> go.Figure:
     return fig
 
 
+OVERVIEW_COLUMNS = 256  # a 1,024-token overview keeps every 4th column's block maximum
+
+
+def column_maxima(values: np.ndarray, columns: int) -> tuple[list[int], np.ndarray]:
+    """(first position of each block, [row, block] maxima): at most `columns` blocks of equal
+    width, so a long sequence's overview stays light and still shows every peak."""
+    n = values.shape[1]
+    width = -(-n // columns)  # ceil
+    starts = list(range(0, n, width))
+    return starts, np.maximum.reduceat(values, starts, axis=1).astype(np.float32)
+
+
 def lens_overview_figure(logits: np.ndarray, labels: Sequence[str], window: Sequence[int],
                          current: int) -> go.Figure:
     """The whole sequence at once: [point × position] coloured by the logit of the model's final
     choice at each depth (no token text: too many columns), the detailed window shaded and the
     current position marked. `labels` name the points, top to bottom."""
     n_point, n_pos = logits.shape
+    starts, z = column_maxima(logits, OVERVIEW_COLUMNS)
     fig = go.Figure(go.Heatmap(
-        z=logits.astype(np.float32), x=list(range(n_pos)), y=list(range(n_point)), colorscale="Viridis",
+        z=z, x=starts, y=list(range(n_point)), colorscale="Viridis",
         colorbar=dict(title=dict(text="logit", side="right"), thickness=12),
-        hovertemplate="position %{x}<br>%{customdata}<br>logit of the final choice %{z:.2f}<extra></extra>",
-        customdata=[[labels[point]] * n_pos for point in range(n_point)],
+        hovertemplate="from position %{x}<br>%{customdata}<br>logit of the final choice %{z:.2f}"
+                      "<extra></extra>",
+        customdata=[[labels[point]] * len(starts) for point in range(n_point)],
     ))
     fig.add_vrect(x0=min(window) - 0.5, x1=max(window) + 0.5, line=dict(color="white", width=2))
     fig.add_vline(x=current, line=dict(color=CHOSEN_COLOUR, width=2))
