@@ -316,6 +316,8 @@ def test_walk_the_lesson_and_download_a_figure_as_html(server, browser):
     for card in (13, 12):  # back to the temperature card, which draws a figure
         page.get_by_role("button", name="Previous").click()
         page.get_by_text(f"Card {card} of 14").wait_for(timeout=180_000)
+    # the card's last element: the run has drawn the new figure and its button, not the old ones
+    page.get_by_text("See it: the Inside a step page").wait_for(timeout=180_000)
     with page.expect_download() as got:
         page.get_by_role("button", name="⤓ HTML").first.click()
     html = Path(got.value.path()).read_text()

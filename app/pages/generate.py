@@ -103,14 +103,6 @@ live.markdown(strip(run, record.index), unsafe_allow_html=True)
 st.caption("Grey: prompt tokens; blue: generated tokens; outlined: the selected step. "
            "“·” marks a space, “↵” a newline. A purple bracket with a character above joins tokens "
            "that are each only some bytes of that character (\\xNN: one byte).")
-if run.finished:
-    st.success(f"Stopped after {len(run.steps)} new tokens: {STOP_MESSAGES[run.steps[-1].stop_reason]}.")
-figure = candidates_figure(
-    step_candidates(record.top, record.token_id, record.text, record.prob),
-    f"Step {record.index + 1}: candidates for position {record.position} (chosen p = {percent(record.prob)})",
-)
-chart(st, figure, key="candidates")
-
 c1, c2, _ = st.columns([1, 1, 2])
 # Callables: made only when clicked (a full recording is large).
 c1.download_button("Download the generation (JSON)", on_click="ignore", file_name="gpt2viz-generation.json",
@@ -120,3 +112,11 @@ c2.download_button("Download the recording (trace)", on_click="ignore", file_nam
                    data=lambda: trace_bytes(current.model.run_with_capture(run.ids)),
                    mime="application/octet-stream",
                    help="Every hook point of the whole sequence; open it with gpt2viz.load_trace")
+if run.finished:
+    st.success(f"Stopped after {len(run.steps)} new tokens: {STOP_MESSAGES[run.steps[-1].stop_reason]}.")
+figure = candidates_figure(
+    step_candidates(record.top, record.token_id, record.text, record.prob),
+    f"Step {record.index + 1}: candidates for position {record.position} (chosen p = {percent(record.prob)})",
+)
+chart(st, figure, key="candidates")
+
