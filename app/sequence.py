@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import streamlit as st
 
 import gpt2viz
@@ -72,3 +74,24 @@ def _query_follows(run: Generation, index: int) -> None:
     if state.get(state.QUERY_STEP) != step_key:
         state.put(state.QUERY_STEP, step_key)
         state.put(state.QUERY, run.steps[index].query_position)
+
+
+@dataclass(frozen=True)
+class Explained:
+    """The position a page explains: the selected generation step's, else the prompt's last."""
+
+    ids: list[int]  # the whole sequence (prompt + generated, or the prompt)
+    position: int  # the position whose output predicts the next token
+    run: Generation | None
+    step: Step | None  # the selected step, None without a generation
+
+
+def explained_position(current: CurrentModel) -> Explained:
+    """The shared step selector's choice, or the prompt's last token when nothing was generated
+    (a prompt problem is shown and stops the page)."""
+    run = session_run(current)
+    if run is not None:
+        step = step_selector(run)
+        return Explained(run.ids, step.query_position, run, step)
+    ids = analysed_ids_or_stop(current)
+    return Explained(ids, len(ids) - 1, None, None)

@@ -7,7 +7,7 @@ from app.charts import chart
 from app.layer_head import pick_head, pick_layer
 from app.model_picker import current_model
 from app.resources import inside_step, lens_at, lens_overview, sequence_norms, tokenizer
-from app.sequence import analysed_ids_or_stop, labels_for, session_run, step_selector
+from app.sequence import explained_position, labels_for
 from app.step_sampling import sampling_chain
 from gpt2viz import kv_cache_bytes
 from gpt2viz.kv_cache import forward_multiply_adds
@@ -40,14 +40,12 @@ st.caption("How GPT-2 makes one token: the newest token goes through every block
            "becomes the probabilities the next token is drawn from.")
 current = current_model()
 model, config, tok = current.model, current.model.config, tokenizer()
-run = session_run(current)
-if run is not None:
-    record = step_selector(run)
-    ids, chosen, index, seed = run.ids, record.token_id, record.index, run.settings["seed"]
-    q = record.query_position  # the position this step runs; its output predicts the next
+here = explained_position(current)
+ids, q, run = here.ids, here.position, here.run  # q: the position this step runs
+if here.step is not None:
+    chosen, index, seed = here.step.token_id, here.step.index, run.settings["seed"]
 else:
-    ids = analysed_ids_or_stop(current)
-    q, chosen, index, seed = len(ids) - 1, None, 0, state.get(state.SEED)
+    chosen, index, seed = None, 0, state.get(state.SEED)
     st.info("No generation yet: this is the prompt's last token. Generate on the Generate page to "
             "step through the tokens it writes.")
 labels, key = labels_for(ids), (current.source, tuple(ids))

@@ -7,7 +7,7 @@ from app.charts import chart
 from app.layer_head import on_grid_click, pick_head, pick_layer
 from app.model_picker import current_model
 from app.resources import attribution_trace, input_saliency, tokenizer
-from app.sequence import analysed_ids_or_stop, session_run, step_selector
+from app.sequence import explained_position
 from app.why_sections import (
     ablation_section,
     compare_section,
@@ -24,14 +24,11 @@ st.caption("Which parts of the model pushed it to this token rather than another
            "head is switched off or another token is forced.")
 current = current_model()
 model, config, tok = current.model, current.model.config, tokenizer()
-run = session_run(current)
-if run is not None:
-    record = step_selector(run)
-    ids, position, top = run.ids, record.query_position, record.top
-    target = record.token_id
+here = explained_position(current)
+ids, position, run, record = here.ids, here.position, here.run, here.step
+if record is not None:
+    top, target = record.top, record.token_id
 else:
-    ids = analysed_ids_or_stop(current)
-    position = len(ids) - 1
     top = top_candidates(attribution_trace(current.source, tuple(ids)).logits[position])
     target = top[0][0]
     st.info("No generation yet: this explains the prompt's most likely next token. Generate on the "
