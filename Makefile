@@ -30,7 +30,7 @@ test: .stamp-test browser
 	$(PY) -m ruff check .
 	$(PY) -m pytest
 
-bench: .stamp-test
+bench: .stamp-test browser
 	$(PY) bench/bench_model.py
 	$(PY) bench/bench_app.py
 	$(PY) bench/bench_bundled.py
