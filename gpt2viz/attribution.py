@@ -57,7 +57,8 @@ def direct_logit_attribution(model: GPT2, trace: Trace, position: int, target: i
     n_layer, n_head, d_head = model.config.n_layer, model.config.n_head, model.config.d_head
     ln_f = model.ln_f
     scale = trace["scale", None, "ln_final"][row].double()  # [1], frozen for every part
-    read = (ln_f.weight.detach().double().cpu() * _direction(model, target, distractor).double()) / scale
+    direction = _direction(model, target, distractor).double()  # [d_model]
+    read = ln_f.weight.detach().double().cpu() * direction / scale  # [d_model]
 
     def push(c: torch.Tensor) -> torch.Tensor:
         """[..., d_model] parts of the residual stream → their push on the logit (difference)."""
@@ -65,19 +66,17 @@ def direct_logit_attribution(model: GPT2, trace: Trace, position: int, target: i
         return (c - c.mean(-1, keepdim=True)) @ read
 
     heads = torch.zeros(n_layer, n_head, dtype=torch.float64)
-    biases = torch.zeros(n_layer, model.config.n_embd, dtype=torch.float64)
     for layer in range(n_layer):
-        proj = model.h[layer].attn.c_proj
-        w_o = proj.weight.detach().double().cpu().view(-1, n_head, d_head)  # [d_model, head, d_head]
+        w_o = model.h[layer].attn.c_proj.weight.detach().double().cpu()  # [d_model, head · d_head]
+        w_o = w_o.view(-1, n_head, d_head)  # [d_model, head, d_head]
         result = torch.einsum("hd,chd->hc", trace["z", layer][row].double(), w_o)  # [head, d_model]
         heads[layer] = push(result)
-        biases[layer] = proj.bias.detach().double().cpu()
     mlps = torch.stack([push(trace["mlp_out", layer][row]) for layer in range(n_layer)])
-    bias_term = float(ln_f.bias.detach().double().cpu() @ _direction(model, target, distractor).double())
+    biases = sum(block.attn.c_proj.bias.detach().double().cpu() for block in model.h)  # [d_model]
     rest = {
         "embeddings": float(push(trace["embed"][row] + trace["pos_embed"][row])),
-        "attention output biases": float(push(biases.sum(0))),
-        "final LayerNorm bias": bias_term,
+        "attention output biases": float(push(biases)),
+        "final LayerNorm bias": float(ln_f.bias.detach().double().cpu() @ direction),
     }
     total = float(heads.sum() + mlps.sum()) + sum(rest.values())
     return DirectLogitAttribution(position, target, distractor, heads, mlps, rest, total)

@@ -53,8 +53,10 @@ def cached_step(model: GPT2, sequence: Trace, query_position: int) -> CachedStep
     holding the keys and values of every position before it, recording every hook point."""
     if not 0 <= query_position < len(sequence.ids):
         raise ValueError(f"query_position must lie in 0..{len(sequence.ids) - 1}, not {query_position}.")
-    keys = sequence.stack("k")[:, :query_position]  # [layer, pos, head, d_head]
-    values = sequence.stack("v")[:, :query_position]
+    # Each layer's rows before the step, stacked: not every layer's whole sequence first.
+    layers = range(model.config.n_layer)
+    keys = torch.stack([sequence["k", layer][:query_position] for layer in layers])  # [layer, pos, H, D]
+    values = torch.stack([sequence["v", layer][:query_position] for layer in layers])
     cache = model.new_cache(capacity=query_position + 1)
     cache.fill(keys.to(model.device, model.dtype), values.to(model.device, model.dtype))
     trace = model.run_with_capture([sequence.ids[query_position]], cache=cache)
