@@ -8,6 +8,7 @@ import torch
 
 import gpt2viz
 from gpt2viz import Generation, Step
+from gpt2viz.generation import top_tokens
 from gpt2viz.interventions import parse_units
 from gpt2viz.viz.attention import attention_heatmap_figure, attention_matrix
 from gpt2viz.viz.candidates import candidates_figure, step_candidates
@@ -23,11 +24,9 @@ TYPED, NONE = -1, -2  # distractor choices besides the candidates
 Top = list[tuple[int, str, float]]
 
 
-def top_candidates(logits: torch.Tensor, n: int = 10) -> Top:
-    """[(id, text, prob)] of the `n` most likely tokens, as a generation step lists them."""
-    probs = logits.softmax(-1).topk(n)
-    pairs = zip(probs.values.tolist(), probs.indices.tolist(), strict=True)
-    return [(t, tokenizer().token_text(t), p) for p, t in pairs]
+def top_candidates(logits: torch.Tensor) -> Top:
+    """The 10 likeliest tokens after `logits`, as a generation step lists them."""
+    return top_tokens(logits.float().softmax(-1), tokenizer(), 10)
 
 
 def _chart(top: Top, target: int, title: str, key: str, where) -> None:

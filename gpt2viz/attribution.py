@@ -38,9 +38,10 @@ class DirectLogitAttribution:
 
 
 def _direction(model: GPT2, target: int, distractor: int | None) -> torch.Tensor:
-    """[d_model] the unembedding direction of target minus distractor."""
-    w_u = model.W_U.detach().float().cpu()
-    return w_u[target] - (w_u[distractor] if distractor is not None else 0.0)
+    """[d_model] the unembedding direction of target minus distractor (only those rows copied)."""
+    w_u = model.W_U.detach()
+    direction = w_u[target] - (w_u[distractor] if distractor is not None else 0.0)
+    return direction.double().cpu()
 
 
 def direct_logit_attribution(model: GPT2, trace: Trace, position: int, target: int,
@@ -57,7 +58,7 @@ def direct_logit_attribution(model: GPT2, trace: Trace, position: int, target: i
     n_layer, n_head, d_head = model.config.n_layer, model.config.n_head, model.config.d_head
     ln_f = model.ln_f
     scale = trace["scale", None, "ln_final"][row].double()  # [1], frozen for every part
-    direction = _direction(model, target, distractor).double()  # [d_model]
+    direction = _direction(model, target, distractor)  # [d_model]
     read = ln_f.weight.detach().double().cpu() * direction / scale  # [d_model]
 
     def push(c: torch.Tensor) -> torch.Tensor:

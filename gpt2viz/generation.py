@@ -57,6 +57,13 @@ def encode_prompt(
     return model.check_ids(prompt, reserve=reserve)
 
 
+def top_tokens(probs: torch.Tensor, tok: GPT2Tokenizer, k: int = 10) -> list[tuple[int, str, float]]:
+    """[(token_id, text, prob)] of the `k` likeliest tokens of `probs` [vocab], highest first (the
+    form of `Step.top`)."""
+    values, ids = probs.topk(min(k, probs.numel()))
+    return [(int(t), tok.token_text(int(t)), float(p)) for t, p in zip(ids, values, strict=True)]
+
+
 def _check_settings(max_new_tokens: int, temperature: float, top_k: int | None,
                     top_p: float | None) -> None:
     if max_new_tokens < 1:
@@ -157,7 +164,6 @@ class Generation:
             last = logits[0, -1].float().cpu()  # [vocab]
             probs = last.softmax(-1)
             token = self._choose(last, index)
-            top_probs, top_ids = probs.topk(min(self._n_top, probs.numel()))
         position = len(self.prompt_ids) + index
         trace = None
         if self._record:
@@ -168,8 +174,7 @@ class Generation:
             token_id=token,
             text=self.tok.token_text(token),
             prob=float(probs[token]),
-            top=[(int(t), self.tok.token_text(int(t)), float(p))
-                 for t, p in zip(top_ids, top_probs, strict=True)],
+            top=top_tokens(probs, self.tok, self._n_top),
             trace=trace,
             stop_reason=self._stop_reason(token, position, index),
             attention_row=self._attention_row(trace),

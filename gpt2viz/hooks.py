@@ -29,48 +29,45 @@ class HookPoint:
         return f"blocks.{layer}.{self.suffix}"
 
 
-def _p(short: str, suffix: str, shape: str, meaning: str, **kw: bool) -> HookPoint:
-    return HookPoint(short, suffix, shape, meaning, **kw)
-
-
 EMBED_HOOKS = (
-    _p("embed", "hook_embed", "[pos, d_model]", "token embedding (row of wte)", per_layer=False),
-    _p("pos_embed", "hook_pos_embed", "[pos, d_model]", "position embedding (row of wpe)",
-       per_layer=False),
+    HookPoint("embed", "hook_embed", "[pos, d_model]", "token embedding (row of wte)", per_layer=False),
+    HookPoint("pos_embed", "hook_pos_embed", "[pos, d_model]", "position embedding (row of wpe)",
+              per_layer=False),
 )
 
 # In the order a forward pass reaches them inside block `layer`.
 BLOCK_HOOKS = (
-    _p("resid_pre", "hook_resid_pre", "[pos, d_model]", "residual stream entering the block"),
-    _p("ln1_scale", "ln1.hook_scale", "[pos, 1]", "ln_1's √(var + eps) of each position"),
-    _p("ln1_normalized", "ln1.hook_normalized", "[pos, d_model]",
-       "ln_1's (x − mean) / scale, before its weight and bias"),
-    _p("q", "attn.hook_q", "[pos, head, d_head]", "queries"),
-    _p("k", "attn.hook_k", "[pos, head, d_head]", "keys of the new positions"),
-    _p("v", "attn.hook_v", "[pos, head, d_head]", "values of the new positions"),
-    _p("mask", "attn.hook_mask", "[q_pos, k_pos] bool", "causal mask: True where attention is allowed"),
-    _p("attn_scores", "attn.hook_attn_scores", "[head, q_pos, k_pos]",
-       "q·k / √d_head, −inf where the mask forbids"),
-    _p("pattern", "attn.hook_pattern", "[head, q_pos, k_pos]", "softmax of the scores; rows sum to 1"),
-    _p("z", "attn.hook_z", "[pos, head, d_head]", "each head's pattern-weighted sum of values"),
-    _p("result", "attn.hook_result", "[pos, head, d_model]",
-       "each head's z through its slice of W_O, before the sum (only when asked for)", opt_in=True),
-    _p("attn_out", "hook_attn_out", "[pos, d_model]", "attention's output: W_O · z + b_O"),
-    _p("resid_mid", "hook_resid_mid", "[pos, d_model]", "residual stream after attention is added"),
-    _p("ln2_scale", "ln2.hook_scale", "[pos, 1]", "ln_2's √(var + eps) of each position"),
-    _p("ln2_normalized", "ln2.hook_normalized", "[pos, d_model]",
-       "ln_2's (x − mean) / scale, before its weight and bias"),
-    _p("pre", "mlp.hook_pre", "[pos, d_mlp]", "MLP neurons before GELU"),
-    _p("post", "mlp.hook_post", "[pos, d_mlp]", "MLP neurons after GELU"),
-    _p("mlp_out", "hook_mlp_out", "[pos, d_model]", "the MLP's output"),
-    _p("resid_post", "hook_resid_post", "[pos, d_model]", "residual stream leaving the block"),
+    HookPoint("resid_pre", "hook_resid_pre", "[pos, d_model]", "residual stream entering the block"),
+    HookPoint("ln1_scale", "ln1.hook_scale", "[pos, 1]", "ln_1's √(var + eps) of each position"),
+    HookPoint("ln1_normalized", "ln1.hook_normalized", "[pos, d_model]",
+              "ln_1's (x − mean) / scale, before its weight and bias"),
+    HookPoint("q", "attn.hook_q", "[pos, head, d_head]", "queries"),
+    HookPoint("k", "attn.hook_k", "[pos, head, d_head]", "keys of the new positions"),
+    HookPoint("v", "attn.hook_v", "[pos, head, d_head]", "values of the new positions"),
+    HookPoint("mask", "attn.hook_mask", "[q_pos, k_pos] bool",
+              "causal mask: True where attention is allowed"),
+    HookPoint("attn_scores", "attn.hook_attn_scores", "[head, q_pos, k_pos]",
+              "q·k / √d_head, −inf where the mask forbids"),
+    HookPoint("pattern", "attn.hook_pattern", "[head, q_pos, k_pos]", "softmax of the scores; rows sum to 1"),
+    HookPoint("z", "attn.hook_z", "[pos, head, d_head]", "each head's pattern-weighted sum of values"),
+    HookPoint("result", "attn.hook_result", "[pos, head, d_model]",
+              "each head's z through its slice of W_O, before the sum (only when asked for)", opt_in=True),
+    HookPoint("attn_out", "hook_attn_out", "[pos, d_model]", "attention's output: W_O · z + b_O"),
+    HookPoint("resid_mid", "hook_resid_mid", "[pos, d_model]", "residual stream after attention is added"),
+    HookPoint("ln2_scale", "ln2.hook_scale", "[pos, 1]", "ln_2's √(var + eps) of each position"),
+    HookPoint("ln2_normalized", "ln2.hook_normalized", "[pos, d_model]",
+              "ln_2's (x − mean) / scale, before its weight and bias"),
+    HookPoint("pre", "mlp.hook_pre", "[pos, d_mlp]", "MLP neurons before GELU"),
+    HookPoint("post", "mlp.hook_post", "[pos, d_mlp]", "MLP neurons after GELU"),
+    HookPoint("mlp_out", "hook_mlp_out", "[pos, d_model]", "the MLP's output"),
+    HookPoint("resid_post", "hook_resid_post", "[pos, d_model]", "residual stream leaving the block"),
 )
 
 FINAL_HOOKS = (
-    _p("ln_final_scale", "ln_final.hook_scale", "[pos, 1]", "ln_f's √(var + eps) of each position",
-       per_layer=False),
-    _p("ln_final_normalized", "ln_final.hook_normalized", "[pos, d_model]",
-       "ln_f's (x − mean) / scale, before its weight and bias", per_layer=False),
+    HookPoint("ln_final_scale", "ln_final.hook_scale", "[pos, 1]", "ln_f's √(var + eps) of each position",
+              per_layer=False),
+    HookPoint("ln_final_normalized", "ln_final.hook_normalized", "[pos, d_model]",
+              "ln_f's (x − mean) / scale, before its weight and bias", per_layer=False),
 )
 
 HOOK_POINTS: dict[str, HookPoint] = {h.short: h for h in (*EMBED_HOOKS, *BLOCK_HOOKS, *FINAL_HOOKS)}
@@ -125,6 +122,12 @@ def point_of(name: str) -> tuple[HookPoint, int | None]:
         if h.suffix == name:
             return h, None
     raise KeyError(f"{name!r} is not a hook point of GPT-2.")
+
+
+@functools.cache
+def recorded_by_default(hook_names: tuple[str, ...]) -> frozenset[str]:
+    """The points `names=None` records: all but the opt-in ones (worked out once per model shape)."""
+    return frozenset(n for n in hook_names if not is_opt_in(n))
 
 
 def is_opt_in(name: str) -> bool:

@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .attribution import DirectLogitAttribution, direct_logit_attribution
-from .generation import Generation, encode_prompt
+from .analysis import best_head
+from .attribution import DirectLogitAttribution, attribution_names, direct_logit_attribution
+from .generation import Generation, encode_prompt, top_tokens
 from .hooks import act_name
 from .lens import ResidualNorms, residual_names, residual_norms
 from .model import GPT2
@@ -97,14 +98,9 @@ def attention_to(trace: Trace, query_pos: int, key_pos: int) -> torch.Tensor:
     if not 0 <= row < len(trace.ids) or not 0 <= key_pos <= query_pos:
         raise ValueError(f"Query {query_pos} must lie in {trace.positions} and key {key_pos} at or "
                          "before it.")
-    return trace.stack("pattern")[:, :, row, key_pos].clone()
-
-
-def strongest(scores: torch.Tensor) -> tuple[int, int, float]:
-    """(layer, head, value) of the largest entry of a [layer, head] tensor."""
-    flat = int(scores.argmax())
-    layer, head = divmod(flat, scores.shape[1])
-    return layer, head, float(scores[layer, head])
+    # one cell per head and layer: stacking every [head, pos, pos] pattern first would copy them all
+    n_layer = trace.config.n_layer
+    return torch.stack([trace["pattern", layer][:, row, key_pos] for layer in range(n_layer)])
 
 
 def query_key_dots(trace: Trace, layer: int, head: int, query_pos: int) -> np.ndarray:
@@ -150,19 +146,9 @@ def softmax_sharpness(scores: np.ndarray, d_k: int) -> Sharpness:
                      entropy_bits(weights), entropy_bits(unscaled))
 
 
-def causal_mask(n: int) -> np.ndarray:
-    """[query, key] True where attention is allowed in GPT-2: each token sees itself and the past."""
-    return np.arange(n)[None, :] <= np.arange(n)[:, None]
-
-
 def bidirectional_mask(n: int) -> np.ndarray:
     """[query, key] the mask BERT's encoder would use: every token sees every token."""
     return np.ones((n, n), dtype=bool)
-
-
-def masked_softmax(scores: np.ndarray, allowed: np.ndarray, big: float = 1e9) -> np.ndarray:
-    """Softmax of `scores` after adding −`big` where not `allowed` (the textbook way to mask)."""
-    return softmax(np.where(allowed, np.asarray(scores, dtype=np.float64), np.asarray(scores) - big))
 
 
 @dataclass(frozen=True)
@@ -179,13 +165,6 @@ def temperature_table(logits: torch.Tensor, tok: GPT2Tokenizer, temperatures: Se
     ids = [int(i) for i in logits.float().topk(n).indices]
     probs = np.stack([sampling_stages(logits, t).probs[ids].numpy() for t in temperatures])
     return TemperatureTable(tuple(temperatures), ids, tok.token_texts(ids), probs.astype(np.float64))
-
-
-def top_next_tokens(logits: torch.Tensor, tok: GPT2Tokenizer, k: int = 10) -> list[tuple[int, str, float]]:
-    """(id, text, probability) of the `k` likeliest next tokens, highest first."""
-    probs = logits.float().softmax(-1)
-    top = probs.topk(k)
-    return [(int(i), tok.token_text(int(i)), float(p)) for p, i in zip(top.values, top.indices, strict=True)]
 
 
 def block_parameters(model: GPT2) -> int:
@@ -214,9 +193,7 @@ def lesson_names(n_layer: int) -> list[str]:
     attribution reads, and layer MLP_LAYER's attention output and MLP stages (no attention
     patterns: those are [head, pos, pos] per layer)."""
     layer = min(MLP_LAYER, n_layer - 1)
-    names = residual_names(n_layer) + [act_name("embed"), act_name("pos_embed"),
-                                       act_name("scale", None, "ln_final"), act_name("z", "*"),
-                                       act_name("mlp_out", "*")]
+    names = residual_names(n_layer) + attribution_names(n_layer)
     return names + [act_name("attn_out", layer), act_name("normalized", layer, "ln2"),
                     act_name("post", layer)]
 
@@ -253,16 +230,16 @@ class Lesson:
 
     @functools.cached_property
     def next_tokens(self) -> list[tuple[int, str, float]]:
-        return top_next_tokens(self.trace.logits[-1], self.tok, 10)
+        return top_tokens(self.trace.logits[-1].float().softmax(-1), self.tok, 10)
 
     @functools.cached_property
     def cat(self) -> CatSentence:
         ids = self.tok.encode(CAT_SENTENCE)
         texts = self.tok.token_texts(ids)
         query, key = word_position(texts, QUERY_WORD), word_position(texts, KEY_WORD)
-        trace = self.model.run_with_capture(ids)
+        trace = self.model.run_with_capture(ids, names=[act_name(s, "*") for s in ("q", "k", "v", "pattern")])
         attention = attention_to(trace, query, key)
-        layer, head, weight = strongest(attention)
+        layer, head, weight = best_head(attention)
         return CatSentence(ids, texts, query, key, trace, attention, layer, head, weight)
 
     @property

@@ -152,7 +152,7 @@ class GPT2(nn.Module):
         self.ln_f = LayerNorm(config, _LN_F_SCALE, _LN_F_NORMALIZED)
         if not config.tie_word_embeddings:
             self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-        self._hook_names = hook_names_for(config.n_layer)
+        self._hook_names = tuple(hook_names_for(config.n_layer))  # a tuple: Recorder.bind caches by it
         self.apply(self._init_weights)
         for block in self.h:  # GPT-2's scaled init of the projections into the residual stream
             for proj in (block.attn.c_proj, block.mlp.c_proj):

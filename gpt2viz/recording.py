@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import torch
 
-from .hooks import is_opt_in, point_of
+from .hooks import is_opt_in, point_of, recorded_by_default
 
 Edit = Callable[[torch.Tensor], torch.Tensor]
 
@@ -47,7 +47,7 @@ class Recorder:
         known = set(hook_names)
         unknown = [n for n in self.edits if n not in known]
         if self._requested is None:
-            keep = {n for n in hook_names if not is_opt_in(n)}
+            keep = set(recorded_by_default(tuple(hook_names)))
         else:
             keep = set()
             for pattern in self._requested:
