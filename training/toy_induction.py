@@ -53,7 +53,7 @@ from gpt2viz.analysis import (
 )
 from gpt2viz.tokenizer import EOT_ID
 
-from .objectives import step_loss
+from .objectives import lm_loss, step_loss
 from .prepare import IGNORE, synthetic_batch
 from .train import TrainConfig, lr_at
 
@@ -180,9 +180,9 @@ def run(args: argparse.Namespace) -> dict:
     if real:
         tcfg = TrainConfig(lr=args.lr, warmup=args.warmup, steps=args.steps, weight_decay=args.weight_decay)
         opt = torch.optim.AdamW([{"params": [q for q in params if q.dim() >= 2],
-                                  "weight_decay": args.weight_decay},
+                                  "weight_decay": tcfg.weight_decay},
                                  {"params": [q for q in params if q.dim() < 2], "weight_decay": 0.0}],
-                                lr=args.lr, betas=(0.9, 0.95))
+                                lr=tcfg.lr, betas=(tcfg.beta1, tcfg.beta2))
     else:
         opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0)
     bf16 = real and bool(args.bf16)
@@ -209,13 +209,11 @@ def run(args: argparse.Namespace) -> dict:
             loss, _ = step_loss(model, None, x, y, synthetic=True, negatives=args.negatives, prev_aux=0.0,
                                 bf16=bf16, rng=rng)
         else:
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                logits = model(x)  # [B, T, vocab]
-            loss = F.cross_entropy(logits.float().reshape(-1, vocab), y.reshape(-1), ignore_index=IGNORE)
+            loss = lm_loss(model, x, y, bf16)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if real:
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            torch.nn.utils.clip_grad_norm_(params, tcfg.grad_clip)
         opt.step()
         step += 1
         if step % args.log_every == 0 or step == 1 or step == args.steps:
