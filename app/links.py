@@ -276,14 +276,11 @@ def _apply_pending(current: CurrentModel) -> None:
 def _replay(current: CurrentModel, step: int, notices: list[str]) -> None:
     """The link's generation, run again (it is deterministic) until it has `step` steps."""
     # app.run and app.sequence import app.model_picker, which imports this module.
-    from .run import Settings, start
+    from .run import kept_settings, start
     from .sequence import select_step
 
-    settings = Settings(bool(state.get(state.GREEDY)), float(state.get(state.TEMPERATURE)),
-                        int(state.get(state.TOP_K)), float(state.get(state.TOP_P)),
-                        int(state.get(state.SEED)), int(state.get(state.MAX_NEW_TOKENS)))
     try:
-        run = start(current.model, state.get(state.PROMPT), settings)
+        run = start(current.model, state.get(state.PROMPT), kept_settings())
     except gpt2viz.PromptError as err:
         notices.append(f"step {step} (the prompt cannot run: {err})")
         return

@@ -1,7 +1,7 @@
 """Presenter view, for a projector: larger text and figures, fewer controls, one figure per screen.
 
-Every page that supports it calls `presenter_toggle()` once (it draws the switch in the sidebar
-and, when on, adds the CSS), wraps each figure in `present(fig)` before drawing it, and skips
+`app.model_picker.current_model()` calls `presenter_toggle()` on every page (the sidebar switch
+and, when on, the CSS); `app.charts.chart` passes every figure through `present`; pages skip the
 controls a class does not need with `if not presenter_on(): …`.
 """
 
@@ -37,16 +37,14 @@ def presenter_on() -> bool:
     return bool(state.get(state.PRESENTER))
 
 
-def presenter_toggle() -> bool:
-    """Draw the presenter switch in the sidebar; when on, enlarge the page. Returns whether it is
-    on. Call it once per page, before the page draws its content."""
+def presenter_toggle() -> None:
+    """Draw the presenter switch in the sidebar; when on, enlarge the page. Called once per page,
+    before the page draws its content."""
     with st.sidebar:
         state.widget(st.toggle, "Presenter view", key=state.PRESENTER,
                      help="For a projector: larger text and figures, fewer controls.")
-    on = presenter_on()
-    if on:
+    if presenter_on():
         st.markdown(CSS, unsafe_allow_html=True)
-    return on
 
 
 def enlarged(fig: go.Figure) -> go.Figure:

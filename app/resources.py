@@ -8,7 +8,7 @@ import torch
 import gpt2viz
 from gpt2viz import GPT2, Trace
 from gpt2viz.analysis import induction_scores
-from gpt2viz.attribution import attribution_names, saliency
+from gpt2viz.attribution import DirectLogitAttribution, attribution_names, direct_logit_attribution, saliency
 from gpt2viz.interventions import ablate_heads, ablate_neurons
 from gpt2viz.lens import LogitLens, ResidualNorms, final_choice_logits, logit_lens, residual_norms
 from gpt2viz.lesson import Lesson
@@ -102,13 +102,26 @@ def input_saliency(source: str, ids: tuple[int, ...], position: int, target: int
     return saliency(load(source)[0], list(ids), position, target, distractor)
 
 
+def ablation_edits(model: GPT2, units: tuple[tuple[int, int], ...], kind: str, mode: str) -> dict:
+    """The edits that switch off `units`, heads or neurons (ValueError for one that does not exist)."""
+    ablate = ablate_heads if kind == "heads" else ablate_neurons
+    return ablate(list(units), mode, config=model.config)
+
+
+@st.cache_resource(max_entries=16)
+def attribution(source: str, ids: tuple[int, ...], position: int, target: int,
+                distractor: int | None) -> DirectLogitAttribution:
+    """Direct logit attribution of one position (no model run: it reads `attribution_trace`)."""
+    return direct_logit_attribution(load(source)[0], attribution_trace(source, ids), position, target,
+                                    distractor)
+
+
 @st.cache_resource(show_spinner="Re-running with the ablation…", max_entries=8)
 def ablated_logits(source: str, ids: tuple[int, ...], units: tuple[tuple[int, int], ...], kind: str,
                    mode: str) -> torch.Tensor:
     """[vocab] the last position's logits with `units` (heads or neurons) ablated."""
     model = load(source)[0]
-    ablate = ablate_heads if kind == "heads" else ablate_neurons
-    edits = ablate(list(units), mode, config=model.config)
+    edits = ablation_edits(model, units, kind, mode)
     return model.run_with_capture(list(ids), names=[], edits=edits).logits[-1]
 
 
@@ -121,7 +134,7 @@ def continuation(source: str, ids: tuple[int, ...], settings: tuple[tuple[str, o
     model, edits, use_cache = load(source)[0], None, True
     if ablation is not None:
         units, kind, mode = ablation
-        edits = (ablate_heads if kind == "heads" else ablate_neurons)(list(units), mode, config=model.config)
+        edits = ablation_edits(model, units, kind, mode)
         use_cache = mode == "zero"
     g = gpt2viz.Generation(model, tokenizer(), list(ids), record=False, edits=edits, use_cache=use_cache,
                            **dict(settings))

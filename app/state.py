@@ -40,12 +40,13 @@ STEP_TEMPERATURE = "step_temperature"
 STEP_TOP_K = "step_top_k"  # 0 = off
 STEP_TOP_P = "step_top_p"  # 1.0 = off
 # Why this token?
-DISTRACTOR = "distractor"  # rank of the distractor among the step's candidates, or TYPED
+DISTRACTOR = "distractor"  # token id of the distractor, or why_sections.TYPED / NONE
 DISTRACTOR_TEXT = "distractor_text"  # the typed distractor token
 ABLATE_KIND = "ablate_kind"  # "selected head", "heads" or "neurons"
 ABLATE_UNITS = "ablate_units"  # typed "layer.index" pairs
 ABLATE_MODE = "ablate_mode"  # "zero" or "mean"
-FORCED = "forced"  # rank of the candidate the branch is forced to take
+ABLATE_RERUN = "ablate_rerun"  # bool: also re-run the whole generation with the ablation
+FORCED = "forced"  # token id the branch is forced to take
 COMPARE_PROMPT = "compare_prompt"
 DLA_GRID = "dla_grid"  # the attribution heatmap's selection
 # Lesson and presenter view
@@ -76,6 +77,7 @@ DEFAULTS: dict[str, Any] = {
     ABLATE_KIND: "selected head",
     ABLATE_UNITS: "",
     ABLATE_MODE: "zero",
+    ABLATE_RERUN: False,
     DISTRACTOR_TEXT: "",
     COMPARE_PROMPT: "",
     LESSON_CARD: 0,

@@ -84,7 +84,10 @@ def ablation_section(current: CurrentModel, run: Generation | None, ids: list[in
     _chart(top, target, "As the model ran", "before_ablation", left)
     what = unit_kind if len(units) > 1 else unit_kind[:-1]
     _chart(top_candidates(after), target, f"With {what} {names} set to {mode}", "after_ablation", right)
-    if run is not None:
+    rerun = run is not None and state.widget(
+        st.toggle, "Also write the whole generation again with it", key=state.ABLATE_RERUN,
+        help="Runs the model for every generated token: on only when asked for")
+    if rerun:
         ablated = continuation(current.source, tuple(run.prompt_ids), tuple(run.settings.items()),
                                (tuple(units), unit_kind, mode))
         br = branches(len(run.prompt_ids), run.ids, ablated, tokenizer().token_text)
@@ -106,8 +109,9 @@ def force_section(current: CurrentModel, run: Generation, record: Step) -> None:
     branch = continuation(current.source, tuple(prefix), tuple(settings.items())) if left > 0 else prefix
     br = branches(record.position, run.ids, branch, tokenizer().token_text)
     st.markdown(branches_html(br, ("original", "forced")), unsafe_allow_html=True)
-    st.caption("The generation goes on from the forced token with the same settings (a greedy branch is "
-               "deterministic; a sampled one uses the same seed).")
+    st.caption("The generation goes on from the forced token with the same settings. A greedy branch is "
+               "deterministic; a sampled one draws with the same seed, counting its draws from the forced "
+               "token, so it is reproducible but not the original run's draws.")
 
 
 def compare_section(current: CurrentModel, selected: tuple[int, int]) -> None:

@@ -10,6 +10,7 @@ import torch
 
 import gpt2viz
 from gpt2viz.attribution import direct_logit_attribution
+from gpt2viz.interventions import ablate_heads, ablate_neurons
 from gpt2viz.loading import MODEL_ENV
 from gpt2viz.viz.tokens import visible_token
 from tests.app_support import GENERATE, chart_keys, figure, generate, new_app, texts
@@ -55,7 +56,7 @@ def test_attribution_is_drawn_for_the_chosen_step(why, loud_model):
     assert parts == pytest.approx(actual, abs=2e-3) and parts == pytest.approx(want.total, abs=1e-3)
 
 
-def test_ablating_the_loud_head_changes_the_candidates_and_not_the_run(why):
+def test_ablating_the_loud_head_changes_the_candidates_and_not_the_run(why, loud_model):
     run = why.session_state["run"]
     ids_before = list(run.ids)
     why.selectbox(key="layer").select(LOUD[0]).run()
@@ -66,8 +67,56 @@ def test_ablating_the_loud_head_changes_the_candidates_and_not_the_run(why):
     assert before == pytest.approx([p for _, _, p in run.steps[-1].top[: len(before)]])  # the run as it was
     before_names = list(figure(why, "before_ablation")["layout"]["yaxis"]["ticktext"])
     assert list(after["layout"]["yaxis"]["ticktext"]) != before_names
+    # the ablated candidates are those of the same run with head 1.2 zeroed, outside the app
+    position = run.steps[-1].query_position
+    edits = ablate_heads([LOUD], config=loud_model.config)
+    probs = loud_model.run_with_capture(run.ids[: position + 1], names=[], edits=edits).logits[-1].softmax(-1)
+    want = probs.topk(10).values.tolist()
+    assert [float(x) for x in after["data"][0]["x"]][:10] == pytest.approx(want, abs=1e-6)
     assert why.session_state["run"].ids == ids_before
-    assert any("original" in m and "ablated" in m for m in texts(why, "markdown"))
+    # the whole generation runs again only when asked for
+    assert not any("<b>ablated</b>" in m for m in texts(why, "markdown"))
+    why.toggle(key="ablate_rerun").set_value(True).run()
+    (strip,) = [m for m in texts(why, "markdown") if "<b>ablated</b>" in m]
+    rerun = gpt2viz.Generation(loud_model, gpt2viz.load_tokenizer(), run.prompt_ids, edits=edits,
+                               record=False, **run.settings)
+    list(rerun)
+    tok = gpt2viz.load_tokenizer()
+    shown = re.findall(r'<span class="sal[^"]*">(.*?)</span>', strip.split("<b>ablated</b>", 1)[1])
+    assert shown == [html.escape(visible_token(tok.token_text(t))) for t in rerun.ids[len(run.prompt_ids):]]
+
+
+def test_selection_changes_that_need_no_model_do_not_run_it(why, monkeypatch):
+    why.radio(key="ablate_kind").set_value("heads").run()
+    why.text_input(key="ablate_units").input("0.1").run()
+    calls = []
+    real = gpt2viz.GPT2.forward
+    monkeypatch.setattr(gpt2viz.GPT2, "forward", lambda *a, **k: calls.append(1) or real(*a, **k))
+    why.selectbox(key="head").select(3).run()  # the attribution heatmap's outline moves; no model
+    why.selectbox(key="layer").select(1).run()
+    assert not why.exception and calls == []
+
+
+def test_mean_and_neuron_ablations_and_a_second_prompt(why, loud_model):
+    run = why.session_state["run"]
+    position = run.steps[-1].query_position
+    why.radio(key="ablate_kind").set_value("neurons").run()
+    why.text_input(key="ablate_units").input("1.7, 0.20").run()
+    why.radio(key="ablate_mode").set_value("mean").run()
+    assert not why.exception
+    edits = ablate_neurons([(1, 7), (0, 20)], "mean", config=loud_model.config)
+    probs = loud_model.run_with_capture(run.ids[: position + 1], names=[], edits=edits).logits[-1].softmax(-1)
+    after = [float(x) for x in figure(why, "after_ablation")["data"][0]["x"]][:10]
+    assert after == pytest.approx(probs.topk(10).values.tolist(), abs=1e-6)
+    assert figure(why, "after_ablation")["layout"]["title"]["text"] == "With neurons 1.7, 0.20 set to mean"
+    why.text_input(key="compare_prompt").input("The dog sat on the rug because").run()
+    assert not why.exception
+    second = loud_model.run_with_capture(gpt2viz.load_tokenizer().encode("The dog sat on the rug because"))
+    z = figure(why, "compare_attention_1")["data"][0]["z"]
+    n = len(second.ids)
+    np.testing.assert_allclose(z[np.tril_indices(n)], second["pattern", 0][0].numpy()[np.tril_indices(n)],
+                               atol=1e-5)
+    assert "compare_attention_0" in chart_keys(why) and "compare_candidates_1" in chart_keys(why)
 
 
 def test_forcing_a_token_starts_the_branch_with_it(why):

@@ -6,7 +6,7 @@ from app import state
 from app.charts import chart
 from app.layer_head import on_grid_click, pick_head, pick_layer
 from app.model_picker import current_model
-from app.resources import attribution_trace, input_saliency, tokenizer
+from app.resources import attribution, attribution_trace, input_saliency, tokenizer
 from app.sequence import explained_position
 from app.why_sections import (
     ablation_section,
@@ -15,7 +15,6 @@ from app.why_sections import (
     force_section,
     top_candidates,
 )
-from gpt2viz.attribution import direct_logit_attribution
 from gpt2viz.viz.why import dla_heads_figure, dla_parts_figure, saliency_html
 
 st.title("Why this token?")
@@ -29,7 +28,7 @@ ids, position, run, record = here.ids, here.position, here.run, here.step
 if record is not None:
     top, target = record.top, record.token_id
 else:
-    top = top_candidates(attribution_trace(current.source, tuple(ids)).logits[position])
+    top = top_candidates(attribution_trace(current.source, tuple(ids)).logits[position])  # recorded once
     target = top[0][0]
     st.info("No generation yet: this explains the prompt's most likely next token. Generate on the "
             "Generate page to explain each token it writes.")
@@ -40,9 +39,8 @@ st.subheader(f"Position {position} → {tok.token_text(target)!r}{versus}")
 
 c1, c2 = st.columns(2)
 layer, head = pick_layer(config, c1), pick_head(config, c2)
-trace = attribution_trace(current.source, tuple(ids))
-dla = direct_logit_attribution(model, trace, position, target, distractor)
-logits = trace.logits[position]
+dla = attribution(current.source, tuple(ids), position, target, distractor)
+logits = attribution_trace(current.source, tuple(ids)).logits[position]
 actual = float(logits[target] - (logits[distractor] if distractor is not None else 0.0))
 left, right = st.columns([3, 2])
 heads = dla_heads_figure(dla, (layer, head), "Each head's direct push (click a head to select it)")
