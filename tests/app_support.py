@@ -31,7 +31,9 @@ ATTENTION = "app/pages/attention.py"
 QKV = "app/pages/qkv.py"
 MLP = "app/pages/mlp.py"
 INSIDE_STEP = "app/pages/inside_step.py"
-PAGES = (GENERATE, ATTENTION, QKV, MLP, INSIDE_STEP)
+WHY = "app/pages/why.py"
+LESSON = "app/pages/lesson.py"
+PAGES = (GENERATE, ATTENTION, QKV, MLP, INSIDE_STEP, WHY)  # the lesson has no prompt errors: it falls back
 
 
 @functools.cache

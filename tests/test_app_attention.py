@@ -10,6 +10,7 @@ from tests.app_support import (
     APP,
     ATTENTION,
     GENERATE,
+    MLP,
     app_config,
     app_gpt2,
     chart_keys,
@@ -97,7 +98,7 @@ def test_scores_toggle_shows_scores_before_softmax(at):
 
 def test_selection_is_shared_with_the_other_pages(at):
     at.selectbox(key="layer").select(app_config().n_layer - 1).run()
-    at.switch_page("app/pages/mlp.py").run()
+    at.switch_page(MLP).run()
     assert at.selectbox(key="layer").value == app_config().n_layer - 1
     at.switch_page(GENERATE).run()
     at.select_slider(key="step").set_value(0).run()

@@ -5,7 +5,7 @@ import streamlit as st
 
 import gpt2viz
 from gpt2viz.loading import MODEL_ENV
-from tests.app_support import new_app, texts
+from tests.app_support import ATTENTION, new_app, texts
 
 
 @pytest.fixture
@@ -27,5 +27,5 @@ def test_app_shows_one_calm_banner_on_the_generate_page(no_real_gpt2) -> None:
     assert any("hf download openai-community/gpt2 config.json model.safetensors" in d for d in details)
     assert any("gpt2viz-tests/not-cached" in d for d in details)  # the reason, folded away
     assert any(gpt2viz.BUNDLED_NAME in c for c in texts(at, "caption"))  # the sidebar names the model
-    at.switch_page("app/pages/attention.py").run()
+    at.switch_page(ATTENTION).run()
     assert not [i for i in texts(at, "info") if "Offline" in i]  # once, not on every page

@@ -9,11 +9,10 @@ from app.state import DEFAULTS, PROMPT
 from gpt2viz.lesson import CAT_SENTENCE, PAGES, Lesson, attention_to, load_cards, word_position
 from gpt2viz.viz.candidates import percent
 from gpt2viz.viz.lesson import card_view
-from tests.app_support import QKV, app_gpt2, chart_keys, figure, new_app, texts
+from tests.app_support import LESSON, QKV, app_gpt2, chart_keys, figure, new_app, texts
 
 pytestmark = pytest.mark.usefixtures("app_model")
 
-LESSON = "app/pages/lesson.py"
 CARDS = load_cards()
 
 

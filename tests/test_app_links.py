@@ -25,6 +25,7 @@ from tests.app_support import (
     INSIDE_STEP,
     MLP,
     QKV,
+    WHY,
     app_config,
     generate,
     new_app,
@@ -33,7 +34,6 @@ from tests.app_support import (
 
 pytestmark = pytest.mark.usefixtures("app_model")
 
-WHY = "app/pages/why.py"
 HOST = "http://localhost:8501/"
 ADDRESSES = {GENERATE: "", ATTENTION: "attention", QKV: "qkv", MLP: "mlp", INSIDE_STEP: "step", WHY: "why"}
 TITLES = {GENERATE: "Generate", ATTENTION: "Attention", QKV: "Q · K · V", MLP: "MLP",

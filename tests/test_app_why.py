@@ -13,10 +13,9 @@ from gpt2viz.attribution import direct_logit_attribution
 from gpt2viz.interventions import ablate_heads, ablate_neurons
 from gpt2viz.loading import MODEL_ENV
 from gpt2viz.viz.tokens import visible_token
-from tests.app_support import GENERATE, chart_keys, figure, generate, new_app, texts
+from tests.app_support import GENERATE, WHY, chart_keys, figure, generate, new_app, texts
 from tests.conftest import tiny_model
 
-WHY = "app/pages/why.py"
 LOUD = (1, 2)  # the head whose output is scaled up
 
 

@@ -26,11 +26,6 @@ N_LAYER = 2
 
 
 @pytest.fixture(scope="module")
-def tok() -> gpt2viz.GPT2Tokenizer:
-    return gpt2viz.load_tokenizer()
-
-
-@pytest.fixture(scope="module")
 def model() -> gpt2viz.GPT2:
     torch.manual_seed(0)
     return gpt2viz.GPT2(gpt2viz.GPT2Config(n_layer=N_LAYER, n_head=4, n_embd=64, n_positions=128)).eval()

@@ -17,11 +17,6 @@ from gpt2viz.viz.tokens import visible_token
 
 
 @pytest.fixture(scope="module")
-def tok() -> gpt2viz.GPT2Tokenizer:
-    return gpt2viz.load_tokenizer()
-
-
-@pytest.fixture(scope="module")
 def logits(tok) -> torch.Tensor:
     """The next-token logits of a small random GPT-2 after a short prompt: [vocab]."""
     torch.manual_seed(0)
