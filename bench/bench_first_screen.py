@@ -60,11 +60,14 @@ def main() -> None:
                 stderr=subprocess.STDOUT)
             url = f"http://127.0.0.1:{port}"
             try:
+                deadline = started + 120
                 while True:  # the server takes a moment to listen
                     try:
                         socket.create_connection(("127.0.0.1", port), timeout=1).close()
                         break
                     except OSError:
+                        if server.poll() is not None or time.perf_counter() > deadline:
+                            sys.exit(f"streamlit did not start (exit code {server.poll()})")
                         time.sleep(0.1)
                 first_figure(browser, url)
                 cold.append(time.perf_counter() - started)
