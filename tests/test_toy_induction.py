@@ -9,7 +9,7 @@ import math
 import numpy as np
 import torch
 
-from gpt2viz.analysis import repeated_random_tokens
+from gpt2viz.analysis import induction_score, repeated_random_tokens
 from training.prepare import IGNORE
 from training.toy_induction import build_parser, run, target_masks, toy_batch, toy_windows
 
@@ -59,8 +59,18 @@ def test_longest_block_is_the_induction_test_layout() -> None:
     """With L = T/2 the window is [bos] + r + r, the layout `induction_score(..., prefix=1)` reads."""
     w, L, S = toy_windows(np.random.default_rng(2), 3, 20, 10, 10, POOL, BOS)
     assert (S == 1).all() and (L == 10).all()
+    assert (w[:, 0] == BOS).all() and (w[:, 1:11] == w[:, 11:21]).all()  # [bos] + r + r
     ref = repeated_random_tokens(10, 1, 0, vocab_size=len(POOL), bos=None)[0]
     assert len(ref) == 20 == w.shape[1] - 1  # the same shape: bos + 2 × 10
+    # and induction_score reads exactly the targets the toy counts: query S+L+i-1 → key S+i
+    second, _ = target_masks(20, L, S)
+    pattern = torch.zeros(4, 21, 21)
+    for q in range(21):
+        pattern[:, q, 0] = 1.0  # everything on bos, except the induction stripe below
+    for t in np.nonzero(second[0])[0]:  # target t is predicted at query t
+        pattern[:, t, :] = 0.0
+        pattern[:, t, t - 10 + 1] = 1.0  # the token after the earlier copy of token t
+    assert torch.allclose(induction_score(pattern, 10, prefix=1)[0], torch.tensor(9 / 10))
 
 
 def test_two_steps_run_and_report() -> None:
