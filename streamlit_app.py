@@ -4,6 +4,7 @@ import streamlit as st
 from PIL import Image
 
 from app import links
+from app.memory import refresh_memory
 from gpt2viz.paths import ASSETS
 
 # A local image, not a ":material/…" name: that one is fetched from Google's font server.
@@ -20,3 +21,4 @@ page = st.navigation([
 ])
 page.run()
 links.refresh()  # the page ran to its end: the address and the sidebar's link follow its changes
+refresh_memory()  # and the sidebar's memory line counts what it recorded

@@ -12,6 +12,7 @@ from gpt2viz import GPT2
 
 from . import links, state
 from .charts import image_format_picker
+from .memory import memory_box
 from .presenter import presenter_toggle
 from .resources import DEFAULT_SOURCE, load
 
@@ -68,6 +69,7 @@ def current_model() -> CurrentModel:
         st.caption(f"**{model.name}** · {config.n_layer} layers × {config.n_head} heads · "
                    f"d_model {config.n_embd} · context {config.n_positions}")
         st.caption(f"Device: **{device_label(model)}**")
+        memory_box()
         image_format_picker()
         box = links.share_box()
     presenter_toggle()

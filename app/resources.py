@@ -1,6 +1,15 @@
-"""Things loaded or computed once per process and shared by every session (read-only)."""
+"""Things loaded or computed once per process and shared by every session (read-only).
+
+Recordings go through one process-wide `RecordingStore` (`@recording`), which keeps at most
+GPT2VIZ_RECORDING_BUDGET_MB of them and drops the least recently used first; the small results
+derived from them use `st.cache_resource`.
+"""
 
 from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
 
 import streamlit as st
 import torch
@@ -13,12 +22,36 @@ from gpt2viz.interventions import ablate_heads, ablate_neurons
 from gpt2viz.lens import LogitLens, ResidualNorms, final_choice_logits, logit_lens, residual_norms
 from gpt2viz.lesson import Lesson
 from gpt2viz.step import CachedStep, cached_step, record_sequence
-from gpt2viz.viz.attention import HeadGrid, head_grid
+from gpt2viz.budget import RecordingStore, budget_from_env
+from gpt2viz.viz.attention import HALF_PATTERNS, AttentionOverview, attention_layer_names, attention_overview
 from gpt2viz.viz.lesson import CardView, card_view
-from gpt2viz.viz.mlp import MLP_NAMES
-from gpt2viz.viz.qkv import QKV_NAMES
+from gpt2viz.viz.mlp import mlp_layer_names
+from gpt2viz.viz.qkv import qkv_layer_names
 
 DEFAULT_SOURCE = ""  # gpt2viz.load_default_model(): $GPT2VIZ_MODEL, else gpt2, else the bundled model
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@st.cache_resource
+def recordings() -> RecordingStore:
+    """The process's store of recordings, GPT2VIZ_RECORDING_BUDGET_MB in size."""
+    return RecordingStore(budget_from_env())
+
+
+def recording(spinner: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Keep the results of the decorated function in the budgeted store, keyed by its name and
+    arguments; `spinner` shows while one is computed."""
+    def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(fn)
+        def kept(*args: P.args, **kwargs: P.kwargs) -> R:
+            def compute() -> R:
+                with st.spinner(spinner):
+                    return fn(*args, **kwargs)
+            return recordings().get((fn.__name__, args, tuple(sorted(kwargs.items()))), compute)
+        return kept
+    return decorate
 
 
 @st.cache_resource(show_spinner="Loading the model…", max_entries=2)
@@ -35,21 +68,34 @@ def tokenizer() -> gpt2viz.GPT2Tokenizer:
     return gpt2viz.load_tokenizer()
 
 
-@st.cache_resource(show_spinner="Recording the attention layers…", max_entries=4)
-def attention_trace(source: str, ids: tuple[int, ...]) -> Trace:
-    """q, k, v, scores, pattern, z and attention output of every layer, for one sequence."""
-    return load(source)[0].run_with_capture(list(ids), names=QKV_NAMES)
+@recording("Recording the attention layer…")
+def attention_layer(source: str, ids: tuple[int, ...], layer: int) -> Trace:
+    """One layer's q, k and float16 pattern (the Attention page; scores are rebuilt from q, k)."""
+    return load(source)[0].run_with_capture(list(ids), names=attention_layer_names(layer),
+                                            keep_as=HALF_PATTERNS, keep_logits=False)
 
 
-@st.cache_resource(show_spinner="Recording the MLP layers…", max_entries=4)
-def mlp_trace(source: str, ids: tuple[int, ...]) -> Trace:
-    return load(source)[0].run_with_capture(list(ids), names=MLP_NAMES)
+@recording("Recording the attention layer…")
+def qkv_layer(source: str, ids: tuple[int, ...], layer: int) -> Trace:
+    """One layer's q, k, v, scores, pattern, z and output in float32 (the Q·K·V page checks them)."""
+    return load(source)[0].run_with_capture(list(ids), names=qkv_layer_names(layer), keep_logits=False)
 
 
-@st.cache_resource(max_entries=4)
-def attention_grid(source: str, ids: tuple[int, ...]) -> HeadGrid:
-    config = load(source)[0].config
-    return head_grid(attention_trace(source, ids), config.n_layer, config.n_head)
+@recording("Recording the MLP layer…")
+def mlp_layer(source: str, ids: tuple[int, ...], layer: int) -> Trace:
+    return load(source)[0].run_with_capture(list(ids), names=mlp_layer_names(layer), keep_logits=False)
+
+
+@st.cache_resource(show_spinner="Running the model…", max_entries=16)
+def next_token_logits(source: str, ids: tuple[int, ...]) -> torch.Tensor:
+    """[vocab] the logits after the last of `ids`."""
+    return load(source)[0].run_with_capture(list(ids), names=[]).logits[-1]
+
+
+@st.cache_resource(show_spinner="Pooling every head's pattern…", max_entries=8)
+def overview(source: str, ids: tuple[int, ...]) -> AttentionOverview:
+    """Every head's pooled pattern and previous-token score (nothing large is kept)."""
+    return attention_overview(load(source)[0], ids)
 
 
 @st.cache_resource(show_spinner="Measuring induction heads on repeated random tokens…", max_entries=2)
@@ -60,7 +106,7 @@ def induction(source: str) -> torch.Tensor:
     return induction_scores(model, seq_len=min(50, (model.config.n_positions - 1) // 2))
 
 
-@st.cache_resource(show_spinner="Recording the residual stream, keys and values…", max_entries=4)
+@recording("Recording the residual stream, keys and values…")
 def sequence_trace(source: str, ids: tuple[int, ...]) -> Trace:
     """The whole sequence's residual stream and every layer's keys and values (gpt2viz.step)."""
     return record_sequence(load(source)[0], list(ids))
@@ -77,20 +123,20 @@ def sequence_norms(source: str, ids: tuple[int, ...]) -> ResidualNorms:
     return residual_norms(sequence_trace(source, ids), load(source)[0].config.n_layer)
 
 
-@st.cache_resource(show_spinner="Running the step over the key/value cache…", max_entries=8)
+@recording("Running the step over the key/value cache…")
 def inside_step(source: str, ids: tuple[int, ...], query_position: int) -> CachedStep:
     """Position `query_position` of `ids` re-run over the cache (later positions play no part:
     the recording of the whole sequence serves every step)."""
     return cached_step(load(source)[0], sequence_trace(source, ids), query_position)
 
 
-@st.cache_resource(show_spinner="Reading the residual stream through the unembedding…", max_entries=8)
+@recording("Reading the residual stream through the unembedding…")
 def lens_at(source: str, ids: tuple[int, ...], positions: tuple[int, ...]) -> LogitLens:
     """The logit lens at the given positions only (each position costs a full unembedding per point)."""
     return logit_lens(load(source)[0], sequence_trace(source, ids), positions=positions)
 
 
-@st.cache_resource(show_spinner="Recording what each head and MLP wrote…", max_entries=4)
+@recording("Recording what each head and MLP wrote…")
 def attribution_trace(source: str, ids: tuple[int, ...]) -> Trace:
     model = load(source)[0]
     return model.run_with_capture(list(ids), names=attribution_names(model.config.n_layer))

@@ -35,6 +35,9 @@ ATTN_KIND = "attn_kind"  # gpt2viz.viz.attention.PATTERN or SCORES
 MLP_STAGE = "mlp_stage"  # gpt2viz.viz.mlp.PRE or POST
 MLP_TOP_N = "mlp_top_n"
 HEAD_GRID = "head_grid"  # the clickable grid chart's selection
+ZOOM_QUERY = "zoom_query"  # first query position of the Attention page's zoom window (long contexts)
+ZOOM_KEY = "zoom_key"  # its first key position
+FIND_TOKEN = "find_token"  # text searched for among the tokens, to move the zoom window
 # Inside a step: sampling controls that redraw the chain from the step's logits
 STEP_TEMPERATURE = "step_temperature"
 STEP_TOP_K = "step_top_k"  # 0 = off
@@ -56,6 +59,7 @@ IMAGE_FORMAT = "image_format"  # what the figures' camera button saves: "png" or
 # Shareable links (app.links)
 LINK_READ = "link_read"  # True once this session has read its address's query parameters
 LINK_PENDING = "link_pending"  # the address's settings, checked against the model once it is loaded
+MEMORY_BOX = "memory_box"  # the sidebar's slot for the recordings' memory line, refreshed when the page ends
 SHARE = "share"  # this run's "Share this view" box in the sidebar, refreshed when the page ends
 
 DEFAULTS: dict[str, Any] = {
@@ -69,6 +73,7 @@ DEFAULTS: dict[str, Any] = {
     LAYER: 0,
     HEAD: 0,
     ATTN_KIND: "pattern",
+    FIND_TOKEN: "",
     MLP_STAGE: "post",
     MLP_TOP_N: 32,
     STEP_TEMPERATURE: 1.0,

@@ -18,7 +18,7 @@ from gpt2viz.viz.why import branches, branches_html
 from . import state
 from .charts import chart
 from .model_picker import CurrentModel
-from .resources import ablated_logits, attention_trace, continuation, tokenizer
+from .resources import ablated_logits, attention_layer, continuation, next_token_logits, tokenizer
 
 TYPED, NONE = -1, -2  # distractor choices besides the candidates
 Top = list[tuple[int, str, float]]
@@ -130,9 +130,9 @@ def compare_section(current: CurrentModel, selected: tuple[int, int]) -> None:
         except gpt2viz.PromptError as err:
             column.warning(str(err))
             continue
-        trace = attention_trace(current.source, tuple(ids))
+        trace = attention_layer(current.source, tuple(ids), layer)
         labels = token_labels(tokenizer().token_texts(ids))
         matrix = attention_matrix(trace, layer, head, "pattern", labels)
         chart(column, attention_heatmap_figure(matrix), key=f"compare_attention_{i}")
-        top = top_candidates(trace.logits[-1])
+        top = top_candidates(next_token_logits(current.source, tuple(ids)))
         _chart(top, top[0][0], f"Next token after prompt {i + 1}", f"compare_candidates_{i}", column)

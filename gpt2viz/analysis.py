@@ -70,23 +70,28 @@ def previous_token_scores(model: GPT2, sequences: Sequence[Sequence[int]]) -> to
 
 def repeated_random_tokens(
     seq_len: int = 50, n_seqs: int = 4, seed: int = 0, vocab_size: int = 50257,
-    bos: int | None = EOT_ID,
+    bos: int | None = EOT_ID, ids: Sequence[int] | None = None,
 ) -> list[list[int]]:
-    """`n_seqs` sequences of [bos] + r + r, r being `seq_len` uniform random ids (seeded)."""
+    """`n_seqs` sequences of [bos] + r + r, r being `seq_len` uniform random ids (seeded): ids below
+    `vocab_size` (never <|endoftext|>), or drawn from `ids` when given."""
     g = torch.Generator().manual_seed(seed)
-    high = min(vocab_size, EOT_ID)  # never the end-of-text token itself
+    high = min(vocab_size, EOT_ID) if ids is None else len(ids)
     out = []
     for _ in range(n_seqs):
         r = torch.randint(0, high, (seq_len,), generator=g).tolist()
+        if ids is not None:
+            r = [int(ids[i]) for i in r]
         out.append(([bos] if bos is not None else []) + r + r)
     return out
 
 
 def induction_scores(
-    model: GPT2, seq_len: int = 50, n_seqs: int = 4, seed: int = 0
+    model: GPT2, seq_len: int = 50, n_seqs: int = 4, seed: int = 0, ids: Sequence[int] | None = None
 ) -> torch.Tensor:
-    """Induction score of every head, [layer, head], on repeated random tokens (seeded)."""
-    seqs = repeated_random_tokens(seq_len, n_seqs, seed, model.config.vocab_size)
+    """Induction score of every head, [layer, head], on repeated random tokens (seeded), drawn
+    from the whole vocabulary or from `ids`. A small model only learns embeddings for the ids of
+    its corpus; `ids` measures the heads on tokens it has seen."""
+    seqs = repeated_random_tokens(seq_len, n_seqs, seed, model.config.vocab_size, ids=ids)
     return torch.stack([induction_score(attention_patterns(model, s), seq_len, prefix=1)
                         for s in seqs]).mean(0)
 

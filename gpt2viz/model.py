@@ -255,16 +255,24 @@ class GPT2(nn.Module):
         names: Iterable[str] | None = None,
         edits: Mapping[str, Edit] | None = None,
         cache: KVCache | None = None,
+        keep_as: Mapping[str, Edit] | None = None,
+        keep_logits: bool = True,
     ) -> Trace:
         """Run one sequence and record the hook points in `names` (all when None).
 
         `edits` replaces activations on the way (e.g. zero one head of `hook_z`). With `cache`,
         `ids` follow the positions already in it (and are added to it); the trace then starts
-        at the cache's length.
+        at the cache's length. `keep_as` converts what is kept (`Recorder`); `keep_logits=False`
+        skips the unembedding ([pos, 50257] floats, 200 MB at 1,024 tokens) and leaves
+        `trace.logits` None.
         """
         start = cache.length if cache is not None else 0
         ids = self.check_ids(ids)
         idx = torch.tensor([ids], dtype=torch.long, device=self.device)  # [1, pos]
-        rec = Recorder(names, edits)
-        logits = self(idx, cache, rec)
+        rec = Recorder(names, edits, keep_as)
+        if keep_logits:
+            logits = self(idx, cache, rec)
+        else:
+            self.ln_f(self.run_blocks(idx, cache, rec), rec)  # ln_f's hooks are still recorded
+            logits = None
         return Trace(rec.tensors, logits, ids, start, self.config, self.name)

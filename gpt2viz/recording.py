@@ -25,15 +25,20 @@ class Recorder:
     `names` holds exact hook names or shell-style patterns (``"blocks.*.attn.hook_pattern"``);
     None keeps every hook point, an empty list keeps none. Tensors keep their batch dimension
     and stay on the model's device; `Trace` turns them into per-sequence CPU tensors.
+    `keep_as` maps names or patterns to a function applied to the kept copy only (e.g. float16
+    patterns for display: the forward pass goes on with the full-precision tensor).
     """
 
     def __init__(
         self,
         names: Iterable[str] | None = None,
         edits: Mapping[str, Edit] | None = None,
+        keep_as: Mapping[str, Edit] | None = None,
     ) -> None:
         self._requested = None if names is None else list(names)
         self.edits: dict[str, Edit] = dict(edits or {})
+        self._keep_as_patterns = dict(keep_as or {})
+        self._keep_as: dict[str, Edit] = {}
         self.tensors: dict[str, torch.Tensor] = {}
         self._keep: frozenset[str] | None = None  # resolved against a model by `bind`
         self._touched: frozenset[str] = frozenset()
@@ -66,6 +71,12 @@ class Recorder:
             )
         self._keep = frozenset(keep)
         self._touched = self._keep | frozenset(self.edits)
+        self._keep_as = {}
+        for pattern, fn in self._keep_as_patterns.items():
+            matched = fnmatch.filter(hook_names, pattern)
+            if not matched:
+                raise KeyError(f"keep_as names no hook point: {pattern!r}. See model.hook_names().")
+            self._keep_as.update((name, fn) for name in matched)
 
     def wants(self, name: str) -> bool:
         """True when the hook point `name` is kept or edited (so it must be computed explicitly)."""
@@ -84,7 +95,9 @@ class Recorder:
                 )
             x = edited
         if name in self._keep:
-            self.tensors[name] = x.detach()
+            kept = x.detach()
+            convert = self._keep_as.get(name)
+            self.tensors[name] = kept if convert is None else convert(kept)
         return x
 
 

@@ -33,7 +33,8 @@ def trace_bytes(trace: Trace) -> bytes:
         ptr = t.untyped_storage().data_ptr()
         tensors[name] = t.contiguous() if ptr not in seen else t.clone()
         seen.add(ptr)
-    tensors[_LOGITS] = trace.logits.contiguous()
+    if trace.logits is not None:
+        tensors[_LOGITS] = trace.logits.contiguous()
     tensors[_IDS] = torch.tensor(trace.ids, dtype=torch.int64)
     metadata = {
         "format": FORMAT,
@@ -58,7 +59,8 @@ def load_trace(path: str | Path) -> Trace:
                 )
             names = json.loads(meta["names"])
             tensors = {name: f.get_tensor(name) for name in names}
-            logits, ids = f.get_tensor(_LOGITS), f.get_tensor(_IDS).tolist()
+            logits = f.get_tensor(_LOGITS) if _LOGITS in f.keys() else None
+            ids = f.get_tensor(_IDS).tolist()
     except FileNotFoundError:
         raise LoadError(f"No trace file at {path}.") from None
     except (SafetensorError, OSError, ValueError, KeyError) as err:

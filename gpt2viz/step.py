@@ -24,8 +24,11 @@ def sequence_names(n_layer: int) -> list[str]:
 
 
 def record_sequence(model: GPT2, ids: list[int]) -> Trace:
-    """The whole sequence run at once, keeping what the step view and the logit lens read."""
-    return model.run_with_capture(ids, names=sequence_names(model.config.n_layer))
+    """The whole sequence run at once, keeping what the step view and the logit lens read. Keys
+    and values are kept as copies: as views they would keep each layer's fused q, k, v
+    projection, a third more memory, alive."""
+    own_copy = {act_name("k", "*"): torch.Tensor.clone, act_name("v", "*"): torch.Tensor.clone}
+    return model.run_with_capture(ids, names=sequence_names(model.config.n_layer), keep_as=own_copy)
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,9 @@ Key = str | tuple
 
 
 def _to_cpu(x: torch.Tensor) -> torch.Tensor:
-    """CPU float32 (bool stays bool); a no-op view for tensors already CPU float32."""
-    if x.dtype == torch.bool:
+    """On the CPU, in float32 unless it is float16 (kept small on purpose, see
+    `Recorder(keep_as=...)`) or bool; a no-op view for tensors already there."""
+    if x.dtype in (torch.bool, torch.float16):
         return x.cpu()
     return x.to(device="cpu", dtype=torch.float32)
 
@@ -35,7 +36,7 @@ class Trace(Mapping[str, torch.Tensor]):
     def __init__(
         self,
         tensors: Mapping[str, torch.Tensor],
-        logits: torch.Tensor,
+        logits: torch.Tensor | None,
         ids: list[int],
         start: int = 0,
         config: GPT2Config | None = None,
@@ -45,7 +46,8 @@ class Trace(Mapping[str, torch.Tensor]):
         """`batch_index` picks one sequence of batched tensors; None takes them as they are."""
         pick = (lambda t: t) if batch_index is None else (lambda t: t[batch_index])
         self._tensors = {name: _to_cpu(pick(t)) for name, t in tensors.items()}
-        self.logits = _to_cpu(pick(logits))  # [pos, vocab]
+        # [pos, vocab]; None for a recording made without them (run_with_capture(keep_logits=False))
+        self.logits = None if logits is None else _to_cpu(pick(logits))
         self.ids = list(ids)
         self.start = start
         self.config = config
@@ -105,7 +107,8 @@ class Trace(Mapping[str, torch.Tensor]):
             (self.ids, self.start, self.model_name, self.config)
             == (other.ids, other.start, other.model_name, other.config)
             and self.names() == other.names()
-            and torch.equal(self.logits, other.logits)
+            and (self.logits is None) == (other.logits is None)
+            and (self.logits is None or torch.equal(self.logits, other.logits))
             and all(torch.equal(t, other._tensors[n]) for n, t in self._tensors.items())
         )
 

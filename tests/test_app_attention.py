@@ -36,11 +36,12 @@ def recorded(at, kind: str, layer: int, head: int) -> np.ndarray:
     return trace[kind, layer][head].numpy()
 
 
-def assert_lower_triangle(z: np.ndarray, expected: np.ndarray) -> None:
-    """z equals `expected` on and below the diagonal and is NaN (masked) above it."""
+def assert_lower_triangle(z: np.ndarray, expected: np.ndarray, atol: float = 5e-4) -> None:
+    """z equals `expected` on and below the diagonal and is NaN (masked) above it. The page keeps
+    patterns in float16 (absolute error ≤ 2⁻¹¹ for weights ≤ 1); scores it rebuilds in float32."""
     n = expected.shape[0]
     assert z.shape == (n, n) and np.isnan(z[np.triu_indices(n, 1)]).all()
-    np.testing.assert_allclose(z[np.tril_indices(n)], expected[np.tril_indices(n)], atol=1e-5)
+    np.testing.assert_allclose(z[np.tril_indices(n)], expected[np.tril_indices(n)], atol=atol, rtol=0)
 
 
 def test_page_shows_grid_heatmap_and_step_row(at):
@@ -68,23 +69,27 @@ def test_page_shows_grid_heatmap_and_step_row(at):
     np.testing.assert_allclose(step, every_head, atol=2e-3)  # the step rows are kept in float16
 
 
-def test_layer_and_head_change_the_figure_without_rerunning_the_model(at, monkeypatch):
+def test_a_head_change_reruns_nothing_and_a_layer_records_only_that_layer(at, monkeypatch):
     calls = []
     real = gpt2viz.GPT2.run_with_capture
-    monkeypatch.setattr(gpt2viz.GPT2, "run_with_capture", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(gpt2viz.GPT2, "run_with_capture",
+                        lambda self, ids, names=None, **k: calls.append(list(names)) or real(self, ids, names, **k))
     before = figure(at, "attention_heatmap")["data"][0]["z"]
     at.selectbox(key="head").select(app_config().n_head - 1).run()
     after_head = figure(at, "attention_heatmap")["data"][0]["z"]
-    at.selectbox(key="layer").select(app_config().n_layer - 1).run()
+    assert calls == []
+    last = app_config().n_layer - 1
+    at.selectbox(key="layer").select(last).run()
     after_layer = figure(at, "attention_heatmap")["data"][0]["z"]
+    assert calls == [[gpt2viz.act_name(s, last) for s in ("q", "k", "pattern")]]  # one layer, when shown
+    at.selectbox(key="layer").select(0).run()
+    assert len(calls) == 1  # layer 0 is still in the store
     assert not np.allclose(before, after_head, equal_nan=True)
     assert not np.allclose(after_head, after_layer, equal_nan=True)
-    assert calls == []
     last_layer, last_head = app_config().n_layer - 1, app_config().n_head - 1
     assert_lower_triangle(after_head, recorded(at, "pattern", 0, last_head))
     assert_lower_triangle(after_layer, recorded(at, "pattern", last_layer, last_head))
-    assert f"Layer {app_config().n_layer - 1}, head {app_config().n_head - 1}" in figure(
-        at, "attention_heatmap")["layout"]["title"]["text"]
+    assert figure(at, "attention_heatmap")["layout"]["title"]["text"].startswith(f"Layer 0, head {last_head}")
 
 
 def test_scores_toggle_shows_scores_before_softmax(at):
@@ -93,7 +98,7 @@ def test_scores_toggle_shows_scores_before_softmax(at):
     assert "scores" in big["layout"]["title"]["text"]
     z = big["data"][0]["z"]
     assert np.isfinite(z[np.tril_indices(z.shape[0])]).all() and not np.allclose(np.nansum(z, axis=1), 1.0)
-    assert_lower_triangle(z, recorded(at, "attn_scores", 0, 0))
+    assert_lower_triangle(z, recorded(at, "attn_scores", 0, 0), atol=1e-5)
 
 
 def test_selection_is_shared_with_the_other_pages(at):

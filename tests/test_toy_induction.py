@@ -10,8 +10,8 @@ import numpy as np
 import torch
 
 from gpt2viz.analysis import induction_score, repeated_random_tokens
-from training.prepare import IGNORE
-from training.toy_induction import build_parser, run, target_masks, toy_batch, toy_windows
+from training.prepare import IGNORE, target_masks, toy_batch, toy_windows
+from training.toy_induction import build_parser, run
 
 POOL = np.arange(50, 114)  # ids 50..113: not 0-based, so a mix-up of ids and indices shows
 BOS = 200
@@ -32,9 +32,10 @@ def test_windows_hold_one_copied_block_at_a_random_offset() -> None:
 def test_only_the_predictable_second_copy_counts() -> None:
     T = 40
     rng = np.random.default_rng(1)
-    x, y = toy_batch(rng, 64, T, 5, 20, POOL, BOS)
+    x, y, keys = toy_batch(rng, 64, T, 5, 20, POOL, BOS)
     w, L, S = toy_windows(np.random.default_rng(1), 64, T, 5, 20, POOL, BOS)  # the same windows
-    assert x.shape == y.shape == (64, T) and x.dtype == y.dtype == torch.int64
+    assert x.shape == y.shape == keys.shape == (64, T) and x.dtype == y.dtype == keys.dtype == torch.int64
+    assert torch.equal(keys >= 0, y != IGNORE)
     assert torch.equal(x, torch.from_numpy(w[:, :-1]))  # inputs: tokens 0..T-1, <bos> first
     for b in range(64):
         s, n = int(S[b]), int(L[b])
@@ -46,6 +47,8 @@ def test_only_the_predictable_second_copy_counts() -> None:
             assert int(y[b, t]) == w[b, t + 1]  # aligned: target t is the token after input t
             # induction: the input token occurred L positions back, and the target followed it
             assert int(x[b, t - n]) == int(x[b, t]) and int(y[b, t]) == w[b, t - n + 1]
+            # the induction key is the position after the earlier occurrence: its input is the target
+            assert int(keys[b, t]) == t - n + 1 and int(x[b, t - n + 1]) == int(y[b, t])
         assert (y[b][y[b] != IGNORE] != BOS).all()
     second, first = target_masks(T, L, S)
     assert torch.equal(torch.from_numpy(second), y != IGNORE)
@@ -87,11 +90,10 @@ def test_two_steps_run_and_report() -> None:
     assert 0 <= layer < 2 and 0 <= head < 4 and 0.0 <= score <= 1.0
 
 
-def test_candidate_loss_and_real_schedule_run() -> None:
+def test_pool_loss_and_real_schedule_run() -> None:
     args = build_parser().parse_args(["--steps", "2", "--log-every", "2", "--batch", "4", "--pool", "32",
                                       "--seq-len", "24", "--len-min", "4", "--len-max", "12",
                                       "--eval-len", "10", "--n-positions", "32", "--d-model", "32",
-                                      "--loss", "candidate", "--schedule", "real", "--data", "synthetic",
-                                      "--negatives", "16", "--threads", "1"])
+                                      "--loss", "pool", "--schedule", "real", "--threads", "1"])
     summary = run(args)
     assert summary["steps"] == 2 and math.isfinite(summary["final"]["train_loss"])

@@ -20,8 +20,8 @@ from gpt2viz.loading import BUNDLED
 from gpt2viz.tokenizer import EOT_ID, EOT_TEXT
 from training import ROOT
 from training.card import targets_text
-from training.objectives import PrevTokenProbe, candidate_loss, lm_loss, residuals, step_loss
-from training.prepare import Batches, synthetic_batch, synthetic_pool
+from training.objectives import candidate_loss, pool_loss, synthetic_loss
+from training.prepare import Batches, known_ids, synthetic_pool, toy_batch
 from training.train import main, parse_args, run_hparams, shipped_config_for
 
 SHIPPED = "training/config/gpt2viz_mini.json"
@@ -33,26 +33,14 @@ def tiny() -> gpt2viz.GPT2:
     return gpt2viz.GPT2(gpt2viz.GPT2Config(n_positions=64, n_embd=32, n_layer=2, n_head=2))
 
 
-def test_synthetic_windows_count_only_predictable_targets() -> None:
-    pool = np.arange(EOT_ID)
-    x, y = synthetic_batch(np.random.default_rng(0), batch=3, T=200, len_max=30, pool=pool)
-    assert x.shape == y.shape == (3, 200)
-    assert (x[:, 0] == EOT_ID).all() and (x < EOT_ID).sum() == 3 * 199
-    kept = y >= 0
-    assert 0.35 < kept.float().mean() < 0.55  # about half: the second copies
-    # a counted target is the next input token, and it occurred before: induction can predict it
-    assert torch.equal(y[:, :-1][kept[:, :-1]], x[:, 1:][kept[:, :-1]])
-    for b in range(3):
-        for t in torch.nonzero(kept[b]).flatten().tolist():
-            assert int(y[b, t]) in x[b, :t + 1].tolist()
-
-
-def test_synthetic_pool_is_the_most_frequent_ids() -> None:
-    train = np.array([7, 7, 7, 3, 3, 9, EOT_ID, EOT_ID, EOT_ID, EOT_ID], dtype=np.uint16)
-    assert synthetic_pool(train, 2).tolist() == [3, 7]  # never <|endoftext|>
+def test_synthetic_pool_is_the_most_frequent_ids_and_known_ids_the_next_ones() -> None:
+    train = np.array([7, 7, 7, 3, 3, 9, 9, 9, 9, 5, EOT_ID, EOT_ID, EOT_ID, EOT_ID, EOT_ID], dtype=np.uint16)
+    assert synthetic_pool(train, 2).tolist() == [7, 9]  # never <|endoftext|>
     assert synthetic_pool(train, 0).tolist() == list(range(EOT_ID))
-    x, _ = synthetic_batch(np.random.default_rng(1), 2, 50, 10, synthetic_pool(train, 2))
-    assert set(x[:, 1:].flatten().tolist()) == {3, 7}
+    assert known_ids(train, skip=2, size=2).tolist() == [3, 5]  # ranked 3rd and 4th, sorted
+    x, y, _ = toy_batch(np.random.default_rng(1), 2, 50, 4, 10, synthetic_pool(train, 2))
+    assert set(x[:, 1:].flatten().tolist()) == {7, 9} and (x[:, 0] == EOT_ID).all()
+    assert set(y[y >= 0].tolist()) <= {7, 9}
 
 
 def test_text_windows_repeat_a_random_block_and_mask_its_first_copy() -> None:
@@ -72,13 +60,23 @@ def test_text_windows_repeat_a_random_block_and_mask_its_first_copy() -> None:
         assert torch.equal(y[b, :-1][kept[:-1]], x[b, 1:][kept[:-1]])
 
 
-def test_residuals_reproduce_the_model_forward(tiny: gpt2viz.GPT2) -> None:
-    x = torch.randint(0, 50257, (2, 17))
-    final, after_first = residuals(tiny, x)
-    assert final.requires_grad and after_first.requires_grad  # both train the model
-    torch.testing.assert_close(F.linear(final, tiny.W_U), tiny(x))
-    h = tiny.wte(x) + tiny.wpe(torch.arange(17))
-    torch.testing.assert_close(after_first, tiny.h[0](h, None, None))
+def test_pool_loss_is_the_models_softmax_over_the_pool_at_counted_targets(tiny: gpt2viz.GPT2) -> None:
+    pool = torch.tensor([5, 17, 300, 4000, 50000])
+    x, y, keys = toy_batch(np.random.default_rng(0), 3, 40, 4, 12, pool.numpy())
+    logits = tiny(x)[:, :, pool]  # [B, T, 5]: the model's own forward, restricted by hand
+    keep = y >= 0
+    expected = F.cross_entropy(logits[keep], torch.searchsorted(pool, y[keep]))
+    loss = pool_loss(tiny, x, y, pool, bf16=False)
+    assert loss.requires_grad
+    torch.testing.assert_close(loss, expected)
+    # the guide adds −log of head 1.1's attention to each induction key, from the recorded pattern
+    total, main = synthetic_loss(tiny, x, y, keys, pool, False, (1, 1), 0.5)
+    assert main == pytest.approx(expected.item(), rel=1e-5)
+    patterns = [tiny.run_with_capture(x[i].tolist(), names=["blocks.1.attn.hook_pattern"])["pattern", 1][1]
+                for i in range(3)]  # head 1.1, each window recorded on its own
+    b, t = torch.nonzero(keys >= 0, as_tuple=True)
+    guide = -torch.stack([torch.log(patterns[i][j, keys[i, j]]) for i, j in zip(b.tolist(), t.tolist())]).mean()
+    assert total.item() == pytest.approx(main + 0.5 * guide.item(), rel=1e-5)
 
 
 def test_candidate_loss_over_every_id_is_the_full_softmax(tiny: gpt2viz.GPT2) -> None:
@@ -89,19 +87,8 @@ def test_candidate_loss_over_every_id_is_the_full_softmax(tiny: gpt2viz.GPT2) ->
     torch.testing.assert_close(candidate_loss(hidden, targets, tiny.wte.weight, every), full)
     some = torch.tensor([3, 7, 1000, 50256])
     assert candidate_loss(hidden, targets, tiny.wte.weight, some) < full  # fewer rivals
-
-
-def test_text_step_is_plain_next_token_loss(tiny: gpt2viz.GPT2) -> None:
-    x = torch.randint(0, 50257, (2, 9))
-    y = torch.randint(0, 50257, (2, 9))
-    kw = {"synthetic": False, "negatives": 2048, "prev_aux": 1.0, "bf16": False}
-    total, main_part = step_loss(tiny, None, x, y, rng=np.random.default_rng(0), **kw)
-    assert total.item() == pytest.approx(main_part)
-    assert main_part == pytest.approx(lm_loss(tiny, x, y, bf16=False).item(), rel=1e-5)
-    probe = PrevTokenProbe(32)
-    with_probe, main2 = step_loss(tiny, probe, x, y, rng=np.random.default_rng(0), **kw)
-    assert main2 == pytest.approx(main_part)
-    assert with_probe.item() > main_part + 1.0  # the probe adds its loss
+    with pytest.raises(ValueError, match="every target must be one of the candidates"):
+        candidate_loss(hidden, targets, tiny.wte.weight, torch.tensor([3, 7, 50256]))
 
 
 def test_shipped_config_is_the_last_run_of_the_bundled_model() -> None:
@@ -111,11 +98,11 @@ def test_shipped_config_is_the_last_run_of_the_bundled_model() -> None:
     hparams = run_hparams(cfg)
     assert hparams.pop("device") == "cpu"
     assert hparams == record["hyperparameters"]
-    assert cfg.out == Path("data/mini_run6")  # like that run: the bundled weights stay untouched
+    assert cfg.out == Path("data/mini_v2")  # like that run: the bundled weights stay untouched
     assert shipped_config_for(record["hyperparameters"]) == SHIPPED
     # flags given after the config win over it
     cfg, _ = parse_args(["--config", str(ROOT / SHIPPED), "--steps", "7"])
-    assert cfg.steps == 7 and cfg.lr == 1.5e-3
+    assert cfg.steps == 7 and cfg.lr == 1e-3
 
 
 def test_config_file_errors_name_the_setting(tmp_path: Path) -> None:
@@ -152,12 +139,15 @@ def test_tiny_run_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     main(["--corpus", str(corpus), "--cache", str(tmp_path / "tokens"), "--out", str(out),
           "--n-layer", "1", "--n-head", "2", "--n-embd", "32", "--n-positions", "128",
           "--seq-len", "32", "--batch-size", "2", "--steps", "4", "--eval-every", "2",
-          "--synthetic-frac", "0.5", "--synthetic-pool", "20", "--prev-aux", "1", "--negatives", "64",
+          "--synthetic-frac", "0.5", "--synthetic-first", "1", "--synthetic-pool", "20",
+          "--synthetic-batch-size", "3", "--synthetic-seq-len", "24", "--synthetic-len-max", "12",
           "--repeat-frac", "1", "--final-eval-tokens", "64", "--sample-chars", "200", "--device", "cpu"])
     record = json.loads((out / "training.json").read_text())
-    assert record["steps"] == 4 and record["tokens_seen"] == 4 * 2 * 32
+    synthetic = record["synthetic_steps"]
+    assert record["steps"] == 4 and 1 <= synthetic <= 4
+    assert record["tokens_seen"] == synthetic * 3 * 24 + (4 - synthetic) * 2 * 32
     assert [h["step"] for h in record["history"]] == [2, 4]
-    assert record["hyperparameters"]["prev_aux"] == 1.0 and record["hyperparameters"]["device"] == "cpu"
+    assert record["hyperparameters"]["synthetic_first"] == 1 and record["hyperparameters"]["device"] == "cpu"
     assert record["command"].startswith("python -m training.train --corpus")
     model = gpt2viz.load_model(str(out), device="cpu")
     assert model.config.n_embd == 32 and "probe" not in " ".join(n for n, _ in model.named_parameters())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -57,11 +58,14 @@ def val_windows(val: np.ndarray, n_tokens: int, window: int) -> list[np.ndarray]
 
 
 def head_scores(model: GPT2, ids: list[int], seq_len: int = 50, n_seqs: int = 4,
-                seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """(previous-token scores on `ids`, induction scores on repeated random tokens), each
-    [layer, head]."""
-    return (previous_token_scores(model, [ids]),
-            induction_scores(model, seq_len=seq_len, n_seqs=n_seqs, seed=seed))
+                seed: int = 0, known: Sequence[int] = ()) -> tuple[torch.Tensor, ...]:
+    """(previous-token scores on `ids`, induction scores on repeated random tokens of the whole
+    vocabulary[, induction scores on random tokens drawn from `known`]), each [layer, head]."""
+    scores = (previous_token_scores(model, [ids]),
+              induction_scores(model, seq_len=seq_len, n_seqs=n_seqs, seed=seed))
+    if len(known):
+        scores += (induction_scores(model, seq_len=seq_len, n_seqs=n_seqs, seed=seed, ids=known),)
+    return scores
 
 
 def greedy(model: GPT2, tok: GPT2Tokenizer, prompt: str, n: int = GREEDY_TOKENS) -> str:

@@ -1,26 +1,21 @@
 """What a training step minimises.
 
-Text windows: the next-token cross-entropy over all 50257 ids. Synthetic windows (repeated
-random-id blocks, see `prepare.synthetic_batch`): the same loss, but with a sampled softmax over
-the ids of the batch plus random negatives, which every target is among, so the step skips most
-of the 50257-wide unembedding. Optionally `PrevTokenProbe` adds an auxiliary loss that asks
-block 0 to carry each token's predecessor, the first half of an induction circuit; the probe is
-thrown away after training.
+Text windows: the next-token cross-entropy over all 50257 ids. Synthetic windows (random pool
+ids with one repeated block, see `prepare.toy_batch`): the same loss on the counted targets only,
+with the softmax over the pool's ids, a fixed candidate set that holds every target. The fixed set
+matters: a softmax over fresh random negatives each step gave the tied embedding rows (the very
+inputs an induction circuit must key on) a noisy gradient, and copying never started
+(training/TOY_INDUCTION.md, run (a+b)).
 """
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from gpt2viz import GPT2, Recorder
-from gpt2viz.hooks import act_name
+from gpt2viz import GPT2, Recorder, act_name
 
 from .prepare import IGNORE
-
-AFTER_BLOCK_0 = act_name("resid_post", 0)
 
 
 def next_token_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -36,67 +31,46 @@ def lm_loss(model: GPT2, x: torch.Tensor, y: torch.Tensor, bf16: bool) -> torch.
     return next_token_loss(logits, y)
 
 
-def residuals(model: GPT2, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(ln_f output, residual after block 0), both [B, T, C] with gradients: the forward pass
-    without the unembedding, so that a step can choose its own output layer. Block 0's output is
-    taken through an identity edit, because a recording would detach it."""
-    taken: list[torch.Tensor] = []
-
-    def take(t: torch.Tensor) -> torch.Tensor:
-        taken.append(t)
-        return t
-
-    final = model.ln_f(model.run_blocks(x, recorder=Recorder(names=[], edits={AFTER_BLOCK_0: take})))
-    return final, taken[0]
-
-
 def candidate_loss(hidden: torch.Tensor, targets: torch.Tensor, wte: torch.Tensor,
                    candidates: torch.Tensor) -> torch.Tensor:
     """Cross-entropy of hidden [N, C] against the tied embedding rows of the sorted `candidates`
-    only (a sampled softmax); every target must be a candidate."""
+    only; every target must be a candidate."""
     logits = hidden.float() @ wte[candidates].T  # [N, n_candidates]
-    return F.cross_entropy(logits, torch.searchsorted(candidates, targets))
+    index = torch.searchsorted(candidates, targets)  # [N]
+    if not bool((candidates[index.clamp(max=len(candidates) - 1)] == targets).all()):
+        raise ValueError("every target must be one of the candidates")
+    return F.cross_entropy(logits, index)
 
 
-class PrevTokenProbe(nn.Module):
-    """Training-only reader of the residual after block 0 that must name the previous token; its
-    loss pushes block 0 to move each token's identity one position on. Not saved."""
-
-    def __init__(self, d: int) -> None:
-        super().__init__()
-        self.read = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, d))
-
-    def loss(self, after_first: torch.Tensor, x: torch.Tensor, wte: torch.Tensor,
-             candidates: torch.Tensor) -> torch.Tensor:
-        """Sampled-softmax loss of naming x[:, t-1] from after_first[:, t] ([B, T, C])."""
-        h = self.read(after_first[:, 1:].float()).reshape(-1, after_first.shape[-1])  # [B*(T-1), C]
-        return candidate_loss(h, x[:, :-1].reshape(-1), wte, candidates)
-
-
-def step_loss(model: GPT2, probe: PrevTokenProbe | None, x: torch.Tensor, y: torch.Tensor, *,
-              synthetic: bool, negatives: int, prev_aux: float, bf16: bool,
-              rng: np.random.Generator) -> tuple[torch.Tensor, float]:
-    """(total loss, its next-token part) of one step on inputs x and targets y, both [B, T] on
-    the model's device.
-
-    Text windows use the full softmax; synthetic ones a sampled softmax over the batch's ids and
-    `negatives` random ids from `rng`. The probe, when given, adds `prev_aux` × its loss.
-    """
-    wte = model.W_U  # [vocab, C], tied to the token embedding
+def pool_loss(model: GPT2, x: torch.Tensor, y: torch.Tensor, pool: torch.Tensor, bf16: bool,
+              recorder: Recorder | None = None) -> torch.Tensor:
+    """The next-token loss of synthetic windows x, y [B, T]: only at the counted targets (y ≥ 0),
+    and with the softmax over the sorted `pool` ids, so the step skips the 50257-wide unembedding
+    at every position."""
+    keep = y >= 0  # [B, T]
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
-        final, after_first = residuals(model, x)  # [B, T, C] each
-        logits = None if synthetic else F.linear(final, wte)  # [B, T, vocab]
-    candidates = None
-    if synthetic or probe is not None:
-        extra = torch.from_numpy(rng.integers(0, wte.shape[0], size=negatives)).to(x.device)
-        candidates = torch.unique(torch.cat([x.reshape(-1), y[y >= 0], extra]))  # sorted
-    if synthetic:
-        keep = y.reshape(-1) >= 0  # [B*T]
-        main = candidate_loss(final.reshape(-1, final.shape[-1])[keep], y.reshape(-1)[keep], wte,
-                              candidates)
-    else:
-        main = next_token_loss(logits, y)
-    total = main
-    if probe is not None:
-        total = total + prev_aux * probe.loss(after_first, x, wte, candidates)
-    return total, main.item()
+        final = model.ln_f(model.run_blocks(x, recorder=recorder))  # [B, T, C]
+    return candidate_loss(final[keep], y[keep], model.W_U, pool)
+
+
+def synthetic_loss(model: GPT2, x: torch.Tensor, y: torch.Tensor, keys: torch.Tensor, pool: torch.Tensor,
+                   bf16: bool, head: tuple[int, int] | None, weight: float) -> tuple[torch.Tensor, float]:
+    """(total loss, its next-token part) of a synthetic step (`pool_loss`). With `head` = (layer,
+    head) and `weight` > 0, it adds weight × the mean −log of that head's attention from each
+    counted token to its induction key (`prepare.toy_batch`): a guide towards the textbook
+    induction circuit, which the next-token loss alone did not choose (training/TOY_INDUCTION.md)."""
+    if head is None or weight <= 0:
+        loss = pool_loss(model, x, y, pool, bf16)
+        return loss, loss.item()
+    layer, h = head
+    taken: list[torch.Tensor] = []
+
+    def take(pattern: torch.Tensor) -> torch.Tensor:  # [B, head, T, T], with its gradient
+        taken.append(pattern)
+        return pattern
+
+    main = pool_loss(model, x, y, pool, bf16, Recorder(names=[], edits={act_name("pattern", layer): take}))
+    b, t = torch.nonzero(keys >= 0, as_tuple=True)
+    weights = taken[0][b, h, t, keys[b, t]].float()  # [N] attention to the induction key
+    guide = -torch.log(weights.clamp_min(1e-6)).mean()
+    return main + weight * guide, main.item()

@@ -7,7 +7,8 @@ them:
 - text windows at random offsets of the training split, a fraction of which get a repeated
   span (a block of uniform random ids placed twice, or a corpus segment copied later in the
   window), so that induction heads can form within a small budget;
-- synthetic windows made only of repeated random-id blocks r + r (`synthetic_batch`);
+- synthetic windows of random ids holding one repeated block r + r at a random offset
+  (`toy_windows`, `toy_batch`);
 - the held-out sample committed beside the model (`val_sample_text`, `encode_sample`).
 
 Targets that no model could predict (the first copy of a random block) are -100, which the
@@ -117,25 +118,58 @@ class Batches:
         return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
 
 
-def synthetic_batch(rng: np.random.Generator, batch: int, T: int, len_max: int,
-                    pool: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    """Windows of <|endoftext|> then blocks r + r (r: 4..len_max ids drawn uniformly from `pool`)
-    up to T+1 tokens, as (inputs, targets) [batch, T]; targets only on the second copies, which
-    an induction head can predict."""
-    xs, ys = [], []
-    for _ in range(batch):
-        w, known = [EOT_ID], [False]
-        while len(w) < T + 1:
-            L = int(rng.integers(4, len_max + 1))
-            r = pool[rng.integers(0, len(pool), size=L)].tolist()
-            w += r + r
-            known += [False] * L + [True] * L
-        w_arr, k_arr = np.asarray(w[:T + 1], dtype=np.int64), np.asarray(known[:T + 1])  # [T+1]
-        y = w_arr[1:].copy()
-        y[~k_arr[1:]] = IGNORE
-        xs.append(w_arr[:-1])
-        ys.append(y)
-    return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
+def toy_windows(rng: np.random.Generator, batch: int, T: int, len_min: int, len_max: int,
+                pool: np.ndarray, bos: int = EOT_ID) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(windows [batch, T+1], block lengths L [batch], first-copy starts S [batch]).
+
+    Each window is [bos] then T ids drawn uniformly from `pool`, in which a block r of L ids
+    (L uniform in len_min..len_max) at S (uniform in 1..T+1-2L) is copied right after itself:
+    w[S+L : S+2L] = w[S : S+L] = r. The random length and offset leave no fixed position to copy
+    from, so only an induction circuit (a previous-token head, then a head attending to the token
+    after the earlier occurrence) can predict the second copy (training/TOY_INDUCTION.md)."""
+    if not 2 <= len_min <= len_max or 2 * len_max > T:
+        raise ValueError(f"need 2 <= len_min <= len_max and 2 * len_max <= T (got {len_min}, {len_max}, {T})")
+    w = pool[rng.integers(0, len(pool), size=(batch, T + 1))].astype(np.int64)  # [batch, T+1]
+    w[:, 0] = bos
+    L = rng.integers(len_min, len_max + 1, size=batch)  # [batch]
+    S = 1 + (rng.random(batch) * (T + 1 - 2 * L)).astype(np.int64)  # [batch], 1 .. T+1-2L
+    for b in range(batch):
+        w[b, S[b] + L[b]:S[b] + 2 * L[b]] = w[b, S[b]:S[b] + L[b]]
+    return w, L, S
+
+
+def target_masks(T: int, L: np.ndarray, S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(second, first) [batch, T] bool masks over the targets of `toy_windows` (target t is token
+    t+1): `second` holds r[1:] of the second copy (targets S+L .. S+2L-2), the tokens copying can
+    predict; `first` holds r of the first copy (targets S-1 .. S+L-2), which nothing can predict.
+    r[0] of the second copy follows the end of the first copy and is as unpredictable as the rest."""
+    t = np.arange(T)[None, :]
+    L, S = L[:, None], S[:, None]
+    second = (t >= S + L) & (t <= S + 2 * L - 2)
+    first = (t >= S - 1) & (t <= S + L - 2)
+    return second, first
+
+
+def toy_batch(rng: np.random.Generator, batch: int, T: int, len_min: int, len_max: int,
+              pool: np.ndarray, bos: int = EOT_ID) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(inputs, targets, induction keys), each [batch, T] int64, of `toy_windows`: inputs are
+    tokens 0..T-1, targets tokens 1..T, IGNORE (-100) everywhere but r[1:] of the second copy.
+    The induction key of a counted target t is t - L + 1, the position right after the earlier
+    occurrence of input t (it holds the target); -1 elsewhere."""
+    w, L, S = toy_windows(rng, batch, T, len_min, len_max, pool, bos)
+    x, y = w[:, :-1], w[:, 1:].copy()
+    second = target_masks(T, L, S)[0]
+    y[~second] = IGNORE
+    keys = np.where(second, np.arange(T)[None, :] - L[:, None] + 1, -1)
+    return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(y), torch.from_numpy(keys)
+
+
+def known_ids(train: np.ndarray, skip: int = 4096, size: int = 4096) -> np.ndarray:
+    """Ids the model has seen in text but not in synthetic windows: the ids ranked skip+1 ..
+    skip+size by frequency in the training split (ties by id), sorted. The induction test on them
+    checks that a copying head works on tokens it never copied in training."""
+    counts = np.bincount(train, minlength=EOT_ID + 1)[:EOT_ID]
+    return np.sort(np.argsort(-counts, kind="stable")[skip:skip + size]).astype(np.int64)
 
 
 def synthetic_pool(train: np.ndarray, size: int) -> np.ndarray:

@@ -13,15 +13,13 @@ the model found another positional circuit; see TOY_INDUCTION.md.
 
 Each `--*` switch below puts back one piece of `training/` (imported, not re-implemented):
 
-- `--loss candidate`: the sampled softmax of synthetic steps (`objectives.step_loss`, synthetic
-  path, `--negatives` random extra ids) instead of the full softmax;
+- `--loss pool`: the loss of train.py's synthetic steps (`objectives.pool_loss`: only the counted
+  targets, softmax over the pool ids) instead of the full softmax over the model's vocabulary;
 - `--real-vocab`: the model has GPT-2's 50257 ids (unembedding tied to wte), the blocks draw their
   ids from a pool of `--pool` ids (`prepare.synthetic_pool`-like: every id, or a random subset),
   and <bos> is <|endoftext|>;
 - `--schedule real`: `train.lr_at` (warm-up, cosine decay over `--steps`), AdamW with weight decay
   on matrices and betas (0.9, 0.95), gradient clipping and bf16 autocast, as train.py does;
-- `--data synthetic`: the windows of `prepare.synthetic_batch` (<|endoftext|>, then blocks r + r
-  of 4..`--len-max` ids packed up to `--seq-len` tokens) instead of one block per window;
 - `--n-layer/--n-head/--d-model/--n-positions`: the model size (gpt2viz-mini: 4/4/192/512).
 
 Every `--log-every` steps it prints, on a fixed held-out set of toy windows: the loss of
@@ -53,53 +51,11 @@ from gpt2viz.analysis import (
 )
 from gpt2viz.tokenizer import EOT_ID
 
-from .objectives import lm_loss, step_loss
-from .prepare import IGNORE, synthetic_batch
+from .objectives import lm_loss, pool_loss
+from .prepare import target_masks, toy_batch, toy_windows
 from .train import TrainConfig, lr_at
 
 REAL_VOCAB = 50257
-
-
-def toy_windows(rng: np.random.Generator, batch: int, T: int, len_min: int, len_max: int,
-                pool: np.ndarray, bos: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(windows [batch, T+1], block lengths L [batch], first-copy starts S [batch]).
-
-    Each window is [bos] then T ids drawn uniformly from `pool`, in which a block r of L ids
-    (L uniform in len_min..len_max) at S (uniform in 1..T+1-2L) is copied right after itself:
-    w[S+L : S+2L] = w[S : S+L] = r. The random length and offset leave no fixed position to copy
-    from, so only an induction circuit (a previous-token head, then a head attending to the token
-    after the earlier occurrence) can predict the second copy."""
-    if not 2 <= len_min <= len_max or 2 * len_max > T:
-        raise ValueError(f"need 2 <= len_min <= len_max and 2 * len_max <= T (got {len_min}, {len_max}, {T})")
-    w = pool[rng.integers(0, len(pool), size=(batch, T + 1))].astype(np.int64)  # [batch, T+1]
-    w[:, 0] = bos
-    L = rng.integers(len_min, len_max + 1, size=batch)  # [batch]
-    S = 1 + (rng.random(batch) * (T + 1 - 2 * L)).astype(np.int64)  # [batch], 1 .. T+1-2L
-    for b in range(batch):
-        w[b, S[b] + L[b]:S[b] + 2 * L[b]] = w[b, S[b]:S[b] + L[b]]
-    return w, L, S
-
-
-def target_masks(T: int, L: np.ndarray, S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(second, first) [batch, T] bool masks over the targets of `toy_windows` (target t is token
-    t+1): `second` holds r[1:] of the second copy (targets S+L .. S+2L-2), the tokens copying can
-    predict; `first` holds r of the first copy (targets S-1 .. S+L-2), which nothing can predict.
-    r[0] of the second copy follows the end of the first copy and is as unpredictable as the rest."""
-    t = np.arange(T)[None, :]
-    L, S = L[:, None], S[:, None]
-    second = (t >= S + L) & (t <= S + 2 * L - 2)
-    first = (t >= S - 1) & (t <= S + L - 2)
-    return second, first
-
-
-def toy_batch(rng: np.random.Generator, batch: int, T: int, len_min: int, len_max: int,
-              pool: np.ndarray, bos: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(inputs, targets), both [batch, T] int64, of `toy_windows`: inputs are tokens 0..T-1,
-    targets tokens 1..T, IGNORE (-100) everywhere but r[1:] of the second copy."""
-    w, L, S = toy_windows(rng, batch, T, len_min, len_max, pool, bos)
-    x, y = w[:, :-1], w[:, 1:].copy()
-    y[~target_masks(T, L, S)[0]] = IGNORE
-    return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(y)
 
 
 def copy_losses(model: gpt2viz.GPT2, w: np.ndarray, L: np.ndarray, S: np.ndarray) -> tuple[float, float]:
@@ -145,15 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
     a("--n-head", type=int, default=4)
     a("--d-model", type=int, default=64)
     a("--n-positions", type=int, default=64)
-    a("--loss", choices=("full", "candidate"), default="full")
-    a("--negatives", type=int, default=2048, help="extra random ids of --loss candidate")
+    a("--loss", choices=("full", "pool"), default="full")
     a("--real-vocab", action="store_true", help="vocab 50257, <bos> = <|endoftext|>, pool ids spread "
                                                 "over the vocabulary")
     a("--schedule", choices=("const", "real"), default="const")
     a("--warmup", type=int, default=20, help="--schedule real")
     a("--weight-decay", type=float, default=0.1, help="--schedule real")
     a("--bf16", type=int, default=1, help="--schedule real: bf16 autocast (1/0)")
-    a("--data", choices=("toy", "synthetic"), default="toy")
     a("--log-every", type=int, default=100)
     a("--seed", type=int, default=0)
     a("--threads", type=int, default=1)
@@ -172,6 +126,7 @@ def run(args: argparse.Namespace) -> dict:
         vocab, bos = args.pool + 1, args.pool  # ids 0..pool-1, then <bos>
         pool = np.arange(args.pool)
     pool = pool.astype(np.int64)
+    pool_ids = torch.from_numpy(pool)  # sorted
     cfg = gpt2viz.GPT2Config(vocab_size=vocab, n_positions=args.n_positions, n_embd=args.d_model,
                              n_layer=args.n_layer, n_head=args.n_head)
     model = gpt2viz.GPT2(cfg, name="toy")
@@ -198,16 +153,10 @@ def run(args: argparse.Namespace) -> dict:
         if real:
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, tcfg)
-        if args.data == "synthetic":
-            x, y = synthetic_batch(rng, args.batch, args.seq_len, args.len_max, pool)
-            if not args.real_vocab:  # synthetic_batch starts windows with <|endoftext|>
-                x[x == EOT_ID] = bos
-        else:
-            x, y = toy_batch(rng, args.batch, args.seq_len, args.len_min, args.len_max, pool, bos)
+        x, y, _ = toy_batch(rng, args.batch, args.seq_len, args.len_min, args.len_max, pool, bos)
         model.train()
-        if args.loss == "candidate":
-            loss, _ = step_loss(model, None, x, y, synthetic=True, negatives=args.negatives, prev_aux=0.0,
-                                bf16=bf16, rng=rng)
+        if args.loss == "pool":
+            loss = pool_loss(model, x, y, pool_ids, bf16)
         else:
             loss = lm_loss(model, x, y, bf16)
         opt.zero_grad(set_to_none=True)

@@ -40,14 +40,14 @@ from gpt2viz.loading import BUNDLED
 from . import CORPUS_DIR, ROOT, TOKENS_DIR
 from .card import render_card
 from .evaluate import eval_loss, evaluate_saved, head_scores
-from .objectives import PrevTokenProbe, step_loss
-from .prepare import Batches, synthetic_batch, synthetic_pool, tokenize_split, val_sample_text
+from .objectives import lm_loss, synthetic_loss
+from .prepare import Batches, known_ids, synthetic_pool, tokenize_split, toy_batch, val_sample_text
 
 CONFIG_DIR = Path(__file__).with_name("config")
 DEVICES = ("cpu", "cuda")
 PATHS = ("corpus", "cache", "out")  # where the run reads and writes, not recorded with the run
 # figures of the training run itself, kept by --eval-only (which re-evaluates saved weights)
-TRAINING_FIELDS = ("seed", "hyperparameters", "command", "config", "parameters", "steps", "steps_planned",
+TRAINING_FIELDS = ("seed", "hyperparameters", "command", "config", "parameters", "steps", "synthetic_steps", "steps_planned",
                    "stopped_by", "tokens_seen", "train_tokens_available", "train_minutes",
                    "train_loss_ema_last", "history", "machine", "wall_minutes", "previous_run",
                    "tokens_seen_total", "steps_total", "train_minutes_total")
@@ -80,6 +80,7 @@ class TrainConfig:
     seq_len: int = _opt(512, "training window length (tokens)")
     batch_size: int = _opt(2, "windows per step")
     steps: int = _opt(950, "planned steps (sets the LR schedule)")
+    hold: int = _opt(0, "steps at the full lr after the warm-up, before the cosine decay starts")
     minutes: float = _opt(48.0, "hard wall-clock budget for training")
     lr: float = _opt(2e-3)
     min_lr_frac: float = _opt(0.1)
@@ -95,15 +96,21 @@ class TrainConfig:
     random_frac: float = _opt(0.5, "of those, fraction whose repeated span is uniform random tokens")
     repeat_min: int = _opt(10)
     repeat_max: int = _opt(100)
-    # synthetic steps and the previous-token probe (for previous-token and induction heads)
-    synthetic_frac: float = _opt(0.0, "fraction of steps on synthetic windows made only of repeated "
-                                      "random-token blocks (loss on the second copies, softmax over the "
-                                      "batch's ids plus --negatives)")
-    synthetic_len_max: int = _opt(80, "longest repeated block (min 4)")
-    synthetic_pool: int = _opt(0, "synthetic blocks draw from the N most frequent training ids (0: every id)")
-    negatives: int = _opt(2048, "random extra candidate ids in the sampled softmax of synthetic steps")
-    prev_aux: float = _opt(0.0, "weight of an auxiliary loss: a temporary probe (LayerNorm + Linear, not "
-                                "saved) reads the residual after block 0 and must name the previous token")
+    # synthetic steps (for induction heads: training/TOY_INDUCTION.md)
+    synthetic_frac: float = _opt(0.0, "fraction of steps (after --synthetic-first) on synthetic windows: "
+                                      "random pool ids with one block r + r at a random offset, the loss "
+                                      "only on r[1:] of the second copy, softmax over the pool")
+    synthetic_first: int = _opt(0, "the first N steps are all synthetic (the circuit forms before text "
+                                   "steps come in)")
+    synthetic_batch_size: int = _opt(32, "windows per synthetic step")
+    synthetic_seq_len: int = _opt(128, "synthetic window length (tokens)")
+    synthetic_len_min: int = _opt(6, "shortest repeated block")
+    synthetic_len_max: int = _opt(40, "longest repeated block (at most half the synthetic window)")
+    synthetic_pool: int = _opt(0, "synthetic windows draw from the N most frequent training ids (0: every id)")
+    induction_aux: float = _opt(0.0, "weight of a guide on synthetic steps: the --induction-head's attention "
+                                     "from each second-copy token to the token after its earlier "
+                                     "occurrence (−log of that weight)")
+    induction_head: str = _opt("1.0", "layer.head that --induction-aux guides")
     # evaluation
     eval_every: int = _opt(250)
     eval_tokens: int = _opt(8192, "held-out tokens in the periodic val loss")
@@ -212,11 +219,25 @@ def check_device(cfg: TrainConfig) -> None:
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Linear warm-up over `warmup` steps, then cosine decay to min_lr_frac × lr at `steps`."""
+    """Linear warm-up over `warmup` steps, `hold` steps at lr, then cosine decay to
+    min_lr_frac × lr at `steps`."""
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
-    t = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+    start = cfg.warmup + cfg.hold
+    t = min(1.0, max(0, step - start) / max(1, cfg.steps - start))
     return cfg.lr * (cfg.min_lr_frac + (1 - cfg.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def parse_head(text: str, config: gpt2viz.GPT2Config) -> tuple[int, int]:
+    """(layer, head) from "layer.head", checked against the model."""
+    try:
+        layer, head = (int(p) for p in text.split("."))
+    except ValueError:
+        raise SystemExit(f"--induction-head {text!r}: write layer.head, e.g. 1.0.") from None
+    if not (0 <= layer < config.n_layer and 0 <= head < config.n_head):
+        raise SystemExit(f"--induction-head {text}: this model has layers 0..{config.n_layer - 1} and heads "
+                         f"0..{config.n_head - 1}.")
+    return layer, head
 
 
 def sinusoidal_positions(n_positions: int, d: int, row_norm: torch.Tensor) -> torch.Tensor:
@@ -271,11 +292,8 @@ def train_model(cfg: TrainConfig, train: np.ndarray, val: np.ndarray, command: s
     print("hyper-parameters:", json.dumps(hparams), flush=True)
     print(f"parameters {n_params:,}", flush=True)
 
-    probe = PrevTokenProbe(config.n_embd) if cfg.prev_aux > 0 else None
     model.to(device)
-    if probe is not None:
-        probe.to(device)
-    params = list(model.parameters()) + (list(probe.parameters()) if probe is not None else [])
+    params = list(model.parameters())
     decay = [p for p in params if p.dim() >= 2]
     no_decay = [p for p in params if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
@@ -284,12 +302,15 @@ def train_model(cfg: TrainConfig, train: np.ndarray, val: np.ndarray, command: s
     batches = Batches(train, seq_len=cfg.seq_len, batch_size=cfg.batch_size, repeat_frac=cfg.repeat_frac,
                       random_frac=cfg.random_frac, repeat_min=cfg.repeat_min, repeat_max=cfg.repeat_max,
                       seed=cfg.seed)
-    step_rng = np.random.default_rng(cfg.seed + 2)  # synthetic-or-text choice, synthetic windows, negatives
+    step_rng = np.random.default_rng(cfg.seed + 2)  # synthetic-or-text choice, synthetic windows
     pool = synthetic_pool(train, cfg.synthetic_pool)
+    pool_ids = torch.from_numpy(pool).to(device)  # sorted
+    guided = parse_head(cfg.induction_head, config) if cfg.induction_aux > 0 else None
     eval_ids = val[:cfg.eval_tokens + 1]
+    known = known_ids(train)
     history: list[dict] = []
     t0 = time.time()
-    step, tokens_seen, ema = 0, 0, None
+    step, tokens_seen, ema, synth_ema, synthetic_steps = 0, 0, None, None, 0
     stopped_by = "steps"
     model.train()
     while step < cfg.steps:
@@ -298,38 +319,48 @@ def train_model(cfg: TrainConfig, train: np.ndarray, val: np.ndarray, command: s
             break
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg)
-        synthetic = step_rng.random() < cfg.synthetic_frac
+        synthetic = step < cfg.synthetic_first or step_rng.random() < cfg.synthetic_frac
         if synthetic:
-            x, y = synthetic_batch(step_rng, cfg.batch_size, cfg.seq_len, cfg.synthetic_len_max, pool)
+            x, y, keys = toy_batch(step_rng, cfg.synthetic_batch_size, cfg.synthetic_seq_len,
+                                   cfg.synthetic_len_min, cfg.synthetic_len_max, pool)
+            x, y, keys = x.to(device), y.to(device), keys.to(device)  # [B, T] each
+            loss, lv = synthetic_loss(model, x, y, keys, pool_ids, bool(cfg.bf16), guided, cfg.induction_aux)
         else:
             x, y = batches.next()
-        x, y = x.to(device), y.to(device)  # [B, T] each
-        loss, lv = step_loss(model, probe, x, y, synthetic=synthetic, negatives=cfg.negatives,
-                             prev_aux=cfg.prev_aux, bf16=bool(cfg.bf16), rng=step_rng)
+            x, y = x.to(device), y.to(device)  # [B, T] each
+            loss = lm_loss(model, x, y, bool(cfg.bf16))
+            lv = loss.item()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         opt.step()
         step += 1
         tokens_seen += x.numel()
-        if not synthetic or cfg.synthetic_frac >= 1:  # the EMA follows one kind of step only
+        if synthetic:
+            synthetic_steps += 1
+            synth_ema = lv if synth_ema is None else 0.95 * synth_ema + 0.05 * lv
+        else:
             ema = lv if ema is None else 0.95 * ema + 0.05 * lv
         if step % cfg.log_every == 0 or step == 1:
             el = time.time() - t0
-            print(f"step {step:5d}  {'synth' if synthetic else 'text '} next-token loss {lv:.3f}  "
-                  f"total {loss.item():.3f}  ema {ema or float('nan'):.3f}  lr {lr_at(step - 1, cfg):.2e}  "
+            print(f"step {step:5d}  {'synth' if synthetic else 'text '} loss {lv:.3f} (total {loss.item():.3f})  text ema "
+                  f"{ema or float('nan'):.3f}  synthetic ema {synth_ema or float('nan'):.3f}  "
+                  f"lr {lr_at(step - 1, cfg):.2e}  "
                   f"tokens {tokens_seen:,}  {tokens_seen / el:,.0f} tok/s  {el / 60:.1f} min", flush=True)
         if step % cfg.eval_every == 0:
             model.eval()
             vl, _ = eval_loss(model, eval_ids, cfg.seq_len, bool(cfg.bf16))
-            prev, ind = (best_head(s) for s in head_scores(model, val[:config.n_positions].tolist()))
+            scores = head_scores(model, val[:config.n_positions].tolist(), known=known)
+            prev, ind, ind_known = (best_head(s) for s in scores)
             model.train()
             history.append({"step": step, "tokens": tokens_seen, "train_loss_ema": ema,
-                            "val_loss_first_tokens": vl, "best_previous_token": prev, "best_induction": ind,
-                            "minutes": (time.time() - t0) / 60})
+                            "synthetic_loss_ema": synth_ema, "val_loss_first_tokens": vl,
+                            "best_previous_token": prev, "best_induction": ind,
+                            "best_induction_known_ids": ind_known, "minutes": (time.time() - t0) / 60})
             print(f"  eval step {step}: val loss (first {cfg.eval_tokens} val tokens) {vl:.3f}; best "
                   f"previous-token head {prev[0]}.{prev[1]} = {prev[2]:.3f}, induction {ind[0]}.{ind[1]} "
-                  f"= {ind[2]:.3f}", flush=True)
+                  f"= {ind[2]:.3f} (known ids: {ind_known[0]}.{ind_known[1]} = {ind_known[2]:.3f})",
+                  flush=True)
     train_minutes = (time.time() - t0) / 60
     print(f"training stopped ({stopped_by}) after {step} steps, {tokens_seen:,} tokens, "
           f"{train_minutes:.1f} min", flush=True)
@@ -338,7 +369,7 @@ def train_model(cfg: TrainConfig, train: np.ndarray, val: np.ndarray, command: s
     gpt2viz.save_model(model.cpu(), cfg.out, dtype=torch.float16)
     return {
         "seed": cfg.seed, "hyperparameters": hparams, "command": command, "config": config.to_hf_dict(),
-        "parameters": n_params, "steps": step, "steps_planned": cfg.steps, "stopped_by": stopped_by,
+        "parameters": n_params, "steps": step, "synthetic_steps": synthetic_steps, "steps_planned": cfg.steps, "stopped_by": stopped_by,
         "tokens_seen": tokens_seen, "train_tokens_available": int(len(train)),
         "train_minutes": round(train_minutes, 2), "train_loss_ema_last": ema, "history": history,
         "machine": machine(cfg),

@@ -7,16 +7,21 @@ from app import state
 from app.charts import chart
 from app.layer_head import on_grid_click, pick_head, pick_layer
 from app.model_picker import current_model
-from app.resources import attention_grid, attention_trace, induction
+from app.resources import attention_layer, induction, overview, tokenizer
 from app.sequence import analysed_ids_or_stop, labels_for, session_run, step_selector
-from gpt2viz.analysis import trace_previous_token_scores
+from app.zoom import zoom_controls
 from gpt2viz.viz.attention import (
     KINDS,
     PATTERN,
+    WINDOW,
     attention_heatmap_figure,
     attention_matrix,
+    block_max,
     head_grid_figure,
+    head_values,
+    overview_figure,
     step_rows_figure,
+    window_at,
 )
 from gpt2viz.viz.heads import head_scores, head_scores_figure
 
@@ -37,15 +42,28 @@ head = pick_head(config, c2)
 kind = state.widget(c3.radio, "Show", KINDS, key=state.ATTN_KIND, format_func=KIND_LABELS.get,
                     horizontal=True)
 
+summary = overview(current.source, ids)
+trace = attention_layer(current.source, ids, layer)
+long = len(ids) > 2 * WINDOW
 left, right = st.columns([2, 3])
 with left:
-    chart(st, head_grid_figure(attention_grid(current.source, ids), (layer, head)),
-                    key=state.HEAD_GRID, on_select=on_grid_click, selection_mode="points")
-    st.caption(f"{len(ids)} tokens. Tiles are shrunk to at most 24 × 24 cells; the big chart shows "
-               "every cell.")
-with right:
-    matrix = attention_matrix(attention_trace(current.source, ids), layer, head, kind, labels)
-    chart(st, attention_heatmap_figure(matrix), key="attention_heatmap")
+    chart(st, head_grid_figure(summary.grid, (layer, head)),
+          key=state.HEAD_GRID, on_select=on_grid_click, selection_mode="points")
+    st.caption(f"{len(ids)} tokens. Each tile keeps the largest weight of each block of cells (at most "
+               "24 × 24 blocks); the big chart shows every cell" + (" of the zoom window." if long else "."))
+if not long:
+    with right:
+        chart(st, attention_heatmap_figure(attention_matrix(trace, layer, head, kind, labels)),
+              key="attention_heatmap")
+else:
+    with right:
+        window = zoom_controls(tokenizer().token_texts(list(ids)), labels)
+        pooled = block_max(head_values(trace, layer, head, kind))
+        chart(st, overview_figure(pooled, kind, f"Layer {layer}, head {head}: the whole {kind} (largest "
+                                                f"of each block; the box is the zoom window)",
+                                  window_at(*window, len(ids))), key="attention_overview")
+    chart(st, attention_heatmap_figure(attention_matrix(trace, layer, head, kind, labels, window=window)),
+          key="attention_heatmap")
 
 st.subheader("What each head does")
 st.caption("Two standard tests give every head a score from 0 to 1. **Previous-token**: its mean "
@@ -67,8 +85,7 @@ with left:
     if len(ids) < 2:
         st.info("The previous-token score needs at least two tokens.")
     else:
-        scores = trace_previous_token_scores(attention_trace(current.source, ids), config.n_layer)
-        show_head_scores(scores, "Previous-token score (this text)", "previous_token_scores")
+        show_head_scores(summary.previous_token, "Previous-token score (this text)", "previous_token_scores")
 with right:
     show_head_scores(induction(current.source), "Induction score (repeated random tokens)",
                      "induction_scores")

@@ -6,7 +6,7 @@ from app import state
 from app.charts import chart
 from app.layer_head import pick_layer
 from app.model_picker import current_model
-from app.resources import mlp_trace
+from app.resources import mlp_layer
 from app.sequence import analysed_ids_or_stop, labels_for
 from gpt2viz.viz.mlp import POST, PRE, neuron_activations, neuron_heatmap_figure, top_neurons_per_token
 
@@ -30,7 +30,7 @@ most = min(128, config.d_mlp)
 state.keep_within(state.MLP_TOP_N, range(4, most + 1), min(32, most))
 top_n = state.widget(c3.slider, "Neurons shown", 4, most, key=state.MLP_TOP_N)
 
-trace = mlp_trace(current.source, tuple(ids))
+trace = mlp_layer(current.source, tuple(ids), layer)
 chart(st, neuron_heatmap_figure(neuron_activations(trace, layer, stage, top_n, labels)),
                 key="mlp_heatmap")
 st.markdown("**Top neurons per token** (after GELU)")

@@ -6,7 +6,7 @@ from app import state
 from app.charts import chart
 from app.layer_head import pick_head, pick_layer
 from app.model_picker import current_model
-from app.resources import attention_trace
+from app.resources import qkv_layer
 from app.sequence import analysed_ids_or_stop, labels_for
 from gpt2viz import act_name
 from gpt2viz.viz.qkv import (
@@ -44,7 +44,8 @@ state.keep_within(state.QUERY, positions, positions[-1])
 query = state.widget(c3.selectbox, "Query token", positions, key=state.QUERY, format_func=labels.__getitem__,
                      help="Selecting a generation step sets this to the token whose output predicted it.")
 
-c = head_computation(current.model, attention_trace(current.source, tuple(ids)), layer, head, query, labels)
+c = head_computation(current.model, qkv_layer(current.source, tuple(ids), layer), layer, head, query,
+                     labels)
 
 left, right = st.columns(2)
 with left:

@@ -1,14 +1,23 @@
-"""Attention patterns and scores: one head as a large query × key heatmap, every head as a grid."""
+"""Attention patterns and scores: one head as a large query × key heatmap (at long contexts a
+max-pooled overview of the whole pattern plus a labelled zoom window), every head as a grid.
+
+What the Attention page records is one layer at a time (`attention_layer_names`), the patterns
+in float16 (`HALF_PATTERNS`); a head's scores are recomputed from its q and k on demand, and the
+head grid comes from one pass that keeps nothing large (`attention_overview`).
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import plotly.graph_objects as go
+import torch
 
-from gpt2viz import Trace
+from gpt2viz import GPT2, Trace, act_name
+from gpt2viz.analysis import previous_token_score
 
 from .tokens import thinned
 
@@ -16,7 +25,25 @@ PATTERN = "pattern"  # after softmax
 SCORES = "scores"  # before softmax: q·k / √d_head with the causal mask
 KINDS = (PATTERN, SCORES)
 MASK_COLOUR = "#c8c8c8"
-_SHORT = {PATTERN: "pattern", SCORES: "attn_scores"}  # TransformerLens short names
+WINDOW = 64  # positions per side of the labelled zoom window at long contexts
+OVERVIEW = 256  # at most this many cells per side in a downsampled overview
+HALF_PATTERNS = {act_name("pattern", "*"): lambda t: t.half()}  # Recorder keep_as: display precision
+
+
+def attention_layer_names(layer: int) -> list[str]:
+    """What the Attention page records for one layer: q and k (for the scores) and the pattern."""
+    return [act_name(short, layer) for short in ("q", "k", "pattern")]
+
+
+def head_scores(trace: Trace, layer: int, head: int) -> np.ndarray:
+    """[query, key] q·k / √d_head of one head, recomputed from the recorded hook_q and hook_k of a
+    whole-sequence trace (start 0), before the mask; float32."""
+    if trace.start != 0:
+        raise ValueError("Scores are rebuilt from q and k of every position: record the whole sequence "
+                         "(start 0), not a step over a key/value cache.")
+    q = trace["q", layer][:, head].float()  # [pos, d_head]
+    k = trace["k", layer][:, head].float()  # [pos, d_head]
+    return (q @ k.T / math.sqrt(q.shape[-1])).numpy()
 
 
 @dataclass(frozen=True)
@@ -27,6 +54,7 @@ class AttentionMatrix:
     key_labels: list[str]
     kind: str
     title: str
+    query_offset: int = 0  # position of the first query minus that of the first key
 
 
 def future_mask(n_query: int, n_key: int, start: int = 0) -> np.ndarray:
@@ -35,16 +63,109 @@ def future_mask(n_query: int, n_key: int, start: int = 0) -> np.ndarray:
     return np.arange(n_key)[None, :] > (start + np.arange(n_query))[:, None]
 
 
+def head_values(trace: Trace, layer: int, head: int, kind: str) -> np.ndarray:
+    """[query, key] float32 pattern (recorded) or scores (rebuilt from q and k) of one head, NaN
+    where the causal mask hides the key."""
+    if kind == PATTERN:
+        values = trace["pattern", layer][head].float().numpy()
+    else:
+        values = head_scores(trace, layer, head)
+    return np.where(future_mask(*values.shape, start=trace.start), np.nan, values).astype(np.float32)
+
+
 def attention_matrix(
-    trace: Trace, layer: int, head: int, kind: str, labels: Sequence[str]
+    trace: Trace, layer: int, head: int, kind: str, labels: Sequence[str],
+    window: tuple[int, int] | None = None,
 ) -> AttentionMatrix:
-    """The selected head's pattern or scores over `trace`; `labels` names every key position."""
-    values = trace[_SHORT[kind], layer][head].numpy().astype(np.float32)
-    masked = future_mask(*values.shape, start=trace.start)
-    values = np.where(masked, np.nan, values).astype(np.float32)
-    q_labels = list(labels[trace.start:trace.start + values.shape[0]])
-    return AttentionMatrix(values, masked, q_labels, list(labels[: values.shape[1]]), kind,
-                           f"Layer {layer}, head {head}: attention {kind}")
+    """The selected head's pattern or scores over `trace`; `labels` names every key position.
+    `window` = (first query, first key) shows only `WINDOW` × `WINDOW` positions from there."""
+    values = head_values(trace, layer, head, kind)
+    q0, k0 = trace.start, 0
+    title = f"Layer {layer}, head {head}: attention {kind}"
+    if window is not None:
+        rows, cols = window_at(*window, values.shape[0])
+        values = values[rows.start - trace.start:rows.stop - trace.start, cols.start:cols.stop]
+        q0, k0 = rows.start, cols.start
+        title += f" (queries {rows.start}–{rows.stop - 1}, keys {cols.start}–{cols.stop - 1})"
+    masked = np.isnan(values) & future_mask(*values.shape, start=q0 - k0)
+    q_labels = list(labels[q0:q0 + values.shape[0]])
+    return AttentionMatrix(values, masked, q_labels, list(labels[k0:k0 + values.shape[1]]), kind, title,
+                           q0 - k0)
+
+
+def window_at(first_query: int, first_key: int, n: int, size: int = WINDOW) -> tuple[range, range]:
+    """(query rows, key columns) of a zoom window of at most size × size over n positions,
+    moved back inside the sequence when it would run past the end."""
+    def span(first: int) -> range:
+        start = max(0, min(first, n - size))
+        return range(start, min(n, start + size))
+
+    return span(first_query), span(first_key)
+
+
+def window_around(position: int, n: int, size: int = WINDOW) -> tuple[int, int]:
+    """(first query, first key) of the window whose bottom row is `position` (or as near as
+    fits): that token's attention to the `size` positions up to it."""
+    first = max(0, min(position - size + 1, n - size))
+    return first, first
+
+
+def find_positions(texts: Sequence[str], query: str) -> list[int]:
+    """Positions whose token text contains `query` (case-insensitive; surrounding spaces of the
+    query are ignored, so "cat" finds " cat")."""
+    needle = query.strip().lower()
+    if not needle:
+        return []
+    return [i for i, text in enumerate(texts) if needle in text.lower()]
+
+
+@dataclass(frozen=True)
+class Overview:
+    """A [query, key] matrix max-pooled into blocks: the strongest cell of each block survives,
+    so a thin stripe (a previous-token head's diagonal) stays visible."""
+    values: np.ndarray  # [row block, column block] float32; NaN where a whole block is masked
+    row_starts: np.ndarray  # first position of each row block
+    col_starts: np.ndarray  # first position of each column block
+    n_rows: int
+    n_cols: int
+
+
+def block_max(matrix: np.ndarray, size: int = OVERVIEW) -> Overview:
+    """Shrink a [q, k] matrix to at most [size, size] keeping each block's maximum (NaN-aware:
+    NaN only where the whole block is NaN)."""
+    rows, cols = matrix.shape
+    r = np.linspace(0, rows, min(rows, size) + 1).astype(int)[:-1]
+    c = np.linspace(0, cols, min(cols, size) + 1).astype(int)[:-1]
+    with np.errstate(invalid="ignore"):
+        pooled = np.fmax.reduceat(np.fmax.reduceat(matrix, r, axis=0), c, axis=1)
+    return Overview(pooled.astype(np.float32), r, c, rows, cols)
+
+
+def overview_figure(o: Overview, kind: str, title: str,
+                    window: tuple[range, range] | None = None) -> go.Figure:
+    """The pooled matrix over position axes (hover gives each block's positions); `window`
+    outlines the zoom window."""
+    pattern = kind == PATTERN
+    row_ends = np.append(o.row_starts[1:], o.n_rows) - 1
+    col_ends = np.append(o.col_starts[1:], o.n_cols) - 1
+    custom = np.stack(np.broadcast_arrays(o.row_starts[:, None], row_ends[:, None],
+                                          o.col_starts[None, :], col_ends[None, :]), axis=-1)
+    fig = go.Figure(go.Heatmap(
+        z=o.values, x=o.col_starts, y=o.row_starts, customdata=custom, name=kind,
+        colorscale="Viridis" if pattern else "RdBu_r", zmid=None if pattern else 0.0,
+        zmin=0.0 if pattern else None, zmax=1.0 if pattern else None,
+        colorbar=dict(title="max weight" if pattern else "max score"),
+        hovertemplate="queries %{customdata[0]}–%{customdata[1]}<br>keys %{customdata[2]}–"
+                      "%{customdata[3]}<br>max " + kind + " %{z:.4f}<extra></extra>",
+    ))
+    if window is not None:
+        rows, cols = window
+        fig.add_shape(type="rect", x0=cols.start - 0.5, x1=cols.stop - 0.5, y0=rows.start - 0.5,
+                      y1=rows.stop - 0.5, line=dict(color="#e4572e", width=2), name="zoom window")
+    fig.update_xaxes(title_text="key position", showgrid=False)
+    fig.update_yaxes(title_text="query position", autorange="reversed", showgrid=False)
+    fig.update_layout(title=title, height=560, margin=dict(l=10, r=10, t=50, b=10))
+    return fig
 
 
 def masked_region_path(n_query: int, n_key: int, start: int = 0) -> str:
@@ -52,7 +173,7 @@ def masked_region_path(n_query: int, n_key: int, start: int = 0) -> str:
     diagonal where key j > query start+i."""
     points = [(n_key - 0.5, -0.5)]
     for i in range(n_query):
-        x = min(start + i + 0.5, n_key - 0.5)
+        x = min(max(start + i + 0.5, -0.5), n_key - 0.5)
         points += [(x, i - 0.5), (x, i + 0.5)]
     points.append((n_key - 0.5, n_query - 0.5))
     return "M " + " L ".join(f"{x},{y}" for x, y in points) + " Z"
@@ -72,8 +193,7 @@ def attention_heatmap_figure(m: AttentionMatrix, max_ticks: int = 30) -> go.Figu
     fig = go.Figure(values)
     if m.masked.any():
         n_query, n_key = m.masked.shape
-        start = n_key - n_query  # a trace of new positions over cached keys
-        fig.add_shape(type="path", path=masked_region_path(n_query, n_key, start), layer="below",
+        fig.add_shape(type="path", path=masked_region_path(n_query, n_key, m.query_offset), layer="below",
                       fillcolor=MASK_COLOUR, line=dict(width=0), name="masked")
         fig.add_annotation(
             x=1, y=1, xref="paper", yref="paper", xanchor="right", yanchor="top",
@@ -89,25 +209,9 @@ def attention_heatmap_figure(m: AttentionMatrix, max_ticks: int = 30) -> go.Figu
     return fig
 
 
-def pooled(matrix: np.ndarray, size: int) -> np.ndarray:
-    """Shrink a [q, k] matrix to at most [size, size] by NaN-aware block means."""
-    rows, cols = matrix.shape
-    r_starts = np.linspace(0, rows, min(rows, size) + 1).astype(int)[:-1]
-    c_starts = np.linspace(0, cols, min(cols, size) + 1).astype(int)[:-1]
-    known = ~np.isnan(matrix)
-
-    def block_sums(x: np.ndarray) -> np.ndarray:
-        return np.add.reduceat(np.add.reduceat(x, r_starts, axis=0), c_starts, axis=1)
-
-    counts = block_sums(known.astype(np.float32))
-    sums = block_sums(np.where(known, matrix, 0.0).astype(np.float32))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(counts > 0, sums / counts, np.nan).astype(np.float32)
-
-
 @dataclass(frozen=True)
 class HeadGrid:
-    image: np.ndarray  # every head's pooled pattern tiled: [layers*(tile+1)-1, heads*(tile+1)-1]
+    image: np.ndarray  # every head's max-pooled pattern tiled: [layers*(tile+1)-1, heads*(tile+1)-1]
     tile: int
     n_layer: int
     n_head: int
@@ -118,19 +222,39 @@ class HeadGrid:
         return head * step + (self.tile - 1) / 2, layer * step + (self.tile - 1) / 2
 
 
-def head_grid(trace: Trace, n_layer: int, n_head: int, tile: int = 24) -> HeadGrid:
-    """All heads' patterns, each pooled to `tile` × `tile` (fewer when the sequence is shorter)."""
-    first = trace["pattern", 0]
-    tile = min(tile, first.shape[1], first.shape[2])
+@dataclass(frozen=True)
+class AttentionOverview:
+    """What the Attention page shows of every head at once, from one forward pass."""
+    grid: HeadGrid
+    previous_token: torch.Tensor  # [layer, head] previous-token score on this text
+
+
+def attention_overview(model: GPT2, ids: Sequence[int], tile: int = 24) -> AttentionOverview:
+    """Every head's pattern max-pooled to a `tile` × `tile` tile (fewer cells when the sequence
+    is shorter) and every head's previous-token score, computed inside one forward pass as each
+    layer's pattern goes by: no layer's [head, pos, pos] pattern outlives its layer."""
+    cfg = model.config
+    n = len(ids)
+    tile = min(tile, n)
     step = tile + 1
-    image = np.full((n_layer * step - 1, n_head * step - 1), np.nan, dtype=np.float32)
-    for layer in range(n_layer):
-        pattern = trace["pattern", layer].numpy()
-        masked = future_mask(pattern.shape[1], pattern.shape[2], trace.start)
-        for head in range(n_head):
-            block = pooled(np.where(masked, np.nan, pattern[head]), tile)
-            image[layer * step:layer * step + tile, head * step:head * step + tile] = block
-    return HeadGrid(image, tile, n_layer, n_head)
+    image = np.full((cfg.n_layer * step - 1, cfg.n_head * step - 1), np.nan, dtype=np.float32)
+    previous = torch.zeros(cfg.n_layer, cfg.n_head)
+    masked = future_mask(n, n)
+
+    def observer(layer: int):
+        def observe(pattern: torch.Tensor) -> torch.Tensor:  # [1, head, pos, pos]
+            p = pattern[0].float()
+            previous[layer] = previous_token_score(p) if n > 1 else 0.0
+            p = p.cpu().numpy()
+            for head in range(cfg.n_head):
+                block = block_max(np.where(masked, np.nan, p[head]), tile).values
+                image[layer * step:layer * step + tile, head * step:head * step + tile] = block
+            return pattern
+        return observe
+
+    edits = {act_name("pattern", layer): observer(layer) for layer in range(cfg.n_layer)}
+    model.run_with_capture(list(ids), names=[], edits=edits, keep_logits=False)
+    return AttentionOverview(HeadGrid(image, tile, cfg.n_layer, cfg.n_head), previous)
 
 
 def head_grid_figure(grid: HeadGrid, selected: tuple[int, int]) -> go.Figure:

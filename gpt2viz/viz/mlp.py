@@ -14,7 +14,9 @@ from .tokens import thinned
 
 PRE = "pre"  # mlp.hook_pre: before GELU (TransformerLens short names)
 POST = "post"  # mlp.hook_post: after GELU
-MLP_NAMES = (act_name(PRE, "*"), act_name(POST, "*"))
+def mlp_layer_names(layer: int) -> list[str]:
+    """What the MLP page records for one layer: before and after GELU."""
+    return [act_name(PRE, layer), act_name(POST, layer)]
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,10 @@ from gpt2viz import GPT2, Trace, act_name
 from .attention import MASK_COLOUR
 from .tokens import thinned
 
-# The hook points `head_computation` reads, every layer (patterns for Recorder names).
-QKV_NAMES = tuple(act_name(short, "*")
-                  for short in ("q", "k", "v", "attn_scores", "pattern", "z", "attn_out"))
+
+def qkv_layer_names(layer: int) -> list[str]:
+    """What `head_computation` reads for one layer."""
+    return [act_name(short, layer) for short in ("q", "k", "v", "attn_scores", "pattern", "z", "attn_out")]
 
 
 @dataclass(frozen=True)
