@@ -8,7 +8,9 @@ derived from them use `st.cache_resource`.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import ParamSpec, TypeVar
 
 import streamlit as st
@@ -17,12 +19,18 @@ import torch
 import gpt2viz
 from gpt2viz import GPT2, Trace
 from gpt2viz.analysis import induction_scores
-from gpt2viz.attribution import DirectLogitAttribution, attribution_names, direct_logit_attribution, saliency
+from gpt2viz.attribution import (
+    SALIENCY_BF16_FROM,
+    DirectLogitAttribution,
+    attribution_names,
+    direct_logit_attribution,
+    saliency,
+)
+from gpt2viz.budget import RecordingStore, budget_from_env
 from gpt2viz.interventions import ablate_heads, ablate_neurons
 from gpt2viz.lens import LogitLens, ResidualNorms, final_choice_logits, logit_lens, residual_norms
 from gpt2viz.lesson import Lesson
 from gpt2viz.step import CachedStep, cached_step, record_sequence
-from gpt2viz.budget import RecordingStore, budget_from_env
 from gpt2viz.viz.attention import HALF_PATTERNS, AttentionOverview, attention_layer_names, attention_overview
 from gpt2viz.viz.lesson import CardView, card_view
 from gpt2viz.viz.mlp import mlp_layer_names
@@ -32,6 +40,16 @@ DEFAULT_SOURCE = ""  # gpt2viz.load_default_model(): $GPT2VIZ_MODEL, else gpt2, 
 
 P = ParamSpec("P")
 R = TypeVar("R")
+_TURN = threading.RLock()
+
+
+@contextmanager
+def model_turn() -> Iterator[None]:
+    """The process's one turn at running the model: sessions take turns, step by step, instead of
+    all running at once. Twenty sessions' forward passes at once on 2 cores starved the server
+    (its health endpoint stalled for over 10 s). Re-entrant: a computation may call another."""
+    with _TURN:
+        yield
 
 
 @st.cache_resource
@@ -46,10 +64,16 @@ def recording(spinner: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
     def decorate(fn: Callable[P, R]) -> Callable[P, R]:
         @functools.wraps(fn)
         def kept(*args: P.args, **kwargs: P.kwargs) -> R:
+            key = (fn.__name__, args, tuple(sorted(kwargs.items())))
+            found, value = recordings().lookup(key)
+            if found:
+                return value
+
             def compute() -> R:
                 with st.spinner(spinner):
                     return fn(*args, **kwargs)
-            return recordings().get((fn.__name__, args, tuple(sorted(kwargs.items()))), compute)
+            with model_turn():  # taken before the store's per-key wait: one lock order, no deadlock
+                return recordings().get(key, compute)
         return kept
     return decorate
 
@@ -89,21 +113,24 @@ def mlp_layer(source: str, ids: tuple[int, ...], layer: int) -> Trace:
 @st.cache_resource(show_spinner="Running the model…", max_entries=16)
 def next_token_logits(source: str, ids: tuple[int, ...]) -> torch.Tensor:
     """[vocab] the logits after the last of `ids`."""
-    return load(source)[0].run_with_capture(list(ids), names=[]).logits[-1]
+    with model_turn():
+        return load(source)[0].run_with_capture(list(ids), names=[]).logits[-1]
 
 
 @st.cache_resource(show_spinner="Pooling every head's pattern…", max_entries=8)
 def overview(source: str, ids: tuple[int, ...]) -> AttentionOverview:
     """Every head's pooled pattern and previous-token score (nothing large is kept)."""
-    return attention_overview(load(source)[0], ids)
+    with model_turn():
+        return attention_overview(load(source)[0], ids)
 
 
 @st.cache_resource(show_spinner="Measuring induction heads on repeated random tokens…", max_entries=2)
 def induction(source: str) -> torch.Tensor:
     """Every head's induction score, [layer, head]: 4 random blocks of up to 50 tokens, each repeated
     (the test of the model card), shortened to fit a small context."""
-    model = load(source)[0]
-    return induction_scores(model, seq_len=min(50, (model.config.n_positions - 1) // 2))
+    with model_turn():
+        model = load(source)[0]
+        return induction_scores(model, seq_len=min(50, (model.config.n_positions - 1) // 2))
 
 
 @recording("Recording the residual stream, keys and values…")
@@ -115,7 +142,8 @@ def sequence_trace(source: str, ids: tuple[int, ...]) -> Trace:
 @st.cache_resource(max_entries=4)
 def lens_overview(source: str, ids: tuple[int, ...]) -> torch.Tensor:
     """[point, pos] the final choice's logit at every depth (gpt2viz.lens.final_choice_logits)."""
-    return final_choice_logits(load(source)[0], sequence_trace(source, ids))
+    with model_turn():
+        return final_choice_logits(load(source)[0], sequence_trace(source, ids))
 
 
 @st.cache_resource(max_entries=4)
@@ -145,7 +173,9 @@ def attribution_trace(source: str, ids: tuple[int, ...]) -> Trace:
 @st.cache_resource(show_spinner="Computing gradients × inputs…", max_entries=8)
 def input_saliency(source: str, ids: tuple[int, ...], position: int, target: int,
                    distractor: int | None) -> torch.Tensor:
-    return saliency(load(source)[0], list(ids), position, target, distractor)
+    with model_turn():
+        return saliency(load(source)[0], list(ids), position, target, distractor,
+                        bf16=position + 1 >= SALIENCY_BF16_FROM)
 
 
 def ablation_edits(model: GPT2, units: tuple[tuple[int, int], ...], kind: str, mode: str) -> dict:
@@ -166,9 +196,10 @@ def attribution(source: str, ids: tuple[int, ...], position: int, target: int,
 def ablated_logits(source: str, ids: tuple[int, ...], units: tuple[tuple[int, int], ...], kind: str,
                    mode: str) -> torch.Tensor:
     """[vocab] the last position's logits with `units` (heads or neurons) ablated."""
-    model = load(source)[0]
-    edits = ablation_edits(model, units, kind, mode)
-    return model.run_with_capture(list(ids), names=[], edits=edits).logits[-1]
+    with model_turn():
+        model = load(source)[0]
+        edits = ablation_edits(model, units, kind, mode)
+        return model.run_with_capture(list(ids), names=[], edits=edits).logits[-1]
 
 
 @st.cache_resource(show_spinner="Writing the other continuation…", max_entries=8)
@@ -177,20 +208,22 @@ def continuation(source: str, ids: tuple[int, ...], settings: tuple[tuple[str, o
     """Prompt + generated ids of a generation from `ids` with `settings` (and an ablation:
     (units, "heads" | "neurons", mode)). A mean ablation generates without the cache (see
     gpt2viz.interventions)."""
-    model, edits, use_cache = load(source)[0], None, True
-    if ablation is not None:
-        units, kind, mode = ablation
-        edits = ablation_edits(model, units, kind, mode)
-        use_cache = mode == "zero"
-    g = gpt2viz.Generation(model, tokenizer(), list(ids), record=False, edits=edits, use_cache=use_cache,
-                           **dict(settings))
-    list(g)
-    return g.ids
+    with model_turn():
+        model, edits, use_cache = load(source)[0], None, True
+        if ablation is not None:
+            units, kind, mode = ablation
+            edits = ablation_edits(model, units, kind, mode)
+            use_cache = mode == "zero"
+        g = gpt2viz.Generation(model, tokenizer(), list(ids), record=False, edits=edits, use_cache=use_cache,
+                               **dict(settings))
+        list(g)
+        return g.ids
 
 
 @st.cache_resource(show_spinner="Running the model for the lesson…", max_entries=2)
 def lesson(source: str, prompt: str) -> Lesson:
-    return Lesson(load(source)[0], tokenizer(), prompt)
+    with model_turn():
+        return Lesson(load(source)[0], tokenizer(), prompt)
 
 
 @st.cache_resource(max_entries=64)

@@ -12,7 +12,7 @@ from gpt2viz import GPT2, Generation, act_name
 
 from . import state
 from .model_picker import CurrentModel
-from .resources import tokenizer
+from .resources import model_turn, tokenizer
 
 STOP_MESSAGES = {
     gpt2viz.STOP_ENDOFTEXT: f"the model chose `{gpt2viz.EOT_TEXT}`",
@@ -59,7 +59,8 @@ def example_run(_model: GPT2, source: str) -> Generation:
     """The default prompt generated to the end with the default settings, once per process and
     model: the finished example a new session opens on. Finished, so sessions can share it."""
     run = start(_model, state.DEFAULTS[state.PROMPT], DEFAULT_SETTINGS)
-    list(run)
+    with model_turn():
+        list(run)
     return run
 
 

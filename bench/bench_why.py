@@ -1,7 +1,9 @@
 """Time what the Why-this-token page computes for one step: the recording it reads, direct logit
 attribution and gradient × input saliency, on gpt2-small sized random weights at 20 and 1,000
 tokens. Target on this 2-core CPU: attribution + saliency under 2 s at 1,000 tokens (the page
-records a sequence once and reuses it for every step, so the recording is timed apart).
+records a sequence once and reuses it for every step, so the recording is timed apart). Saliency
+runs as the app runs it: in float32 below `SALIENCY_BF16_FROM` positions, in bfloat16 from there
+(its float32 time is printed beside it).
 Usage: .venv/bin/python bench/bench_why.py [--repeats 3]
 """
 
@@ -19,7 +21,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anyw
 import torch  # noqa: E402
 
 import gpt2viz  # noqa: E402
-from gpt2viz.attribution import attribution_names, direct_logit_attribution, saliency  # noqa: E402
+from gpt2viz.attribution import (  # noqa: E402
+    SALIENCY_BF16_FROM,
+    attribution_names,
+    direct_logit_attribution,
+    saliency,
+)
 
 
 def timed(fn, *args) -> tuple[float, object]:
@@ -40,17 +47,23 @@ def main() -> None:
     names = attribution_names(model.config.n_layer)
     for n in (20, 1000):
         ids = torch.randint(0, 50000, (n,), generator=torch.Generator().manual_seed(n)).tolist()
-        record, dla, sal = [], [], []
+        bf16 = n >= SALIENCY_BF16_FROM
+        record, dla, sal, sal32 = [], [], [], []
         for _ in range(args.repeats):
             t, trace = timed(model.run_with_capture, ids, names)
             record.append(t)
             target, distractor = trace.logits[-1].topk(2).indices.tolist()
             dla.append(timed(direct_logit_attribution, model, trace, n - 1, target, distractor)[0])
-            sal.append(timed(saliency, model, ids, n - 1, target, distractor)[0])
+            sal.append(timed(saliency, model, ids, n - 1, target, distractor, bf16)[0])
+            if bf16:
+                sal32.append(timed(saliency, model, ids, n - 1, target, distractor)[0])
         r, d, s = (statistics.median(x) for x in (record, dla, sal))
         met = "met" if d + s < 2 else "MISSED"
         verdict = "" if n < 1000 else f"  (target: attribution + saliency < 2 s: {met})"
-        print(f"{n:5d} tokens: record {r:.3f} s + attribution {d:.3f} s + saliency {s:.3f} s{verdict}")
+        kind = "bfloat16" if bf16 else "float32"
+        also = f"; float32 saliency {statistics.median(sal32):.3f} s" if bf16 else ""
+        print(f"{n:5d} tokens: record {r:.3f} s + attribution {d:.3f} s + saliency ({kind}) {s:.3f} s"
+              f"{verdict}{also}")
 
 
 if __name__ == "__main__":

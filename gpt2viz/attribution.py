@@ -83,11 +83,19 @@ def direct_logit_attribution(model: GPT2, trace: Trace, position: int, target: i
     return DirectLogitAttribution(position, target, distractor, heads, mlps, rest, total)
 
 
+# From this many positions on, the app computes saliency in bfloat16 (see `saliency`).
+SALIENCY_BF16_FROM = 256
+
+
 def saliency(model: GPT2, ids: list[int], position: int, target: int,
-             distractor: int | None = None) -> torch.Tensor:
+             distractor: int | None = None, bf16: bool = False) -> torch.Tensor:
     """Gradient × input, [position + 1]: Σ_d ∂L/∂x[i, d] · x[i, d] for each input position i ≤
     `position`, where x is the token + position embedding and L the logit (difference) at
-    `position`. Gradients flow to the input only: the shared model's parameters get no .grad."""
+    `position`. Gradients flow to the input only: the shared model's parameters get no .grad.
+
+    `bf16` runs the forward and backward pass under bfloat16 autocast on the model's device:
+    on a CPU with bfloat16 units about 2.5× faster at 1,000 tokens, every value within about 1%
+    of the largest one (measured on random gpt2-small weights; tests/test_attribution.py)."""
     ids = model.check_ids(ids)
     if not 0 <= position < len(ids):
         raise ValueError(f"position must lie in 0..{len(ids) - 1}, not {position}.")
@@ -99,11 +107,11 @@ def saliency(model: GPT2, ids: list[int], position: int, target: int,
         return leaf[0]
 
     idx = torch.tensor([ids], device=model.device)
-    with torch.enable_grad():
+    with torch.enable_grad(), torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=bf16):
         rec = Recorder(names=[act_name("pos_embed")], edits={act_name("embed"): as_input})
         # Only this position's logits: unembedding every position would double the cost.
         logits = model.unembed(model.run_blocks(idx, recorder=rec)[0, position])  # [vocab]
         loss = logits[target] - (logits[distractor] if distractor is not None else 0.0)
         (grad,) = torch.autograd.grad(loss, leaf[0])  # [1, pos, d_model]; only the input's gradient
     x = leaf[0].detach() + rec.tensors[act_name("pos_embed")]  # the block input, [1, pos, d_model]
-    return (grad * x)[0].sum(-1).float().cpu()
+    return (grad.float() * x.float())[0].sum(-1).cpu()

@@ -27,8 +27,8 @@ T = TypeVar("T")
 
 
 def nbytes(obj: Any) -> int:
-    """Bytes of memory held by the tensors and arrays inside `obj` (tensors, arrays, mappings such
-    as a Trace, sequences, dataclasses, and the attributes of plain objects); other values count
+    """Bytes of memory held by the tensors and arrays inside `obj` (tensors, arrays, the
+    attributes of objects such as a Trace, mappings, sequences, dataclasses); other values count
     0. A tensor counts its whole storage, once however many views share it (a recorded q is a view
     of the fused q, k, v projection, which stays alive as long as q does)."""
     seen: set[int] = set()  # ids of the objects visited
@@ -46,15 +46,14 @@ def nbytes(obj: Any) -> int:
             return storage.nbytes()
         if isinstance(x, np.ndarray):
             return x.nbytes
+        if hasattr(x, "__dict__") and not isinstance(x, type):  # a Trace: its attributes, not its
+            return sum(walk(v) for v in vars(x).values())  # values (reading them computes deferred ones)
         if isinstance(x, Mapping):
-            inner = sum(walk(v) for v in x.values())
-            return inner + sum(walk(v) for v in vars(x).values()) if hasattr(x, "__dict__") else inner
+            return sum(walk(v) for v in x.values())
         if isinstance(x, (list, tuple)):
             return sum(walk(v) for v in x)
-        if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        if dataclasses.is_dataclass(x) and not isinstance(x, type):  # frozen, slotted ones too
             return sum(walk(getattr(x, f.name)) for f in dataclasses.fields(x))
-        if hasattr(x, "__dict__") and not isinstance(x, type):
-            return sum(walk(v) for v in vars(x).values())
         return 0
 
     return walk(obj)
@@ -102,6 +101,14 @@ class RecordingStore:
     def __contains__(self, key: Hashable) -> bool:
         with self._lock:
             return key in self._items
+
+    def lookup(self, key: Hashable) -> tuple[bool, Any]:
+        """(True, value) when `key` is stored (it becomes the most recently used), else (False, None)."""
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return True, self._items[key][0]
+            return False, None
 
     def get(self, key: Hashable, compute: Callable[[], T]) -> T:
         """The value stored under `key`, computing and storing it first when missing."""

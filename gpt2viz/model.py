@@ -33,6 +33,15 @@ def causal_mask(past: int, total: int, device: torch.device) -> torch.Tensor:
     return torch.arange(total, device=device)[None, :] <= q_pos[:, None]
 
 
+def attention_scores(q: torch.Tensor, k: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    """[B, H, T, S] q·k / √d_head, −inf where `allowed` [B, T, S] is False; q [B, T, H, D] and
+    k [B, S, H, D]. The forward pass and a recording's deferred scores both call this, so the
+    two agree bit for bit."""
+    scores = torch.matmul(q.transpose(1, 2), k.permute(0, 2, 3, 1))  # [B, H, T, S]
+    # In place: the matmul's fresh output is ours alone, and [H, T, S] copies are large.
+    return scores.div_(math.sqrt(q.shape[-1])).masked_fill_(~allowed[:, None], float("-inf"))
+
+
 class LayerNorm(nn.LayerNorm):
     """nn.LayerNorm with TransformerLens's two hook points: the scale √(var + eps) and the
     normalised x − mean / scale, before the weight and bias are applied."""
@@ -81,10 +90,13 @@ class Attention(nn.Module):
 
         if rec is not None and any(rec.wants(name) for name in self._explicit):
             allowed = hook(rec, n["mask"], causal_mask(past, S, x.device).expand(B, T, S))
-            scores = torch.matmul(q.transpose(1, 2), k.permute(0, 2, 3, 1))  # [B, H, T, S]
-            # In place: the matmul's fresh output is ours alone, and [H, T, S] copies are large.
-            scores.div_(math.sqrt(D)).masked_fill_(~allowed[:, None], float("-inf"))
-            scores = hook(rec, n["attn_scores"], scores)  # [B, H, T, S]
+            scores = attention_scores(q, k, allowed)  # [B, H, T, S]
+            # Kept scores are rebuilt from q and k when read: keeping them would double the
+            # largest memory of a recording. With a cache, k is a view of a buffer that later
+            # steps overwrite, so the rebuild gets its own copy.
+            own_k = k if cache is None else k.clone()
+            if not rec.defer(n["attn_scores"], attention_scores, q, own_k, allowed):
+                scores = hook(rec, n["attn_scores"], scores)  # [B, H, T, S]
             pattern = hook(rec, n["pattern"], scores.softmax(dim=-1))  # [B, H, T, S]
             z = torch.matmul(pattern, v.transpose(1, 2)).transpose(1, 2)  # [B, T, H, D]
         else:

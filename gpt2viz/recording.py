@@ -19,6 +19,21 @@ from .hooks import is_opt_in, point_of, recorded_by_default
 Edit = Callable[[torch.Tensor], torch.Tensor]
 
 
+class Deferred:
+    """A kept activation that is computed when it is read, from the `inputs` it holds (see
+    `Recorder.defer`): the attention scores, rebuilt from q and k, instead of a [head, pos, pos]
+    tensor per layer kept from the forward pass."""
+
+    def __init__(self, compute: Callable[..., torch.Tensor], *inputs: object,
+                 convert: Edit | None = None) -> None:
+        self.compute, self.inputs, self.convert = compute, inputs, convert
+
+    def __call__(self) -> torch.Tensor:
+        with torch.no_grad():
+            value = self.compute(*self.inputs)
+        return value if self.convert is None else self.convert(value)
+
+
 class Recorder:
     """Keeps the activations named by `names` and applies `edits` (name -> fn(tensor) -> tensor).
 
@@ -77,6 +92,16 @@ class Recorder:
             if not matched:
                 raise KeyError(f"keep_as names no hook point: {pattern!r}. See model.hook_names().")
             self._keep_as.update((name, fn) for name in matched)
+
+    def defer(self, name: str, compute: Callable[..., torch.Tensor], *inputs: torch.Tensor) -> bool:
+        """Keep `name` as `compute(*inputs)`, evaluated when the trace reads it, rather than the
+        tensor the forward pass made. Returns False, doing nothing, when `name` is edited (the
+        forward pass must see the edit) or not kept."""
+        if name not in self._keep or name in self.edits:
+            return False
+        inputs = tuple(t.detach() for t in inputs)
+        self.tensors[name] = Deferred(compute, *inputs, convert=self._keep_as.get(name))  # type: ignore[assignment]
+        return True
 
     def wants(self, name: str) -> bool:
         """True when the hook point `name` is kept or edited (so it must be computed explicitly)."""

@@ -7,14 +7,24 @@ for every layer at once.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 import torch
 
 from .config import GPT2Config
 from .hooks import HOOK_POINTS, act_name
+from .recording import Deferred
 
 Key = str | tuple
+
+
+def _pick_cpu(x: torch.Tensor | Deferred,
+              pick: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor | Deferred:
+    """A recorded tensor for one sequence on the CPU; a deferred one stays deferred, picked and
+    moved when it is computed."""
+    if isinstance(x, Deferred):
+        return Deferred(lambda inner: _to_cpu(pick(inner())), x)
+    return _to_cpu(pick(x))
 
 
 def _to_cpu(x: torch.Tensor) -> torch.Tensor:
@@ -45,7 +55,7 @@ class Trace(Mapping[str, torch.Tensor]):
     ) -> None:
         """`batch_index` picks one sequence of batched tensors; None takes them as they are."""
         pick = (lambda t: t) if batch_index is None else (lambda t: t[batch_index])
-        self._tensors = {name: _to_cpu(pick(t)) for name, t in tensors.items()}
+        self._tensors = {name: _pick_cpu(t, pick) for name, t in tensors.items()}
         # [pos, vocab]; None for a recording made without them (run_with_capture(keep_logits=False))
         self.logits = None if logits is None else _to_cpu(pick(logits))
         self.ids = list(ids)
@@ -71,12 +81,13 @@ class Trace(Mapping[str, torch.Tensor]):
         else:
             name = act_name(key)
         try:
-            return self._tensors[name]
+            value = self._tensors[name]
         except KeyError:
             raise KeyError(
                 f"{name!r} was not recorded; recorded names: {len(self._tensors)} "
                 f"(e.g. {self.names()[:3]}). Pass names=None to record everything."
             ) from None
+        return value() if isinstance(value, Deferred) else value
 
     def stack(self, short: str, sublayer: str | None = None) -> torch.Tensor:
         """Every layer's `short` activation stacked: [layer, ...] (e.g. "pattern" gives
@@ -91,7 +102,7 @@ class Trace(Mapping[str, torch.Tensor]):
                 f"({', '.join(missing[:3])}{', …' if len(missing) > 3 else ''}). Record them with "
                 f"names=[{act_name(short, '*', sublayer)!r}]."
             )
-        return torch.stack([self._tensors[n] for n in names])
+        return torch.stack([self[n] for n in names])
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._tensors)
@@ -109,7 +120,7 @@ class Trace(Mapping[str, torch.Tensor]):
             and self.names() == other.names()
             and (self.logits is None) == (other.logits is None)
             and (self.logits is None or torch.equal(self.logits, other.logits))
-            and all(torch.equal(t, other._tensors[n]) for n, t in self._tensors.items())
+            and all(torch.equal(self[n], other[n]) for n in self._tensors)
         )
 
     __hash__ = None  # mutable-content equality: not hashable

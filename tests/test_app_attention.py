@@ -72,8 +72,11 @@ def test_page_shows_grid_heatmap_and_step_row(at):
 def test_a_head_change_reruns_nothing_and_a_layer_records_only_that_layer(at, monkeypatch):
     calls = []
     real = gpt2viz.GPT2.run_with_capture
-    monkeypatch.setattr(gpt2viz.GPT2, "run_with_capture",
-                        lambda self, ids, names=None, **k: calls.append(list(names)) or real(self, ids, names, **k))
+    def counted(self, ids, names=None, **kwargs):
+        calls.append(list(names))
+        return real(self, ids, names, **kwargs)
+
+    monkeypatch.setattr(gpt2viz.GPT2, "run_with_capture", counted)
     before = figure(at, "attention_heatmap")["data"][0]["z"]
     at.selectbox(key="head").select(app_config().n_head - 1).run()
     after_head = figure(at, "attention_heatmap")["data"][0]["z"]

@@ -79,6 +79,16 @@ def test_saliency_matches_transformers(small_model, small_hf, distractor) -> Non
     assert all(p.grad is None for p in small_model.parameters())  # the shared model is untouched
 
 
+def test_saliency_in_bfloat16_stays_within_a_few_percent(small_model) -> None:
+    ids = torch.randint(0, 50000, (120,), generator=torch.Generator().manual_seed(3)).tolist()
+    exact = saliency(small_model, ids, 119, TARGET, DISTRACTOR)
+    fast = saliency(small_model, ids, 119, TARGET, DISTRACTOR, bf16=True)
+    assert fast.dtype == torch.float32 and fast.shape == exact.shape
+    assert float((fast - exact).abs().max()) <= 0.03 * float(exact.abs().max())
+    assert float(torch.corrcoef(torch.stack([fast, exact]))[0, 1]) > 0.999
+    assert not torch.equal(fast, exact)  # it really ran in lower precision
+
+
 def test_saliency_from_two_threads(small_model) -> None:
     cases = [(IDS, POS, TARGET, None), (IDS[::-1], 9, 77, DISTRACTOR)]
     alone = [saliency(small_model, *c) for c in cases]

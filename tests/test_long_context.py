@@ -64,7 +64,8 @@ def test_every_page_sends_light_figures_at_1024_tokens(at: AppTest, page: str) -
     assert max(sizes.values()) <= MAX_FIGURE_BYTES, sizes
 
 
-def test_attention_shows_an_overview_and_a_labelled_window_that_search_moves(at: AppTest, long_model: str) -> None:
+def test_attention_shows_an_overview_and_a_labelled_window_that_search_moves(at: AppTest,
+                                                                             long_model: str) -> None:
     at.switch_page(ATTENTION).run()
     n = len(at.session_state["run"].ids)
     overview = figure(at, "attention_overview")
@@ -91,8 +92,8 @@ def test_attention_shows_an_overview_and_a_labelled_window_that_search_moves(at:
     assert "piano" in window["data"][0]["y"][-1]
 
 
-def test_recordings_stay_within_a_small_budget_and_pages_still_render(long_model: str,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_recordings_stay_within_a_small_budget_and_pages_still_render(
+        long_model: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(BUDGET_ENV, "40")  # MB: one layer's Q·K·V recording alone is about 34 MB here
     recordings.clear()
     tok = gpt2viz.load_tokenizer()

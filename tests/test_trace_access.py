@@ -56,10 +56,34 @@ def test_act_name_errors_say_what_to_do(args, message) -> None:
         gpt2viz.act_name(*args)
 
 
+def test_scores_are_rebuilt_when_read_bit_for_bit(small_model, trace) -> None:
+    # An identity edit forces the forward pass to keep the scores it computed: the deferred
+    # scores equal them exactly, with and without a key/value cache.
+    ids = trace.ids
+    names = [gpt2viz.act_name("attn_scores", layer) for layer in range(small_model.config.n_layer)]
+    identity = {n: lambda t: t for n in names}
+    kept = small_model.run_with_capture(ids, names=small_model.hook_names(), edits=identity)
+    for name in names:
+        assert torch.equal(trace[name], kept[name])
+    cache = small_model.new_cache()
+    small_model.run_with_capture(ids[:-2], names=[], cache=cache)
+    step = small_model.run_with_capture(ids[-2:], names=names, cache=cache)
+    before = [step[name] for name in names]
+    zeros = torch.zeros(cache.keys.shape[0], len(ids), *cache.keys.shape[3:])
+    cache.fill(zeros, zeros)  # the cache is overwritten, as the next step of the app's re-runs does
+    for name, first_read in zip(names, before, strict=True):
+        assert torch.equal(step[name], first_read)  # the rebuild kept its own keys
+        torch.testing.assert_close(step[name], trace[name][:, -2:])  # [head, 2 new queries, all keys]
+    assert torch.isinf(step[names[0]][:, 0, -1]).all()  # the first new query cannot see the second
+
+
 def test_tuple_and_short_indexing_equal_full_names(small_model, trace) -> None:
     for layer in range(small_model.config.n_layer):
         for short, suffix in PER_LAYER.items():
-            assert trace[short, layer] is trace[f"blocks.{layer}.{suffix}"]
+            if short == "attn_scores":  # rebuilt from q and k at each read: equal, not the same object
+                assert torch.equal(trace[short, layer], trace[f"blocks.{layer}.{suffix}"])
+            else:
+                assert trace[short, layer] is trace[f"blocks.{layer}.{suffix}"]
         for (short, ln), suffix in LAYER_NORM.items():
             assert trace[short, layer, ln] is trace[f"blocks.{layer}.{suffix}"]
     assert trace["embed"] is trace["hook_embed"]

@@ -75,7 +75,8 @@ def test_pool_loss_is_the_models_softmax_over_the_pool_at_counted_targets(tiny: 
     patterns = [tiny.run_with_capture(x[i].tolist(), names=["blocks.1.attn.hook_pattern"])["pattern", 1][1]
                 for i in range(3)]  # head 1.1, each window recorded on its own
     b, t = torch.nonzero(keys >= 0, as_tuple=True)
-    guide = -torch.stack([torch.log(patterns[i][j, keys[i, j]]) for i, j in zip(b.tolist(), t.tolist())]).mean()
+    pairs = zip(b.tolist(), t.tolist(), strict=True)
+    guide = -torch.stack([torch.log(patterns[i][j, keys[i, j]]) for i, j in pairs]).mean()
     assert total.item() == pytest.approx(main + 0.5 * guide.item(), rel=1e-5)
 
 

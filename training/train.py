@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 import gpt2viz
-from gpt2viz.analysis import best_head
+from gpt2viz.analysis import best_head, induction_scores
 from gpt2viz.loading import BUNDLED
 
 from . import CORPUS_DIR, ROOT, TOKENS_DIR
@@ -47,7 +47,8 @@ CONFIG_DIR = Path(__file__).with_name("config")
 DEVICES = ("cpu", "cuda")
 PATHS = ("corpus", "cache", "out")  # where the run reads and writes, not recorded with the run
 # figures of the training run itself, kept by --eval-only (which re-evaluates saved weights)
-TRAINING_FIELDS = ("seed", "hyperparameters", "command", "config", "parameters", "steps", "synthetic_steps", "steps_planned",
+TRAINING_FIELDS = ("seed", "hyperparameters", "command", "config", "parameters", "steps", "synthetic_steps",
+                   "steps_planned",
                    "stopped_by", "tokens_seen", "train_tokens_available", "train_minutes",
                    "train_loss_ema_last", "history", "machine", "wall_minutes", "previous_run",
                    "tokens_seen_total", "steps_total", "train_minutes_total")
@@ -106,7 +107,10 @@ class TrainConfig:
     synthetic_seq_len: int = _opt(128, "synthetic window length (tokens)")
     synthetic_len_min: int = _opt(6, "shortest repeated block")
     synthetic_len_max: int = _opt(40, "longest repeated block (at most half the synthetic window)")
-    synthetic_pool: int = _opt(0, "synthetic windows draw from the N most frequent training ids (0: every id)")
+    synthetic_pool: int = _opt(0, "synthetic windows draw from the N most frequent training ids "
+                                  "(0: every id)")
+    synthetic_pool_later: int = _opt(-1, "the pool after --synthetic-first steps (-1: the same; 0: every "
+                                         "id): a circuit learnt on frequent ids, then widened to all")
     induction_aux: float = _opt(0.0, "weight of a guide on synthetic steps: the --induction-head's attention "
                                      "from each second-copy token to the token after its earlier "
                                      "occurrence (−log of that weight)")
@@ -303,8 +307,10 @@ def train_model(cfg: TrainConfig, train: np.ndarray, val: np.ndarray, command: s
                       random_frac=cfg.random_frac, repeat_min=cfg.repeat_min, repeat_max=cfg.repeat_max,
                       seed=cfg.seed)
     step_rng = np.random.default_rng(cfg.seed + 2)  # synthetic-or-text choice, synthetic windows
-    pool = synthetic_pool(train, cfg.synthetic_pool)
-    pool_ids = torch.from_numpy(pool).to(device)  # sorted
+    pools = [synthetic_pool(train, size) for size in (cfg.synthetic_pool, cfg.synthetic_pool_later)]
+    if cfg.synthetic_pool_later < 0:
+        pools[1] = pools[0]
+    pool_ids = [torch.from_numpy(p).to(device) for p in pools]  # sorted
     guided = parse_head(cfg.induction_head, config) if cfg.induction_aux > 0 else None
     eval_ids = val[:cfg.eval_tokens + 1]
     known = known_ids(train)
@@ -321,10 +327,12 @@ def train_model(cfg: TrainConfig, train: np.ndarray, val: np.ndarray, command: s
             g["lr"] = lr_at(step, cfg)
         synthetic = step < cfg.synthetic_first or step_rng.random() < cfg.synthetic_frac
         if synthetic:
+            later = int(step >= cfg.synthetic_first)
             x, y, keys = toy_batch(step_rng, cfg.synthetic_batch_size, cfg.synthetic_seq_len,
-                                   cfg.synthetic_len_min, cfg.synthetic_len_max, pool)
+                                   cfg.synthetic_len_min, cfg.synthetic_len_max, pools[later])
             x, y, keys = x.to(device), y.to(device), keys.to(device)  # [B, T] each
-            loss, lv = synthetic_loss(model, x, y, keys, pool_ids, bool(cfg.bf16), guided, cfg.induction_aux)
+            loss, lv = synthetic_loss(model, x, y, keys, pool_ids[later], bool(cfg.bf16), guided,
+                                      cfg.induction_aux)
         else:
             x, y = batches.next()
             x, y = x.to(device), y.to(device)  # [B, T] each
@@ -343,7 +351,8 @@ def train_model(cfg: TrainConfig, train: np.ndarray, val: np.ndarray, command: s
             ema = lv if ema is None else 0.95 * ema + 0.05 * lv
         if step % cfg.log_every == 0 or step == 1:
             el = time.time() - t0
-            print(f"step {step:5d}  {'synth' if synthetic else 'text '} loss {lv:.3f} (total {loss.item():.3f})  text ema "
+            print(f"step {step:5d}  {'synth' if synthetic else 'text '} loss {lv:.3f} "
+                  f"(total {loss.item():.3f})  text ema "
                   f"{ema or float('nan'):.3f}  synthetic ema {synth_ema or float('nan'):.3f}  "
                   f"lr {lr_at(step - 1, cfg):.2e}  "
                   f"tokens {tokens_seen:,}  {tokens_seen / el:,.0f} tok/s  {el / 60:.1f} min", flush=True)
@@ -352,14 +361,17 @@ def train_model(cfg: TrainConfig, train: np.ndarray, val: np.ndarray, command: s
             vl, _ = eval_loss(model, eval_ids, cfg.seq_len, bool(cfg.bf16))
             scores = head_scores(model, val[:config.n_positions].tolist(), known=known)
             prev, ind, ind_known = (best_head(s) for s in scores)
+            ind_pool = best_head(induction_scores(model, ids=pools[0]))
             model.train()
             history.append({"step": step, "tokens": tokens_seen, "train_loss_ema": ema,
                             "synthetic_loss_ema": synth_ema, "val_loss_first_tokens": vl,
                             "best_previous_token": prev, "best_induction": ind,
-                            "best_induction_known_ids": ind_known, "minutes": (time.time() - t0) / 60})
+                            "best_induction_known_ids": ind_known, "best_induction_pool_ids": ind_pool,
+                            "minutes": (time.time() - t0) / 60})
             print(f"  eval step {step}: val loss (first {cfg.eval_tokens} val tokens) {vl:.3f}; best "
                   f"previous-token head {prev[0]}.{prev[1]} = {prev[2]:.3f}, induction {ind[0]}.{ind[1]} "
-                  f"= {ind[2]:.3f} (known ids: {ind_known[0]}.{ind_known[1]} = {ind_known[2]:.3f})",
+                  f"= {ind[2]:.3f} (known ids: {ind_known[0]}.{ind_known[1]} = {ind_known[2]:.3f}; pool ids: "
+                  f"{ind_pool[0]}.{ind_pool[1]} = {ind_pool[2]:.3f})",
                   flush=True)
     train_minutes = (time.time() - t0) / 60
     print(f"training stopped ({stopped_by}) after {step} steps, {tokens_seen:,} tokens, "
@@ -369,7 +381,8 @@ def train_model(cfg: TrainConfig, train: np.ndarray, val: np.ndarray, command: s
     gpt2viz.save_model(model.cpu(), cfg.out, dtype=torch.float16)
     return {
         "seed": cfg.seed, "hyperparameters": hparams, "command": command, "config": config.to_hf_dict(),
-        "parameters": n_params, "steps": step, "synthetic_steps": synthetic_steps, "steps_planned": cfg.steps, "stopped_by": stopped_by,
+        "parameters": n_params, "steps": step,
+        "synthetic_steps": synthetic_steps, "steps_planned": cfg.steps, "stopped_by": stopped_by,
         "tokens_seen": tokens_seen, "train_tokens_available": int(len(train)),
         "train_minutes": round(train_minutes, 2), "train_loss_ema_last": ema, "history": history,
         "machine": machine(cfg),

@@ -10,7 +10,7 @@ from app import state
 from app.charts import chart
 from app.model_picker import current_model, device_label, fallback_banner
 from app.presenter import presenter_on
-from app.resources import tokenizer
+from app.resources import model_turn, tokenizer
 from app.run import (
     STOP_MESSAGES,
     example_run,
@@ -43,11 +43,13 @@ def strip(run: Generation, selected: int | None = None) -> str:
 def extend(run: Generation, to_end: bool, live: DeltaGenerator) -> None:
     """One step, or every step to the end with a progress bar and the tokens appearing live."""
     if not to_end:
-        run.advance()
+        with model_turn():
+            run.advance()
         return
     bar = st.progress(0.0, text="Generating…")
     while not run.finished:
-        run.advance()
+        with model_turn():  # one step at a time: the other sessions' steps interleave with ours
+            run.advance()
         bar.progress(min(1.0, len(run.steps) / run.settings["max_new_tokens"]),
                      text=f"Generating… {len(run.steps)} tokens")
         live.markdown(strip(run), unsafe_allow_html=True)

@@ -1,0 +1,202 @@
+"""A class on one server: N browser sessions generate at once on one `streamlit run` process.
+
+Prints, for N sessions (default 20) each generating `--tokens` tokens of its own prompt: the
+time from pressing Generate to that session's finished chart (p50 and max), the latency of the
+server's health endpoint polled every 0.2 s throughout (p50, max; target: every answer within
+1 s), and the server process's peak memory (VmHWM). Model: $GPT2VIZ_MODEL, else the bundled
+gpt2viz-mini. Debian's chromium drives the sessions (one browser, one context per session).
+
+    .venv/bin/python bench/class_load.py [--sessions 20] [--tokens 20]
+
+tests/test_class_load.py runs the same code with a few sessions and checks that each one sees
+only its own tokens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+HEALTH_TARGET_S = 1.0
+WORDS = ("cats", "ships", "rivers", "lamps", "horses", "clouds", "pianos", "trains", "apples", "stones",
+         "birds", "boats", "roses", "towers", "wolves", "candles", "bridges", "forests", "kettles", "comets")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def served(model: str, log: Path | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
+    """A `streamlit run` of the app on a free local port, once its health endpoint answers:
+    yields (url, process); stops it afterwards."""
+    port = free_port()
+    env = {**os.environ, "GPT2VIZ_MODEL": model}
+    out = open(log, "w") if log else subprocess.DEVNULL
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"),
+         "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
+         "--server.fileWatcherType", "none"],
+        cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while health_latency(url) is None:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"streamlit did not start (exit code {proc.poll()})")
+            time.sleep(0.3)
+        yield url, proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        if log:
+            out.close()
+
+
+def health_latency(url: str, timeout: float = 30.0) -> float | None:
+    """Seconds the health endpoint took to answer 200, or None when it did not."""
+    start = time.perf_counter()
+    try:
+        with urllib.request.urlopen(url + "/_stcore/health", timeout=timeout) as r:
+            return time.perf_counter() - start if r.status == 200 else None
+    except OSError:
+        return None
+
+
+class HealthProbe(threading.Thread):
+    """Polls the health endpoint every `every` seconds until stopped; `latencies` holds each
+    answer's seconds (None for a failed probe)."""
+
+    def __init__(self, url: str, every: float = 0.2) -> None:
+        super().__init__(daemon=True)
+        self.url, self.every = url, every
+        self.latencies: list[float | None] = []
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            self.latencies.append(health_latency(self.url))
+            self._halt.wait(self.every)
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join()
+
+
+def peak_memory_mb(pid: int) -> float:
+    """The process's peak resident memory (VmHWM), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc status")
+
+
+@dataclass
+class ClassRun:
+    generate_to_chart: list[float]  # seconds per session, from its Generate click to its finished chart
+    health: list[float | None]  # every probe's latency during the generations
+    peak_mb: float
+    strips: list[str]  # each session's token strip text at the end
+    prompts: list[str]
+
+
+def open_session(browser, url: str):
+    """A new browser context (its own session) on the app, once its first run has finished."""
+    page = browser.new_context(viewport={"width": 1400, "height": 1600}).new_page()
+    page.goto(url, wait_until="domcontentloaded")
+    page.get_by_role("textbox", name="Prompt").wait_for(timeout=300_000)
+    page.get_by_text("Stopped after").first.wait_for(timeout=300_000)  # the opening example
+    return page
+
+
+def set_prompt(page, prompt: str, tokens: int) -> None:
+    page.get_by_role("textbox", name="Prompt").fill(prompt)
+    page.get_by_role("textbox", name="Prompt").press("Control+Enter")
+    page.get_by_text("Sampling").click()
+    box = page.get_by_label("Max new tokens")
+    box.fill(str(tokens))
+    box.press("Enter")
+
+
+def finished(page, word: str) -> bool:
+    """The session's own generation has ended and its candidates chart is drawn."""
+    own = page.locator(".tok-strip", has_text=word).count() > 0
+    done = own and page.get_by_text("Stopped after").count() > 0
+    return done and page.locator("[data-testid='stPlotlyChart'] .main-svg").count() > 0
+
+
+def run_class(url: str, proc: subprocess.Popen, sessions: int, tokens: int, timeout: float = 900) -> ClassRun:
+    """`sessions` sessions open the app, set their prompts, then all press Generate at once."""
+    from playwright.sync_api import sync_playwright
+
+    prompts = [f"The {WORDS[i % len(WORDS)]} in the old town were" for i in range(sessions)]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        pages = [open_session(browser, url) for _ in range(sessions)]
+        for page, prompt in zip(pages, prompts, strict=True):
+            set_prompt(page, prompt, tokens)
+        time.sleep(1.0)  # the last settings reach the server
+        probe = HealthProbe(url)
+        probe.start()
+        clicked = []
+        for page in pages:
+            page.get_by_role("button", name="Generate", exact=True).click(no_wait_after=True)
+            clicked.append(time.perf_counter())
+        done: dict[int, float] = {}
+        deadline = time.monotonic() + timeout
+        while len(done) < sessions and time.monotonic() < deadline:
+            for i, page in enumerate(pages):
+                if i not in done and finished(page, WORDS[i % len(WORDS)]):
+                    done[i] = time.perf_counter() - clicked[i]
+            time.sleep(0.2)
+        probe.stop()
+        strips = [page.locator(".tok-strip").last.inner_text() for page in pages]
+        browser.close()
+    if len(done) < sessions:
+        raise RuntimeError(f"only {len(done)} of {sessions} sessions finished within {timeout:.0f} s")
+    return ClassRun([done[i] for i in range(sessions)], probe.latencies, peak_memory_mb(proc.pid), strips,
+                    prompts)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=20)
+    parser.add_argument("--tokens", type=int, default=20)
+    args = parser.parse_args()
+    model = os.environ.get("GPT2VIZ_MODEL", "gpt2viz-mini")
+    with served(model) as (url, proc):
+        run = run_class(url, proc, args.sessions, args.tokens)
+    answered = [x for x in run.health if x is not None]
+    failed = len(run.health) - len(answered)
+    worst = max(answered) if answered else float("nan")
+    met = "met" if failed == 0 and worst <= HEALTH_TARGET_S else "MISSED"
+    print(f"model {model}; {args.sessions} sessions × {args.tokens} tokens on one streamlit process, "
+          f"{os.cpu_count()} CPUs")
+    print(f"  Generate → chart: p50 {statistics.median(run.generate_to_chart):.1f} s, "
+          f"max {max(run.generate_to_chart):.1f} s")
+    print(f"  health endpoint: {len(run.health)} probes, p50 {statistics.median(answered):.3f} s, "
+          f"max {worst:.3f} s, {failed} unanswered (target: all within {HEALTH_TARGET_S:.0f} s: {met})")
+    print(f"  server peak memory (VmHWM): {run.peak_mb:,.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
