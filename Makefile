@@ -37,6 +37,8 @@ bench: .stamp-test browser
 	$(PY) bench/bench_step.py
 	$(PY) bench/bench_why.py
 	$(PY) bench/bench_first_screen.py
+	$(PY) bench/bench_long_context.py
+	$(PY) bench/class_load.py
 
 clean:
 	rm -rf $(VENV) .stamp-runtime .stamp-test .pytest_cache .ruff_cache

@@ -357,7 +357,8 @@ def _sync(share: _Share) -> None:
         return
     share.drawn = link
     with share.slot.container():
-        st.code(link, language=None, wrap_lines=True)
+        # A long prompt makes a long link: at most ~8 lines high, the rest scrolls (copy takes all).
+        st.code(link, language=None, wrap_lines=True, height=min(200, 40 + 20 * (len(link) // 32)))
         st.caption("Opens this page with the same prompt, settings and selection. The copy button "
                    "shows when the pointer is over the link.")
         if state.get(state.MODEL_CHOICE) not in (DEFAULTS[MODEL], *MODELS):

@@ -208,8 +208,13 @@ def test_long_prompt_attention_stays_readable(server, browser):
     page.get_by_role("link", name="Attention").click()
     page.get_by_role("heading", name="Attention").wait_for(timeout=180_000)
     assert drawn(page, "[data-testid='stPlotlyChart'] .heatmaplayer image")
+    page.get_by_text("the red box is the zoom window").wait_for(timeout=60_000)  # past 128 tokens
     shoot(page, "4-attention-long-prompt")
-    labels = page.locator("[data-testid='stPlotlyChart']").nth(1).locator(".xaxislayer-above .xtick text")
+    charts = page.locator("[data-testid='stPlotlyChart']")
+    overview, window = charts.nth(1), charts.nth(2)  # after the head grid
+    assert "all 192 tokens" in overview.locator(".gtitle").text_content()
+    assert "(queries 128–191, keys 128–191)" in window.locator(".gtitle").text_content()
+    labels = window.locator(".xaxislayer-above .xtick text")
     assert 0 < labels.count() <= 30
     page.close()
 

@@ -59,9 +59,10 @@ else:
     with right:
         window = zoom_controls(tokenizer().token_texts(list(ids)), labels)
         pooled = block_max(head_values(trace, layer, head, kind))
-        chart(st, overview_figure(pooled, kind, f"Layer {layer}, head {head}: the whole {kind} (largest "
-                                                f"of each block; the box is the zoom window)",
+        chart(st, overview_figure(pooled, kind, f"Layer {layer}, head {head}: all {len(ids)} tokens",
                                   window_at(*window, len(ids))), key="attention_overview")
+        st.caption(f"Each cell is the largest {kind} value of a block of positions (hover for which); "
+                   "the red box is the zoom window drawn below with every token.")
     chart(st, attention_heatmap_figure(attention_matrix(trace, layer, head, kind, labels, window=window)),
           key="attention_heatmap")
 
