@@ -114,7 +114,7 @@ def test_mean_and_neuron_ablations_and_a_second_prompt(why, loud_model):
     z = figure(why, "compare_attention_1")["data"][0]["z"]
     n = len(second.ids)
     np.testing.assert_allclose(z[np.tril_indices(n)], second["pattern", 0][0].numpy()[np.tril_indices(n)],
-                               atol=1e-5)
+                               atol=5e-4, rtol=0)  # the page keeps patterns in float16
     assert "compare_attention_0" in chart_keys(why) and "compare_candidates_1" in chart_keys(why)
 
 
