@@ -53,6 +53,13 @@ class LayerNorm(nn.LayerNorm):
     def forward(self, x: torch.Tensor, rec: Recorder | None = None) -> torch.Tensor:
         if rec is None or not (rec.wants(self.name_scale) or rec.wants(self.name_normalized)):
             return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        if self.name_scale not in rec.edits and self.name_normalized not in rec.edits:
+            # Recorded, not edited: the fused kernel's output, and its mean and 1/scale for the hooks.
+            out, mean, rstd = torch.native_layer_norm(x, self.normalized_shape, self.weight, self.bias,
+                                                      self.eps)
+            hook(rec, self.name_scale, rstd.reciprocal())  # [B, T, 1]
+            hook(rec, self.name_normalized, (x - mean) * rstd)  # [B, T, C]
+            return out
         centred = x - x.mean(-1, keepdim=True)  # [B, T, C]
         variance = centred.pow(2).mean(-1, keepdim=True)  # [B, T, 1]
         scale = hook(rec, self.name_scale, (variance + self.eps).sqrt())  # [B, T, 1]
@@ -91,11 +98,11 @@ class Attention(nn.Module):
         if rec is not None and any(rec.wants(name) for name in self._explicit):
             allowed = hook(rec, n["mask"], causal_mask(past, S, x.device).expand(B, T, S))
             scores = attention_scores(q, k, allowed)  # [B, H, T, S]
-            # Kept scores are rebuilt from q and k when read: keeping them would double the
-            # largest memory of a recording. With a cache, k is a view of a buffer that later
-            # steps overwrite, so the rebuild gets its own copy.
-            own_k = k if cache is None else k.clone()
-            if not rec.defer(n["attn_scores"], attention_scores, q, own_k, allowed):
+            # A whole sequence's kept scores are rebuilt from q and k when read: keeping them would
+            # double the largest memory of a recording. Over a cache (a generation step) they are
+            # small and kept, since k is a view of a buffer that later steps overwrite.
+            deferred = cache is None and rec.defer(n["attn_scores"], attention_scores, q, k, allowed)
+            if not deferred:
                 scores = hook(rec, n["attn_scores"], scores)  # [B, H, T, S]
             pattern = hook(rec, n["pattern"], scores.softmax(dim=-1))  # [B, H, T, S]
             z = torch.matmul(pattern, v.transpose(1, 2)).transpose(1, 2)  # [B, T, H, D]
