@@ -142,6 +142,7 @@ def test_tiny_run_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
           "--seq-len", "32", "--batch-size", "2", "--steps", "4", "--eval-every", "2",
           "--synthetic-frac", "0.5", "--synthetic-first", "1", "--synthetic-pool", "20",
           "--synthetic-batch-size", "3", "--synthetic-seq-len", "24", "--synthetic-len-max", "12",
+          "--induction-aux", "0.5", "--induction-head", "0.1",
           "--repeat-frac", "1", "--final-eval-tokens", "64", "--sample-chars", "200", "--device", "cpu"])
     record = json.loads((out / "training.json").read_text())
     synthetic = record["synthetic_steps"]
@@ -151,14 +152,20 @@ def test_tiny_run_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert record["hyperparameters"]["synthetic_first"] == 1 and record["hyperparameters"]["device"] == "cpu"
     assert record["command"].startswith("python -m training.train --corpus")
     model = gpt2viz.load_model(str(out), device="cpu")
-    assert model.config.n_embd == 32 and "probe" not in " ".join(n for n, _ in model.named_parameters())
+    assert model.config.n_embd == 32
     assert (out / "val_sample.txt").read_text().count(EOT_TEXT) == 1
     card = (out / "README.md").read_text()
     assert f"{record['val_loss']:.3f}" in card
     # the card says how the run trained and which head targets a 4-step model misses
-    assert "**Synthetic steps.**" in card and "**Previous-token probe (an auxiliary objective).**" in card
-    assert "50% synthetic steps" in card and "previous-token probe weight 1.0" in card
+    assert "**Synthetic steps.**" in card and "**Induction guide (an auxiliary objective).**" in card
+    assert "**Previous-token probe" not in card  # no run of this model used one
+    assert "the first 1 steps synthetic, 50% synthetic steps" in card
+    assert "induction guide weight 0.5 on head 0.1" in card
     assert "**Targets not reached:**" in card and "an induction head scoring ≥ 0.4" in card
+    checks = record["induction_checks"]
+    best = record["induction"]["best"]
+    assert checks["ablation"]["head"] == [best["layer"], best["head"]]
+    assert f"zero-ablated {checks['ablation']['ablated']:.3f}" in card
     assert "bf16 autocast on CPU" in card
     assert "scripts/train_bundled_model.py" not in card and SHIPPED not in card
 

@@ -38,12 +38,15 @@ def run_chain(record: dict) -> list[dict]:
 def run_mix(h: dict) -> str:
     """What one run trained on, in words, from its hyper-parameters."""
     synthetic = h.get("synthetic_frac", 0.0)
-    parts = [f"{synthetic:.0%} synthetic steps"] if synthetic else []
+    parts = [f"the first {h['synthetic_first']} steps synthetic"] if h.get("synthetic_first") else []
+    parts += [f"{synthetic:.0%} synthetic steps"] if synthetic else []
     if synthetic < 1:
         parts.append(f"{1 - synthetic:.0%} text steps ({h['repeat_frac']:.0%} of the text windows with a "
                      "repeated span)")
     if h.get("prev_aux", 0.0):
         parts.append(f"previous-token probe weight {h['prev_aux']}")
+    if h.get("induction_aux", 0.0):
+        parts.append(f"induction guide weight {h['induction_aux']} on head {h['induction_head']}")
     if h.get("sinusoidal_wpe", 0.0):
         parts.append("position embedding re-initialised with sinusoids")
     return ", ".join(parts)
@@ -53,8 +56,10 @@ def curriculum_text(hparams: list[dict]) -> str:
     """The card's account of the data and objectives the runs used to make heads form."""
     t = template_parts()
     paragraphs = [t["repeated_spans"]]
-    if any(h.get("synthetic_frac", 0.0) > 0 for h in hparams):
+    if any(h.get("synthetic_frac", 0.0) > 0 or h.get("synthetic_first", 0) > 0 for h in hparams):
         paragraphs.append(t["synthetic_steps"])
+    if any(h.get("induction_aux", 0.0) > 0 for h in hparams):
+        paragraphs.append(t["induction_guide"])
     if any(h.get("prev_aux", 0.0) > 0 for h in hparams):
         paragraphs.append(t["previous_token_probe"])
     return "\n\n".join(paragraphs)
@@ -99,7 +104,19 @@ def render_card(r: dict, shipped_config: str | None = None) -> str:
     targets = targets_text(pt["score"], ind["score"], total_tokens)
     if targets:
         notes.append(targets)
+    rows, notes_text = "", ""
+    checks = r.get("induction_checks")
+    if checks:
+        if "frequent" in checks:
+            rows += "\n" + t["induction_frequent"].format(n=len(checks["frequent"]["ids"]),
+                                                          b=checks["frequent"]["best"])
+        if "known" in checks:
+            known = checks["known"]
+            rows += "\n" + t["induction_known"].format(ranks=known["ranks"], b=known["best"])
+        rows += "\n" + t["induction_ablation"].format(a=checks["ablation"])
+        notes_text = "\n\n" + t["induction_notes"]
     card = t["card"].format(
+        induction_rows=rows, induction_notes=notes_text,
         r=r, h=h, c=c, pt=pt, ind=ind, vs=r["val_sample"],
         tokens_m=total_tokens / 1e6,
         total_tokens=total_tokens,

@@ -17,10 +17,11 @@ import torch
 
 import gpt2viz
 from gpt2viz import GPT2, GPT2Tokenizer
-from gpt2viz.analysis import best_head, induction_scores, previous_token_scores
+from gpt2viz.analysis import best_head, induction_scores, previous_token_scores, repeated_random_tokens
+from gpt2viz.interventions import ablate_heads
 
 from .objectives import lm_loss
-from .prepare import encode_sample
+from .prepare import encode_sample, known_ids, synthetic_pool
 
 # Prompts of the model card's greedy continuations.
 CARD_PROMPTS = [
@@ -32,6 +33,8 @@ CARD_PROMPTS = [
 ]
 GREEDY_TOKENS = 24
 INDUCTION = {"seq_len": 50, "n_seqs": 4, "seed": 0}  # the repeated-random-token test
+FREQUENT = 2048  # the induction test also runs on the most frequent training ids ...
+KNOWN = (4096, 4096)  # ... and on the ids ranked 4097..8192, seen in text, never in a synthetic window
 TRAIN_WINDOWS = 32  # fresh training windows in the final training loss
 
 
@@ -66,6 +69,40 @@ def head_scores(model: GPT2, ids: list[int], seq_len: int = 50, n_seqs: int = 4,
     if len(known):
         scores += (induction_scores(model, seq_len=seq_len, n_seqs=n_seqs, seed=seed, ids=known),)
     return scores
+
+
+@torch.no_grad()
+def second_copy_loss(model: GPT2, seq_len: int, n_seqs: int, seed: int, edits: dict | None = None) -> float:
+    """Mean next-token loss on r[1:] of the second copy of the induction test's sequences
+    ([bos] + r + r, ids from the whole vocabulary): what an induction head makes predictable."""
+    losses = []
+    for s in repeated_random_tokens(seq_len, n_seqs, seed):
+        logits = model.run_with_capture(s, names=[], edits=edits).logits  # [2L+1, vocab]
+        predicted = torch.arange(seq_len + 1, 2 * seq_len)  # positions holding r[0..L-2] of copy 2
+        targets = torch.tensor(s)[predicted + 1]
+        losses.append(torch.nn.functional.cross_entropy(logits[predicted], targets))
+    return float(torch.stack(losses).mean())
+
+
+def induction_checks(model: GPT2, train: np.ndarray) -> dict:
+    """The induction test on two other id sets (the most frequent training ids; ids seen in text
+    but never in a synthetic window), and what zero-ablating the best induction head does to
+    the second-copy loss of the standard test."""
+    figures = {}
+    for name, ids in (("frequent", synthetic_pool(train, FREQUENT)), ("known", known_ids(train, *KNOWN))):
+        if len(ids) < INDUCTION["seq_len"]:  # a corpus too small to have such ids (the tests' tiny one)
+            continue
+        scores = induction_scores(model, ids=ids.tolist(), **INDUCTION)
+        layer, head, score = best_head(scores)
+        figures[name] = {"ids": ids.tolist(), "best": {"layer": layer, "head": head, "score": score},
+                         "scores": scores.tolist()}
+        if name == "known":
+            figures[name]["ranks"] = [KNOWN[0] + 1, KNOWN[0] + len(ids)]  # frequency ranks, from 1
+    layer, head, _ = best_head(induction_scores(model, **INDUCTION))
+    edits = ablate_heads([(layer, head)], "zero", config=model.config)
+    figures["ablation"] = {"head": [layer, head], "second_copy_loss": second_copy_loss(model, **INDUCTION),
+                           "ablated": second_copy_loss(model, **INDUCTION, edits=edits)}
+    return figures
 
 
 def greedy(model: GPT2, tok: GPT2Tokenizer, prompt: str, n: int = GREEDY_TOKENS) -> str:
@@ -106,6 +143,10 @@ def evaluate_saved(folder: Path, tok: GPT2Tokenizer, train: np.ndarray, val: np.
     print("previous-token scores:\n", prev.numpy().round(3))
     print("induction scores:\n", ind.numpy().round(3))
 
+    checks = induction_checks(model, train)
+    print(f"induction on frequent ids {checks['frequent']['best']}, on known ids {checks['known']['best']}; "
+          f"second-copy loss {checks['ablation']['second_copy_loss']:.3f}, with head "
+          f"{checks['ablation']['head']} zeroed {checks['ablation']['ablated']:.3f}")
     samples = {p: greedy(model, tok, p) for p in CARD_PROMPTS}
     for p, c in samples.items():
         print(f"  {p!r} -> {c!r}")
@@ -136,6 +177,7 @@ def evaluate_saved(folder: Path, tok: GPT2Tokenizer, train: np.ndarray, val: np.
         "induction": {**INDUCTION, "definition": "[50256] + r + r, r = seq_len uniform ids < 50256 "
                       "(torch.Generator seeded); mean over second-copy queries of attention to q-L+1",
                       "best": {"layer": il, "head": ih, "score": isc}, "scores": ind.tolist()},
+        "induction_checks": checks,
         "greedy_samples": samples,
         "generation_64_plus_32_seconds": gen_seconds,
     }
