@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 from .config import GPT2Config
@@ -44,14 +46,16 @@ class KVCache:
         """Commit `n` new positions once every layer has written them."""
         self.length += n
 
-    def fill(self, keys: torch.Tensor, values: torch.Tensor) -> None:
-        """Start from keys and values computed earlier, [layer, pos, head, d_head] (batch 1):
-        the cache then holds those positions as if they had been run through it."""
-        n = keys.shape[1]
+    def fill(self, keys: Sequence[torch.Tensor], values: Sequence[torch.Tensor]) -> None:
+        """Start from keys and values computed earlier, one [pos, head, d_head] per layer (or a
+        [layer, pos, head, d_head] tensor; batch 1): the cache then holds those positions as if
+        they had been run through it. Layer by layer, so no stacked copy of them is made."""
+        n = keys[0].shape[0]
         if n > self.capacity:
             raise ValueError(f"{n} cached positions do not fit a capacity of {self.capacity}.")
-        self.keys[:, 0, :n] = keys
-        self.values[:, 0, :n] = values
+        for layer, (k, v) in enumerate(zip(keys, values, strict=True)):
+            self.keys[layer, 0, :n] = k
+            self.values[layer, 0, :n] = v
         self.length = n
 
 

@@ -35,8 +35,6 @@ def record_sequence(model: GPT2, ids: list[int]) -> Trace:
 class CachedStep:
     query_position: int  # the position run by this step; its output predicts the next token
     trace: Trace  # every hook point of that one position, run over the cache (start = query_position)
-    cached_keys: torch.Tensor  # [layer, query_position, head, d_head] what the cache held before
-    cached_values: torch.Tensor  # [layer, query_position, head, d_head]
     rerun_logits: torch.Tensor  # [vocab] the same position's logits from the full run
 
     @property
@@ -53,14 +51,13 @@ class CachedStep:
 @torch.inference_mode()
 def cached_step(model: GPT2, sequence: Trace, query_position: int) -> CachedStep:
     """Re-run position `query_position` of `sequence` (from `record_sequence`) over a cache
-    holding the keys and values of every position before it, recording every hook point."""
+    holding the keys and values of every position before it, recording every hook point. The
+    cache held `sequence`'s keys and values of positions < query_position (read them there)."""
     if not 0 <= query_position < len(sequence.ids):
         raise ValueError(f"query_position must lie in 0..{len(sequence.ids) - 1}, not {query_position}.")
-    # Each layer's rows before the step, stacked: not every layer's whole sequence first.
     layers = range(model.config.n_layer)
-    keys = torch.stack([sequence["k", layer][:query_position] for layer in layers])  # [layer, pos, H, D]
-    values = torch.stack([sequence["v", layer][:query_position] for layer in layers])
     cache = model.new_cache(capacity=query_position + 1)
-    cache.fill(keys.to(model.device, model.dtype), values.to(model.device, model.dtype))
+    cache.fill([sequence["k", layer][:query_position].to(model.device, model.dtype) for layer in layers],
+               [sequence["v", layer][:query_position].to(model.device, model.dtype) for layer in layers])
     trace = model.run_with_capture([sequence.ids[query_position]], cache=cache)
-    return CachedStep(query_position, trace, keys, values, sequence.logits[query_position])
+    return CachedStep(query_position, trace, sequence.logits[query_position])

@@ -27,8 +27,8 @@ def full(small_model):
 
 @pytest.fixture(scope="module")
 def block(small_model):
-    step = cached_step(small_model, record_sequence(small_model, IDS), 9)
-    return step_block(small_model, step, 1, 2, LABELS)
+    sequence = record_sequence(small_model, IDS)
+    return step_block(small_model, cached_step(small_model, sequence, 9), sequence, 1, 2, LABELS)
 
 
 def test_step_block_holds_the_full_runs_numbers(small_model, full, block) -> None:

@@ -6,7 +6,7 @@ from app import state
 from app.charts import chart
 from app.layer_head import pick_head, pick_layer
 from app.model_picker import current_model
-from app.resources import inside_step, lens_at, lens_overview, sequence_norms, tokenizer
+from app.resources import inside_step, lens_at, lens_overview, sequence_norms, sequence_trace, tokenizer
 from app.sequence import explained_position, labels_for
 from app.step_sampling import sampling_chain
 from gpt2viz import kv_cache_bytes
@@ -52,7 +52,8 @@ labels, key = labels_for(ids), (current.source, tuple(ids))
 step = inside_step(*key, q)
 
 st.subheader(f"1. The token {visible_token(tok.token_text(ids[q]))!r} (id {ids[q]}) enters at position {q}")
-first = step_block(model, step, 0, 0, labels)
+sequence = sequence_trace(*key)
+first = step_block(model, step, sequence, 0, 0, labels)
 embeddings = [("token embedding", first.embed), ("position embedding", first.pos_embed),
               ("sum", first.resid_pre)]
 chart(st, strips_figure(embeddings, "A row of wte plus a row of wpe"), key="embeddings")
@@ -60,7 +61,7 @@ chart(st, strips_figure(embeddings, "A row of wte plus a row of wpe"), key="embe
 st.subheader("2. One block, with the key/value cache")
 c1, c2 = st.columns(2)
 layer, head = pick_layer(config, c1), pick_head(config, c2)
-b = step_block(model, step, layer, head, labels)
+b = step_block(model, step, sequence, layer, head, labels)
 chart(st, strips_figure([("ln_1(x)", b.ln1)], f"Layer {layer}: ln_1 normalises the residual stream"),
                 key="ln1")
 new_qkv = [("q", b.q), ("k", b.keys[-1]), ("v", b.values[-1])]

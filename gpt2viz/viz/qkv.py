@@ -134,13 +134,14 @@ def matrix_figure(matrix: np.ndarray, row_labels: Sequence[str], title: str, que
     rows = list(row_labels)
     future = np.arange(len(rows)) > query
     extra = "" if weights is None else "<br>weight %{customdata:.4f}"
-    custom = None if weights is None else np.repeat(weights[:, None], matrix.shape[1], axis=1)
+    # float32 throughout: at 1,024 keys a [key, d_head] array is 256 KB as float32, twice as float64
+    custom = None if weights is None else np.repeat(weights[:, None].astype(np.float32), matrix.shape[1], 1)
     fig = go.Figure([
         go.Heatmap(z=np.where(future[:, None], np.nan, matrix).astype(np.float32), y=rows,
                    x=list(range(matrix.shape[1])), colorscale="RdBu_r", zmid=0.0, customdata=custom,
                    colorbar=dict(thickness=10),
                    hovertemplate="%{y}<br>component %{x}: %{z:.4f}" + extra + "<extra></extra>"),
-        go.Heatmap(z=np.where(future[:, None], 1.0, np.nan) * np.ones_like(matrix, dtype=np.float32),
+        go.Heatmap(z=np.broadcast_to(np.where(future, 1.0, np.nan).astype(np.float32)[:, None], matrix.shape),
                    y=rows, x=list(range(matrix.shape[1])), showscale=False,
                    colorscale=[[0, MASK_COLOUR], [1, MASK_COLOUR]],
                    hovertemplate="%{y}: after the query, masked<extra></extra>"),

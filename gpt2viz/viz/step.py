@@ -10,7 +10,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from gpt2viz import GPT2
+from gpt2viz import GPT2, Trace
 from gpt2viz.step import CachedStep
 
 from .candidates import CHOSEN_COLOUR, OTHER_COLOUR
@@ -58,13 +58,15 @@ class StepBlock:
         return self.scaled * np.sqrt(self.d_head)
 
 
-def step_block(model: GPT2, step: CachedStep, layer: int, head: int, labels: Sequence[str]) -> StepBlock:
-    """Layer `layer`, head `head` of `step`; `labels` name every position up to the step's."""
+def step_block(model: GPT2, step: CachedStep, sequence: Trace, layer: int, head: int,
+               labels: Sequence[str]) -> StepBlock:
+    """Layer `layer`, head `head` of `step`, made from `sequence` (its cache held the sequence's
+    keys and values before the step); `labels` name every position up to the step's."""
     t, n = step.trace, len(step.trace.ids) - 1  # the step's one position is row n (= 0)
     ln_1 = model.h[layer].ln_1  # hook_normalized is before its weight and bias
     q_pos = step.query_position
-    keys = np.concatenate([_row(step.cached_keys[layer, :, head]), _row(t["k", layer][n:, head])])
-    values = np.concatenate([_row(step.cached_values[layer, :, head]), _row(t["v", layer][n:, head])])
+    keys = np.concatenate([_row(sequence["k", layer][:q_pos, head]), _row(t["k", layer][n:, head])])
+    values = np.concatenate([_row(sequence["v", layer][:q_pos, head]), _row(t["v", layer][n:, head])])
     return StepBlock(
         layer=layer, head=head, key_labels=list(labels[: q_pos + 1]),
         embed=_row(t["embed"][n]), pos_embed=_row(t["pos_embed"][n]),
