@@ -1,7 +1,5 @@
 """gpt2viz: see inside GPT-2 while it writes. Run with `streamlit run streamlit_app.py`."""
 
-import sys
-
 import streamlit as st
 from PIL import Image
 
@@ -9,9 +7,6 @@ from app import links
 from app.memory import refresh_memory
 from gpt2viz.paths import ASSETS
 
-# Each session's script runs on its own thread; with twenty of them busy, the server's event loop
-# waited up to 1.5 s for the GIL at the default 5 ms switch interval. 1 ms hands it over sooner.
-sys.setswitchinterval(0.001)
 # A local image, not a ":material/…" name: that one is fetched from Google's font server.
 st.set_page_config(page_title="gpt2viz", page_icon=Image.open(ASSETS / "icon.png"), layout="wide")
 links.restore()  # a new session opened from a link: its settings, before any widget is drawn
