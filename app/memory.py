@@ -10,9 +10,15 @@ from . import state
 from .resources import recordings
 
 
+def megabytes(n_bytes: int) -> str:
+    """"1,024 MB", or "0.04 MB" for small amounts (a short prompt's recordings)."""
+    mb = n_bytes / MB
+    return f"{mb:,.0f} MB" if mb >= 10 else f"{mb:.2f} MB"
+
+
 def memory_text() -> str:
     store = recordings()
-    return (f"Recordings in memory: **{store.used_bytes / MB:,.0f} MB** of {store.budget_bytes / MB:,.0f} MB "
+    return (f"Recordings in memory: **{megabytes(store.used_bytes)}** of {megabytes(store.budget_bytes)} "
             f"({len(store)} kept, all sessions)")
 
 

@@ -11,6 +11,7 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 import gpt2viz
+from app.memory import megabytes
 from app.resources import recordings
 from gpt2viz.budget import BUDGET_ENV, MB
 from gpt2viz.loading import MODEL_ENV
@@ -105,6 +106,6 @@ def test_recordings_stay_within_a_small_budget_and_pages_still_render(
         assert not at.exception, at.exception
         assert 0 < store.used_bytes <= store.budget_bytes, (page, store.used_bytes)
         memory = [c for c in at.sidebar.caption if "Recordings in memory" in c.value]
-        assert len(memory) == 1 and f"{store.used_bytes / MB:,.0f} MB** of 20 MB" in memory[0].value
+        assert len(memory) == 1 and f"**{megabytes(store.used_bytes)}** of 20 MB" in memory[0].value
     assert store.evictions >= 1
     recordings.clear()
