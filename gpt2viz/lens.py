@@ -54,7 +54,7 @@ def logit_lens(model: GPT2, trace: Trace, k: int = 5, positions: Sequence[int] |
     rows = torch.tensor([p - trace.start for p in positions], dtype=torch.long)
     if len(rows) and (rows.min() < 0 or rows.max() >= len(trace.ids)):
         raise ValueError(f"Positions must lie in {trace.positions}; got {positions[:5]}…")
-    final_ids = trace.logits[rows].argmax(-1)  # [pos]
+    final_ids = _final_ids(model, trace, rows)  # [pos]
     top_ids, top_probs, final_probs = [], [], []
     for _, short, layer in points:
         resid = trace[short, layer][rows]  # [pos, d_model]
@@ -79,13 +79,24 @@ def final_choice_logits(model: GPT2, trace: Trace) -> torch.Tensor:
     finally ranks first there, read through ln_f (the point's own statistics) and that token's
     unembedding row. A dot product per cell, not a softmax over the vocabulary, so it covers a
     whole 1,024-token sequence cheaply: the logit lens's overview."""
-    final_ids = trace.logits.argmax(-1)  # [pos]
+    final_ids = _final_ids(model, trace, torch.arange(len(trace.ids)))  # [pos]
     rows = model.W_U[final_ids.to(model.device)].float()  # [pos, d_model]
     out = []
     for _, short, layer in residual_points(model.config.n_layer):
         normed = model.ln_f(trace[short, layer].to(model.device, model.dtype)).float()  # [pos, d_model]
         out.append((normed * rows).sum(-1).cpu())
     return torch.stack(out)
+
+
+def _final_ids(model: GPT2, trace: Trace, rows: torch.Tensor) -> torch.Tensor:
+    """[pos] the token the model ranks first at `rows`: from the recorded logits, or from the last
+    residual point unembedded `CHUNK` positions at a time for a recording without them."""
+    if trace.logits is not None:
+        return trace.logits[rows].argmax(-1)
+    last = trace["resid_post", model.config.n_layer - 1]
+    chunks = [model.unembed(last[rows[s:s + CHUNK]].to(model.device, model.dtype)).argmax(-1).cpu()
+              for s in range(0, len(rows), CHUNK)]
+    return torch.cat(chunks) if chunks else torch.zeros(0, dtype=torch.long)
 
 
 @dataclass(frozen=True)

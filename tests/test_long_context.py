@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+import streamlit as st
 import torch
 from streamlit.testing.v1 import AppTest
 
@@ -33,15 +34,17 @@ def long_prompt(tok: gpt2viz.GPT2Tokenizer, n: int) -> str:
 
 @pytest.fixture(scope="module")
 def long_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A random model with GPT-2's full context, as $GPT2VIZ_MODEL for this module; a fresh
-    recording store (the store lives as long as the process)."""
+    """A random model with GPT-2's full context, as $GPT2VIZ_MODEL for this module. The app's
+    caches (the default model, the opening example, the recording store, …) live as long as the
+    process and are keyed by the model's source, "" for the default: they are emptied before and
+    after, so no other module sees this model or this module another one."""
     torch.manual_seed(0)
     folder = str(gpt2viz.save_model(gpt2viz.GPT2(LONG).eval(), tmp_path_factory.mktemp("long-gpt2")))
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(MODEL_ENV, folder)
-        recordings.clear()
+        st.cache_resource.clear()
         yield folder
-    recordings.clear()
+    st.cache_resource.clear()
 
 
 @pytest.fixture(scope="module")
