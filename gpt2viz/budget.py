@@ -112,16 +112,15 @@ class RecordingStore:
 
     def get(self, key: Hashable, compute: Callable[[], T]) -> T:
         """The value stored under `key`, computing and storing it first when missing."""
+        found, value = self.lookup(key)
+        if found:
+            return value
         with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key][0]
             gate = self._computing.setdefault(key, threading.Lock())
         with gate:  # one computation per key; the others wait for it and then find it stored
-            with self._lock:
-                if key in self._items:
-                    self._items.move_to_end(key)
-                    return self._items[key][0]
+            found, value = self.lookup(key)
+            if found:
+                return value
             try:
                 value = compute()
             finally:

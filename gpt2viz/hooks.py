@@ -29,6 +29,18 @@ class HookPoint:
         return f"blocks.{layer}.{self.suffix}"
 
 
+def layer_norm_hooks(ln: str, module: str, per_layer: bool = True) -> tuple[HookPoint, HookPoint]:
+    """The two TransformerLens hook points of a LayerNorm (`ln`: "ln1", "ln2", "ln_final"; its
+    module spelled as in the parameter names, `module`): the scale, and the normalised input
+    before the weight and bias."""
+    return (
+        HookPoint(f"{ln}_scale", f"{ln}.hook_scale", "[pos, 1]", f"{module}'s √(var + eps) of each position",
+                  per_layer=per_layer),
+        HookPoint(f"{ln}_normalized", f"{ln}.hook_normalized", "[pos, d_model]",
+                  f"{module}'s (x − mean) / scale, before its weight and bias", per_layer=per_layer),
+    )
+
+
 EMBED_HOOKS = (
     HookPoint("embed", "hook_embed", "[pos, d_model]", "token embedding (row of wte)", per_layer=False),
     HookPoint("pos_embed", "hook_pos_embed", "[pos, d_model]", "position embedding (row of wpe)",
@@ -38,9 +50,7 @@ EMBED_HOOKS = (
 # In the order a forward pass reaches them inside block `layer`.
 BLOCK_HOOKS = (
     HookPoint("resid_pre", "hook_resid_pre", "[pos, d_model]", "residual stream entering the block"),
-    HookPoint("ln1_scale", "ln1.hook_scale", "[pos, 1]", "ln_1's √(var + eps) of each position"),
-    HookPoint("ln1_normalized", "ln1.hook_normalized", "[pos, d_model]",
-              "ln_1's (x − mean) / scale, before its weight and bias"),
+    *layer_norm_hooks("ln1", "ln_1"),
     HookPoint("q", "attn.hook_q", "[pos, head, d_head]", "queries"),
     HookPoint("k", "attn.hook_k", "[pos, head, d_head]", "keys of the new positions"),
     HookPoint("v", "attn.hook_v", "[pos, head, d_head]", "values of the new positions"),
@@ -54,21 +64,14 @@ BLOCK_HOOKS = (
               "each head's z through its slice of W_O, before the sum (only when asked for)", opt_in=True),
     HookPoint("attn_out", "hook_attn_out", "[pos, d_model]", "attention's output: W_O · z + b_O"),
     HookPoint("resid_mid", "hook_resid_mid", "[pos, d_model]", "residual stream after attention is added"),
-    HookPoint("ln2_scale", "ln2.hook_scale", "[pos, 1]", "ln_2's √(var + eps) of each position"),
-    HookPoint("ln2_normalized", "ln2.hook_normalized", "[pos, d_model]",
-              "ln_2's (x − mean) / scale, before its weight and bias"),
+    *layer_norm_hooks("ln2", "ln_2"),
     HookPoint("pre", "mlp.hook_pre", "[pos, d_mlp]", "MLP neurons before GELU"),
     HookPoint("post", "mlp.hook_post", "[pos, d_mlp]", "MLP neurons after GELU"),
     HookPoint("mlp_out", "hook_mlp_out", "[pos, d_model]", "the MLP's output"),
     HookPoint("resid_post", "hook_resid_post", "[pos, d_model]", "residual stream leaving the block"),
 )
 
-FINAL_HOOKS = (
-    HookPoint("ln_final_scale", "ln_final.hook_scale", "[pos, 1]", "ln_f's √(var + eps) of each position",
-              per_layer=False),
-    HookPoint("ln_final_normalized", "ln_final.hook_normalized", "[pos, d_model]",
-              "ln_f's (x − mean) / scale, before its weight and bias", per_layer=False),
-)
+FINAL_HOOKS = layer_norm_hooks("ln_final", "ln_f", per_layer=False)
 
 HOOK_POINTS: dict[str, HookPoint] = {h.short: h for h in (*EMBED_HOOKS, *BLOCK_HOOKS, *FINAL_HOOKS)}
 

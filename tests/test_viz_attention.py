@@ -19,9 +19,9 @@ from gpt2viz.viz.attention import (
     find_positions,
     future_mask,
     head_grid_figure,
-    head_scores,
     masked_region_path,
     overview_figure,
+    scores_from_qk,
     selected_head,
     step_rows_figure,
     window_around,
@@ -72,14 +72,14 @@ def test_scores_from_q_and_k_match_the_recorded_ones_and_need_the_whole_sequence
     trace = model.run_with_capture(ids)
     for layer, head in ((0, 0), (1, 3)):
         want = trace["attn_scores", layer][head].numpy()
-        got = head_scores(trace, layer, head)
+        got = scores_from_qk(trace, layer, head)
         visible = ~future_mask(len(ids), len(ids))
         assert np.allclose(got[visible], want[visible], atol=1e-5)
     cache = model.new_cache()
     model.run_with_capture(ids[:-1], names=[], cache=cache)
     step = model.run_with_capture(ids[-1:], cache=cache)
     with pytest.raises(ValueError, match="whole sequence"):
-        head_scores(step, 0, 0)
+        scores_from_qk(step, 0, 0)
 
 
 def test_the_page_recording_keeps_one_layer_with_half_patterns(model, ids):

@@ -35,7 +35,7 @@ def attention_layer_names(layer: int) -> list[str]:
     return [act_name(short, layer) for short in ("q", "k", "pattern")]
 
 
-def head_scores(trace: Trace, layer: int, head: int) -> np.ndarray:
+def scores_from_qk(trace: Trace, layer: int, head: int) -> np.ndarray:
     """[query, key] q·k / √d_head of one head, recomputed from the recorded hook_q and hook_k of a
     whole-sequence trace (start 0), before the mask; float32."""
     if trace.start != 0:
@@ -69,7 +69,7 @@ def head_values(trace: Trace, layer: int, head: int, kind: str) -> np.ndarray:
     if kind == PATTERN:
         values = trace["pattern", layer][head].float().numpy()
     else:
-        values = head_scores(trace, layer, head)
+        values = scores_from_qk(trace, layer, head)
     return np.where(future_mask(*values.shape, start=trace.start), np.nan, values).astype(np.float32)
 
 
