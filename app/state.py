@@ -38,6 +38,7 @@ HEAD_GRID = "head_grid"  # the clickable grid chart's selection
 ZOOM_QUERY = "zoom_query"  # first query position of the Attention page's zoom window (long contexts)
 ZOOM_KEY = "zoom_key"  # its first key position
 FIND_TOKEN = "find_token"  # text searched for among the tokens, to move the zoom window
+ZOOM_FOUND = "zoom_found"  # the search result picked (a position)
 # Inside a step: sampling controls that redraw the chain from the step's logits
 STEP_TEMPERATURE = "step_temperature"
 STEP_TOP_K = "step_top_k"  # 0 = off

@@ -8,14 +8,12 @@ from gpt2viz.viz.attention import WINDOW, find_positions, window_around
 
 from . import state
 
-FOUND = "zoom_found"  # the search result picked (a position)
 
-
-def _jump() -> None:
-    """The picked search result becomes the window's bottom row."""
-    position = st.session_state.get(FOUND)
+def _jump(n: int) -> None:
+    """The picked search result becomes the window's bottom row (`n`: the sequence's length)."""
+    position = st.session_state.get(state.ZOOM_FOUND)
     if position is not None:
-        first_query, first_key = window_around(position, st.session_state[FOUND + ".n"])
+        first_query, first_key = window_around(position, n)
         state.put(state.ZOOM_QUERY, first_query)
         state.put(state.ZOOM_KEY, first_key)
 
@@ -34,11 +32,10 @@ def zoom_controls(texts: list[str], labels: list[str]) -> tuple[int, int]:
                           placeholder="e.g. cat", help="Moves the zoom window so that the token's row is "
                                                        "its last one.")
     matches = find_positions(texts, needle)
-    st.session_state[FOUND + ".n"] = n
     if needle and not matches:
         c2.caption(f"No token contains {needle.strip()!r}.")
     elif matches:
-        c2.selectbox(f"{len(matches)} found", matches, index=None, key=FOUND, on_change=_jump,
+        c2.selectbox(f"{len(matches)} found", matches, index=None, key=state.ZOOM_FOUND, on_change=_jump, args=(n,),
                      format_func=labels.__getitem__, placeholder="Jump to…")
     first_query = state.widget(c3.number_input, "First query", min_value=0, max_value=last, step=8,
                                key=state.ZOOM_QUERY)
