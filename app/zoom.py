@@ -35,7 +35,8 @@ def zoom_controls(texts: list[str], labels: list[str]) -> tuple[int, int]:
     if needle and not matches:
         c2.caption(f"No token contains {needle.strip()!r}.")
     elif matches:
-        c2.selectbox(f"{len(matches)} found", matches, index=None, key=state.ZOOM_FOUND, on_change=_jump, args=(n,),
+        c2.selectbox(f"{len(matches)} found", matches, index=None, key=state.ZOOM_FOUND, on_change=_jump,
+                     args=(n,),
                      format_func=labels.__getitem__, placeholder="Jump to…")
     first_query = state.widget(c3.number_input, "First query", min_value=0, max_value=last, step=8,
                                key=state.ZOOM_QUERY)
