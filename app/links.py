@@ -31,6 +31,7 @@ from streamlit.delta_generator import DeltaGenerator
 import gpt2viz
 
 from . import state
+from .resources import model_turn
 
 if TYPE_CHECKING:
     from .model_picker import CurrentModel
@@ -286,7 +287,8 @@ def _replay(current: CurrentModel, step: int, notices: list[str]) -> None:
         return
     with st.spinner(f"Writing the link's generation up to step {step}…"):
         while len(run.steps) < step and not run.finished:
-            run.advance()
+            with model_turn():  # a step at a time, as the Generate page writes
+                run.advance()
     st.session_state[state.RUN] = run
     select_step(run, len(run.steps) - 1)
     if len(run.steps) < step:

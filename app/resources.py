@@ -44,6 +44,7 @@ R = TypeVar("R")
 _TURN = threading.RLock()
 _QUEUE = {"threads": 0}  # threads holding or waiting for the turn
 _QUEUE_LOCK = threading.Lock()
+_DEPTH = threading.local()  # how deep this thread is in model_turn (a computation may call another)
 BUSY_SWITCH_INTERVAL = 0.001  # seconds; Python's default is 0.005
 IDLE_SWITCH_INTERVAL = sys.getswitchinterval()
 
@@ -52,10 +53,9 @@ def _queue(change: int) -> None:
     """Count the threads at the model; while several are, Python hands the GIL on every 1 ms
     instead of 5 ms. With twenty sessions generating, the server's event loop otherwise waited up
     to 1.5 s for it; with one session, the shorter interval slowed the first screen by ~0.5 s."""
-    with _QUEUE_LOCK:
+    with _QUEUE_LOCK:  # counted and set together: two threads cannot leave it in the other's order
         _QUEUE["threads"] += change
-        busy = _QUEUE["threads"] > 1
-    sys.setswitchinterval(BUSY_SWITCH_INTERVAL if busy else IDLE_SWITCH_INTERVAL)
+        sys.setswitchinterval(BUSY_SWITCH_INTERVAL if _QUEUE["threads"] > 1 else IDLE_SWITCH_INTERVAL)
 
 
 @contextmanager
@@ -63,12 +63,17 @@ def model_turn() -> Iterator[None]:
     """The process's one turn at running the model: sessions take turns, step by step, instead of
     all running at once. Twenty sessions' forward passes at once on 2 cores starved the server
     (its health endpoint stalled for over 10 s). Re-entrant: a computation may call another."""
-    _queue(+1)
+    depth = getattr(_DEPTH, "n", 0)
+    if depth == 0:  # a thread counts once, however deeply its computations nest
+        _queue(+1)
+    _DEPTH.n = depth + 1
     try:
         with _TURN:
             yield
     finally:
-        _queue(-1)
+        _DEPTH.n = depth
+        if depth == 0:
+            _queue(-1)
 
 
 @st.cache_resource
@@ -133,7 +138,8 @@ def mlp_layer(source: str, ids: tuple[int, ...], layer: int) -> Trace:
 def next_token_logits(source: str, ids: tuple[int, ...]) -> torch.Tensor:
     """[vocab] the logits after the last of `ids`."""
     with model_turn():
-        return load(source)[0].run_with_capture(list(ids), names=[]).logits[-1]
+        # a copy: the row alone, not a view keeping every position's logits alive in the cache
+        return load(source)[0].run_with_capture(list(ids), names=[]).logits[-1].clone()
 
 
 @st.cache_resource(show_spinner="Pooling every head's pattern…", max_entries=8)
@@ -218,7 +224,7 @@ def ablated_logits(source: str, ids: tuple[int, ...], units: tuple[tuple[int, in
     with model_turn():
         model = load(source)[0]
         edits = ablation_edits(model, units, kind, mode)
-        return model.run_with_capture(list(ids), names=[], edits=edits).logits[-1]
+        return model.run_with_capture(list(ids), names=[], edits=edits).logits[-1].clone()  # the row only
 
 
 @st.cache_resource(show_spinner="Writing the other continuation…", max_entries=8)
@@ -227,25 +233,27 @@ def continuation(source: str, ids: tuple[int, ...], settings: tuple[tuple[str, o
     """Prompt + generated ids of a generation from `ids` with `settings` (and an ablation:
     (units, "heads" | "neurons", mode)). A mean ablation generates without the cache (see
     gpt2viz.interventions)."""
-    with model_turn():
-        model, edits, use_cache = load(source)[0], None, True
-        if ablation is not None:
-            units, kind, mode = ablation
-            edits = ablation_edits(model, units, kind, mode)
-            use_cache = mode == "zero"
-        g = gpt2viz.Generation(model, tokenizer(), list(ids), record=False, edits=edits, use_cache=use_cache,
-                               **dict(settings))
-        list(g)
-        return g.ids
+    model, edits, use_cache = load(source)[0], None, True
+    if ablation is not None:
+        units, kind, mode = ablation
+        edits = ablation_edits(model, units, kind, mode)
+        use_cache = mode == "zero"
+    g = gpt2viz.Generation(model, tokenizer(), list(ids), record=False, edits=edits, use_cache=use_cache,
+                           **dict(settings))
+    while not g.finished:
+        with model_turn():  # a step at a time, like the Generate page: other sessions interleave
+            g.advance()
+    return g.ids
 
 
-@st.cache_resource(show_spinner="Running the model for the lesson…", max_entries=2)
+@st.cache_resource(show_spinner=False, max_entries=2)
 def lesson(source: str, prompt: str) -> Lesson:
-    with model_turn():
-        return Lesson(load(source)[0], tokenizer(), prompt)
+    """The lesson for this model and prompt; it runs the model lazily, card by card."""
+    return Lesson(load(source)[0], tokenizer(), prompt)
 
 
-@st.cache_resource(max_entries=64)
+@st.cache_resource(show_spinner="Running the model for the lesson…", max_entries=64)
 def lesson_card(source: str, prompt: str, card_id: str) -> CardView:
     """One lesson card's numbers, figure and note for this model and prompt."""
-    return card_view(lesson(source, prompt), card_id)
+    with model_turn():  # the lesson's recordings are made here, when a card first needs them
+        return card_view(lesson(source, prompt), card_id)

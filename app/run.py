@@ -59,8 +59,9 @@ def example_run(_model: GPT2, source: str) -> Generation:
     """The default prompt generated to the end with the default settings, once per process and
     model: the finished example a new session opens on. Finished, so sessions can share it."""
     run = start(_model, state.DEFAULTS[state.PROMPT], DEFAULT_SETTINGS)
-    with model_turn():
-        list(run)
+    while not run.finished:
+        with model_turn():  # a step at a time: sessions opening together interleave
+            run.advance()
     return run
 
 

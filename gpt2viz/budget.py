@@ -123,10 +123,10 @@ class RecordingStore:
                 return value
             try:
                 value = compute()
-            finally:
+                self._put(key, value)
+            finally:  # after storing: a thread arriving now finds the value, not an open gate
                 with self._lock:
                     self._computing.pop(key, None)
-            self._put(key, value)
             return value
 
     def _put(self, key: Hashable, value: Any) -> None:

@@ -88,14 +88,20 @@ def final_choice_logits(model: GPT2, trace: Trace) -> torch.Tensor:
     return torch.stack(out)
 
 
-def _final_ids(model: GPT2, trace: Trace, rows: torch.Tensor) -> torch.Tensor:
-    """[pos] the token the model ranks first at `rows`: from the recorded logits, or from the last
-    residual point unembedded `CHUNK` positions at a time for a recording without them."""
+@torch.inference_mode()
+def final_logits(model: GPT2, trace: Trace, rows: torch.Tensor | int) -> torch.Tensor:
+    """The model's logits at `rows` of `trace` ([vocab] for one row, [n, vocab] for a tensor of
+    rows): the recorded ones, or, for a recording made without logits (`record_sequence`), the last
+    residual point put through ln_f and the unembedding, as the forward pass did."""
     if trace.logits is not None:
-        return trace.logits[rows].argmax(-1)
-    last = trace["resid_post", model.config.n_layer - 1]
-    chunks = [model.unembed(last[rows[s:s + CHUNK]].to(model.device, model.dtype)).argmax(-1).cpu()
-              for s in range(0, len(rows), CHUNK)]
+        return trace.logits[rows]
+    last = trace["resid_post", model.config.n_layer - 1][rows]  # [..., d_model]
+    return model.unembed(last.to(model.device, model.dtype)).float().cpu()
+
+
+def _final_ids(model: GPT2, trace: Trace, rows: torch.Tensor) -> torch.Tensor:
+    """[pos] the token the model ranks first at `rows`, `CHUNK` positions at a time."""
+    chunks = [final_logits(model, trace, rows[s:s + CHUNK]).argmax(-1) for s in range(0, len(rows), CHUNK)]
     return torch.cat(chunks) if chunks else torch.zeros(0, dtype=torch.long)
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from .hooks import act_name
-from .lens import residual_names
+from .lens import final_logits, residual_names
 from .model import GPT2
 from .trace import Trace
 
@@ -27,21 +27,10 @@ def record_sequence(model: GPT2, ids: list[int]) -> Trace:
     """The whole sequence run at once, keeping what the step view and the logit lens read. Keys
     and values are kept as copies: as views they would keep each layer's fused q, k, v
     projection, a third more memory, alive. No logits ([pos, 50257], 206 MB at 1,024 tokens):
-    the last residual point gives them where they are needed (`final_logits`)."""
+    the last residual point gives them where they are needed (`lens.final_logits`)."""
     own_copy = {act_name("k", "*"): torch.Tensor.clone, act_name("v", "*"): torch.Tensor.clone}
     return model.run_with_capture(ids, names=sequence_names(model.config.n_layer), keep_as=own_copy,
                                   keep_logits=False)
-
-
-@torch.inference_mode()
-def final_logits(model: GPT2, sequence: Trace, rows: torch.Tensor | int) -> torch.Tensor:
-    """The model's logits at `rows` of `sequence` ([vocab] for one row, [n, vocab] for a tensor of
-    rows): the recorded ones, or, for a recording made without logits, the last residual point
-    put through ln_f and the unembedding, as the forward pass did."""
-    if sequence.logits is not None:
-        return sequence.logits[rows]
-    last = sequence["resid_post", model.config.n_layer - 1][rows]  # [..., d_model]
-    return model.unembed(last.to(model.device, model.dtype)).float().cpu()
 
 
 @dataclass(frozen=True)

@@ -89,8 +89,8 @@ def test_selection_changes_that_need_no_model_do_not_run_it(why, monkeypatch):
     why.radio(key="ablate_kind").set_value("heads").run()
     why.text_input(key="ablate_units").input("0.1").run()
     calls = []
-    real = gpt2viz.GPT2.forward
-    monkeypatch.setattr(gpt2viz.GPT2, "forward", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = gpt2viz.GPT2.run_blocks  # every model run passes here, with or without logits
+    monkeypatch.setattr(gpt2viz.GPT2, "run_blocks", lambda *a, **k: calls.append(1) or real(*a, **k))
     why.selectbox(key="head").select(3).run()  # the attribution heatmap's outline moves; no model
     why.selectbox(key="layer").select(1).run()
     assert not why.exception and calls == []

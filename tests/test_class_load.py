@@ -19,9 +19,10 @@ def test_sessions_generating_at_once_each_see_their_own_tokens(app_model: str) -
         pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (`make browser`)")
     with served(app_model) as (url, proc):
         run = run_class(url, proc, SESSIONS, tokens=6, timeout=600)
-    assert len(run.generate_to_chart) == SESSIONS
     for i, strip in enumerate(run.strips):
         own, others = WORDS[i], [w for j, w in enumerate(WORDS[:SESSIONS]) if j != i]
         assert own in strip and not any(w in strip for w in others), (i, strip)
     assert run.health and all(latency is not None for latency in run.health)  # never unanswered
-    assert run.peak_mb > 0
+    # a bound far above the bench's 1 s target, far below the 30 s a probe may wait: a server
+    # that stalls for seconds (as twenty sessions once made it) fails here
+    assert max(run.health) < 5.0

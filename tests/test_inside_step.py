@@ -116,7 +116,8 @@ def test_cached_step_equals_the_full_rerun(small_model) -> None:
         # the sequence keeps no logits: the full run's come from its last residual point
         assert sequence.logits is None
         torch.testing.assert_close(step.rerun_logits, full.logits[q], atol=1e-5, rtol=0)
-        assert step.max_logit_diff == float((step.logits - step.rerun_logits).abs().max())
+        independent = float((step.logits - full.logits[q]).abs().max())
+        assert step.max_logit_diff == pytest.approx(independent, abs=1e-5)
     with pytest.raises(ValueError, match="query_position must lie in 0..22"):
         cached_step(small_model, sequence, 23)
 
@@ -138,3 +139,21 @@ def test_final_choice_logits_by_hand(small_model, full) -> None:
         torch.testing.assert_close(got[i].double(), want, atol=1e-4, rtol=0)
     # the last point is the model's own logit of its top choice
     torch.testing.assert_close(got[-1], full.logits.max(-1).values, atol=1e-4, rtol=0)
+
+
+def test_a_sequence_without_logits_reads_them_from_its_last_point(small_model, full, monkeypatch) -> None:
+    # The app's sequence recording keeps no logits; the lens and its overview take the final
+    # choice from the last residual point, CHUNK positions at a time (5 here: several chunks).
+    monkeypatch.setattr(lens, "CHUNK", 5)
+    sequence = record_sequence(small_model, IDS)
+    assert sequence.logits is None
+    torch.testing.assert_close(lens.final_logits(small_model, sequence, torch.arange(len(IDS))), full.logits,
+                               atol=1e-5, rtol=0)
+    without, with_logits = logit_lens(small_model, sequence), logit_lens(small_model, full)
+    assert torch.equal(without.final_ids, full.logits.argmax(-1))
+    torch.testing.assert_close(without.final_token_probs, with_logits.final_token_probs, atol=1e-5, rtol=0)
+    torch.testing.assert_close(lens.final_choice_logits(small_model, sequence),
+                               lens.final_choice_logits(small_model, full), atol=1e-5, rtol=0)
+    # keys and values are kept as their own copies, not views of the fused q, k, v projection
+    k = sequence["k", 0]
+    assert k.untyped_storage().nbytes() == k.numel() * k.element_size()

@@ -129,6 +129,22 @@ def test_saved_trace_round_trips_bit_exactly(small_model, trace, tmp_path) -> No
     assert other != trace
 
 
+def test_a_small_recording_round_trips_too(small_model, tmp_path) -> None:
+    # no logits, a float16 pattern and scores rebuilt at read time: saved as read, loaded equal
+    from gpt2viz.viz.attention import HALF_PATTERNS
+
+    names = [gpt2viz.act_name(short, 1) for short in ("q", "k", "attn_scores", "pattern")]
+    trace = small_model.run_with_capture(list(range(40, 52)), names=names, keep_as=HALF_PATTERNS,
+                                         keep_logits=False)
+    loaded = gpt2viz.load_trace(gpt2viz.save_trace(trace, tmp_path / "small.safetensors"))
+    assert loaded == trace and loaded.logits is None
+    assert loaded["pattern", 1].dtype == torch.float16
+    assert torch.equal(loaded["attn_scores", 1], trace["attn_scores", 1])
+    with pytest.raises(KeyError, match="keep_as names no hook point"):
+        small_model.run_with_capture([1, 2], names=names,
+                                     keep_as={"blocks.*.attn.hook_nothing": torch.Tensor.half})
+
+
 def test_load_trace_refuses_what_is_not_a_trace(small_model, tmp_path) -> None:
     weights = gpt2viz.save_model(small_model, tmp_path / "model") / "model.safetensors"
     with pytest.raises(gpt2viz.LoadError, match="not a gpt2viz trace"):

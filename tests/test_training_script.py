@@ -22,7 +22,7 @@ from training import ROOT
 from training.card import targets_text
 from training.objectives import candidate_loss, pool_loss, synthetic_loss
 from training.prepare import Batches, known_ids, synthetic_pool, toy_batch
-from training.train import main, parse_args, run_hparams, shipped_config_for
+from training.train import TrainConfig, lr_at, main, parse_args, parse_head, run_hparams, shipped_config_for
 
 SHIPPED = "training/config/gpt2viz_mini.json"
 
@@ -105,6 +105,23 @@ def test_shipped_config_is_the_last_run_of_the_bundled_model() -> None:
     assert cfg.steps == 7 and cfg.lr == 1e-3
 
 
+def test_learning_rate_warms_up_holds_then_decays() -> None:
+    cfg = TrainConfig(lr=1.0, warmup=2, hold=3, steps=10, min_lr_frac=0.1)
+    assert [lr_at(s, cfg) for s in range(6)] == [0.5, 1.0, 1.0, 1.0, 1.0, 1.0]  # warm-up, then held
+    assert lr_at(6, cfg) < 1.0 and lr_at(8, cfg) < lr_at(7, cfg)  # the cosine starts after the hold
+    assert lr_at(10, cfg) == pytest.approx(0.1) and lr_at(50, cfg) == pytest.approx(0.1)
+
+
+def test_induction_head_flag_is_checked_against_the_model() -> None:
+    config = gpt2viz.GPT2Config(n_layer=4, n_head=4, n_embd=64)
+    assert parse_head("1.0", config) == (1, 0) and parse_head("3.3", config) == (3, 3)
+    for bad in ("1", "a.b", "1.0.2"):
+        with pytest.raises(SystemExit, match="write layer.head"):
+            parse_head(bad, config)
+    with pytest.raises(SystemExit, match="layers 0..3 and heads 0..3"):
+        parse_head("9.0", config)
+
+
 def test_config_file_errors_name_the_setting(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"learning_rate": 1e-3}))
@@ -141,7 +158,7 @@ def test_tiny_run_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
           "--seq-len", "32", "--batch-size", "2", "--steps", "4", "--eval-every", "2",
           "--synthetic-frac", "0.5", "--synthetic-first", "1", "--synthetic-pool", "20",
           "--synthetic-batch-size", "3", "--synthetic-seq-len", "24", "--synthetic-len-max", "12",
-          "--induction-aux", "0.5", "--induction-head", "0.1",
+          "--induction-aux", "0.5", "--induction-head", "0.1", "--synthetic-pool-later", "0",
           "--repeat-frac", "1", "--final-eval-tokens", "64", "--sample-chars", "200", "--device", "cpu"])
     record = json.loads((out / "training.json").read_text())
     synthetic = record["synthetic_steps"]
@@ -149,6 +166,7 @@ def test_tiny_run_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert record["tokens_seen"] == synthetic * 3 * 24 + (4 - synthetic) * 2 * 32
     assert [h["step"] for h in record["history"]] == [2, 4]
     assert record["hyperparameters"]["synthetic_first"] == 1 and record["hyperparameters"]["device"] == "cpu"
+    assert record["hyperparameters"]["synthetic_pool_later"] == 0
     assert record["command"].startswith("python -m training.train --corpus")
     model = gpt2viz.load_model(str(out), device="cpu")
     assert model.config.n_embd == 32

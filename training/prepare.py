@@ -165,9 +165,9 @@ def toy_batch(rng: np.random.Generator, batch: int, T: int, len_min: int, len_ma
 
 
 def known_ids(train: np.ndarray, skip: int = 4096, size: int = 4096) -> np.ndarray:
-    """Ids the model has seen in text but not in synthetic windows: the ids ranked skip+1 ..
-    skip+size by frequency in the training split (ties by id), sorted. The induction test on them
-    checks that a copying head works on tokens it never copied in training."""
+    """The ids ranked skip+1 .. skip+size by frequency in the training split (ties by id), sorted:
+    by default those just below the pool of the first synthetic steps. On a small corpus the
+    ranks run past the ids that occur, into ids that never do."""
     counts = np.bincount(train, minlength=EOT_ID + 1)[:EOT_ID]
     return np.sort(np.argsort(-counts, kind="stable")[skip:skip + size]).astype(np.int64)
 
@@ -178,5 +178,4 @@ def synthetic_pool(train: np.ndarray, size: int) -> np.ndarray:
     a copying circuit can be learned on them first."""
     if size <= 0:
         return np.arange(EOT_ID, dtype=np.int64)
-    counts = np.bincount(train, minlength=EOT_ID + 1)[:EOT_ID]
-    return np.sort(np.argsort(-counts, kind="stable")[:size]).astype(np.int64)
+    return known_ids(train, skip=0, size=size)

@@ -16,7 +16,7 @@ Each `--*` switch below puts back one piece of `training/` (imported, not re-imp
 - `--loss pool`: the loss of train.py's synthetic steps (`objectives.pool_loss`: only the counted
   targets, softmax over the pool ids) instead of the full softmax over the model's vocabulary;
 - `--real-vocab`: the model has GPT-2's 50257 ids (unembedding tied to wte), the blocks draw their
-  ids from a pool of `--pool` ids (`prepare.synthetic_pool`-like: every id, or a random subset),
+  ids from a pool of `--pool` ids (a random subset of `--pool` ids spread over the vocabulary),
   and <bos> is <|endoftext|>;
 - `--schedule real`: `train.lr_at` (warm-up, cosine decay over `--steps`), AdamW with weight decay
   on matrices and betas (0.9, 0.95), gradient clipping and bf16 autocast, as train.py does;
@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     a = p.add_argument
     a("--pool", type=int, default=128, help="ids the blocks draw from")
     a("--len-min", type=int, default=6, help="shortest block r of the toy windows")
-    a("--len-max", type=int, default=24, help="longest block r (toy and --data synthetic windows)")
+    a("--len-max", type=int, default=24, help="longest block r")
     a("--seq-len", type=int, default=48, help="window length T (predicted tokens per window)")
     a("--eval-len", type=int, default=20, help="block length of the induction / previous-token test")
     a("--batch", type=int, default=64)

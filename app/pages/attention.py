@@ -58,13 +58,14 @@ if not long:
 else:
     with right:
         window = zoom_controls(tokenizer().token_texts(list(ids)), labels)
-        pooled = block_max(head_values(trace, layer, head, kind))
+        values = head_values(trace, layer, head, kind)  # once: the overview and the window read it
+        pooled = block_max(values)
         chart(st, overview_figure(pooled, kind, f"Layer {layer}, head {head}: all {len(ids)} tokens",
                                   window_at(*window, len(ids))), key="attention_overview")
         st.caption(f"Each cell is the largest {kind} value of a block of positions (hover for which); "
                    "the red box is the zoom window drawn below with every token.")
-    chart(st, attention_heatmap_figure(attention_matrix(trace, layer, head, kind, labels, window=window)),
-          key="attention_heatmap")
+    matrix = attention_matrix(trace, layer, head, kind, labels, window=window, values=values)
+    chart(st, attention_heatmap_figure(matrix), key="attention_heatmap")
 
 st.subheader("What each head does")
 st.caption("Two standard tests give every head a score from 0 to 1. **Previous-token**: its mean "

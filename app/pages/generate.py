@@ -40,6 +40,12 @@ def strip(run: Generation, selected: int | None = None) -> str:
                             tok.character_groups(run.ids))
 
 
+def full_recording(model: gpt2viz.GPT2, ids: list[int]) -> gpt2viz.Trace:
+    """Every hook point of the sequence, recorded when the download is clicked, in the model's turn."""
+    with model_turn():
+        return model.run_with_capture(ids)
+
+
 def extend(run: Generation, to_end: bool, live: DeltaGenerator) -> None:
     """One step, or every step to the end with a progress bar and the tokens appearing live."""
     if not to_end:
@@ -111,7 +117,7 @@ c1.download_button("Download the generation (JSON)", on_click="ignore", file_nam
                    data=lambda: json.dumps(run.to_dict(), indent=1, ensure_ascii=False),
                    mime="application/json")
 c2.download_button("Download the recording (trace)", on_click="ignore", file_name="gpt2viz-trace.safetensors",
-                   data=lambda: trace_bytes(current.model.run_with_capture(run.ids)),
+                   data=lambda: trace_bytes(full_recording(current.model, run.ids)),
                    mime="application/octet-stream",
                    help="Every hook point of the whole sequence; open it with gpt2viz.load_trace")
 if run.finished:

@@ -75,11 +75,12 @@ def head_values(trace: Trace, layer: int, head: int, kind: str) -> np.ndarray:
 
 def attention_matrix(
     trace: Trace, layer: int, head: int, kind: str, labels: Sequence[str],
-    window: tuple[int, int] | None = None,
+    window: tuple[int, int] | None = None, values: np.ndarray | None = None,
 ) -> AttentionMatrix:
     """The selected head's pattern or scores over `trace`; `labels` names every key position.
-    `window` = (first query, first key) shows only `WINDOW` × `WINDOW` positions from there."""
-    values = head_values(trace, layer, head, kind)
+    `window` = (first query, first key) shows only `WINDOW` × `WINDOW` positions from there.
+    `values`: `head_values` of the same head and kind, when the caller already has them."""
+    values = head_values(trace, layer, head, kind) if values is None else values
     q0, k0 = trace.start, 0
     title = f"Layer {layer}, head {head}: attention {kind}"
     if window is not None:
@@ -245,9 +246,9 @@ def attention_overview(model: GPT2, ids: Sequence[int], tile: int = 24) -> Atten
         def observe(pattern: torch.Tensor) -> torch.Tensor:  # [1, head, pos, pos]
             p = pattern[0].float()
             previous[layer] = previous_token_score(p) if n > 1 else 0.0
-            p = p.cpu().numpy()
+            p = np.where(masked, np.nan, p.cpu().numpy())  # [head, pos, pos], masked once per layer
             for head in range(cfg.n_head):
-                block = block_max(np.where(masked, np.nan, p[head]), tile).values
+                block = block_max(p[head], tile).values
                 image[layer * step:layer * step + tile, head * step:head * step + tile] = block
             return pattern
         return observe
