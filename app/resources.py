@@ -21,11 +21,11 @@ import gpt2viz
 from gpt2viz import GPT2, Trace
 from gpt2viz.analysis import induction_scores
 from gpt2viz.attribution import (
-    SALIENCY_BF16_FROM,
     DirectLogitAttribution,
     attribution_names,
     direct_logit_attribution,
     saliency,
+    saliency_in_bf16,
 )
 from gpt2viz.budget import RecordingStore, budget_from_env
 from gpt2viz.interventions import ablate_heads, ablate_neurons
@@ -200,7 +200,7 @@ def input_saliency(source: str, ids: tuple[int, ...], position: int, target: int
                    distractor: int | None) -> torch.Tensor:
     with model_turn():
         return saliency(load(source)[0], list(ids), position, target, distractor,
-                        bf16=position + 1 >= SALIENCY_BF16_FROM)
+                        bf16=saliency_in_bf16(position))
 
 
 def ablation_edits(model: GPT2, units: tuple[tuple[int, int], ...], kind: str, mode: str) -> dict:

@@ -2,7 +2,7 @@
 attribution and gradient × input saliency, on gpt2-small sized random weights at 20 and 1,000
 tokens. Target on this 2-core CPU: attribution + saliency under 2 s at 1,000 tokens (the page
 records a sequence once and reuses it for every step, so the recording is timed apart). Saliency
-runs as the app runs it: in float32 below `SALIENCY_BF16_FROM` positions, in bfloat16 from there
+runs as the app runs it (`saliency_in_bf16`): float32 below 256 positions, bfloat16 from there
 (its float32 time is printed beside it).
 Usage: .venv/bin/python bench/bench_why.py [--repeats 3]
 """
@@ -22,10 +22,10 @@ import torch  # noqa: E402
 
 import gpt2viz  # noqa: E402
 from gpt2viz.attribution import (  # noqa: E402
-    SALIENCY_BF16_FROM,
     attribution_names,
     direct_logit_attribution,
     saliency,
+    saliency_in_bf16,
 )
 
 
@@ -47,7 +47,7 @@ def main() -> None:
     names = attribution_names(model.config.n_layer)
     for n in (20, 1000):
         ids = torch.randint(0, 50000, (n,), generator=torch.Generator().manual_seed(n)).tolist()
-        bf16 = n >= SALIENCY_BF16_FROM
+        bf16 = saliency_in_bf16(n - 1)
         record, dla, sal, sal32 = [], [], [], []
         for _ in range(args.repeats):
             t, trace = timed(model.run_with_capture, ids, names)

@@ -87,6 +87,12 @@ def direct_logit_attribution(model: GPT2, trace: Trace, position: int, target: i
 SALIENCY_BF16_FROM = 256
 
 
+def saliency_in_bf16(position: int) -> bool:
+    """Whether the app computes saliency at `position` in bfloat16: from `SALIENCY_BF16_FROM`
+    input positions on, where float32 would take seconds on a CPU."""
+    return position + 1 >= SALIENCY_BF16_FROM
+
+
 def saliency(model: GPT2, ids: list[int], position: int, target: int,
              distractor: int | None = None, bf16: bool = False) -> torch.Tensor:
     """Gradient × input, [position + 1]: Σ_d ∂L/∂x[i, d] · x[i, d] for each input position i ≤

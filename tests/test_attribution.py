@@ -8,7 +8,13 @@ import threading
 import pytest
 import torch
 
-from gpt2viz.attribution import attribution_names, direct_logit_attribution, saliency
+from gpt2viz.attribution import (
+    SALIENCY_BF16_FROM,
+    attribution_names,
+    direct_logit_attribution,
+    saliency,
+    saliency_in_bf16,
+)
 from gpt2viz.interventions import ablate_heads, ablate_neurons
 
 IDS = list(range(1200, 1216))
@@ -87,6 +93,8 @@ def test_saliency_in_bfloat16_stays_within_a_few_percent(small_model) -> None:
     assert float((fast - exact).abs().max()) <= 0.03 * float(exact.abs().max())
     assert float(torch.corrcoef(torch.stack([fast, exact]))[0, 1]) > 0.999
     assert not torch.equal(fast, exact)  # it really ran in lower precision
+    # the app switches at SALIENCY_BF16_FROM input positions (position 255 has 256 of them)
+    assert SALIENCY_BF16_FROM == 256 and not saliency_in_bf16(254) and saliency_in_bf16(255)
 
 
 def test_saliency_from_two_threads(small_model) -> None:

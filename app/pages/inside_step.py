@@ -19,6 +19,7 @@ from gpt2viz.viz.lens import (
     logit_lens_figure,
     residual_norms_figure,
 )
+from gpt2viz.viz.lesson import size
 from gpt2viz.viz.step import (
     cache_overview_figure,
     kv_cache_figure,
@@ -28,11 +29,6 @@ from gpt2viz.viz.step import (
     top_neurons_figure,
 )
 from gpt2viz.viz.tokens import visible_token
-
-
-def size(n: int) -> str:
-    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 2**10:.1f} KiB"
-
 
 st.title("Inside a step")
 st.caption("How GPT-2 makes one token: the newest token goes through every block alone, its query "

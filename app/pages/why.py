@@ -15,7 +15,7 @@ from app.why_sections import (
     force_section,
     top_candidates,
 )
-from gpt2viz.attribution import SALIENCY_BF16_FROM
+from gpt2viz.attribution import SALIENCY_BF16_FROM, saliency_in_bf16
 from gpt2viz.viz.why import dla_heads_figure, dla_parts_figure, saliency_html
 
 st.title("Why this token?")
@@ -57,7 +57,7 @@ if position == 0:
     st.info("This is the first position: there is no earlier token to attribute to.")
 values = input_saliency(current.source, tuple(ids), position, target, distractor).numpy()
 st.markdown(saliency_html(tok.token_texts(ids[: position + 1]), values), unsafe_allow_html=True)
-if position + 1 >= SALIENCY_BF16_FROM:
+if saliency_in_bf16(position):
     st.caption(f"At {SALIENCY_BF16_FROM} tokens or more the gradients run in bfloat16, about 2.5× faster "
                "on this CPU: each value is within about 1% of the largest.")
 
