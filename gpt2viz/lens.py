@@ -115,10 +115,11 @@ class ResidualNorms:
 
 def residual_norms(trace: Trace, n_layer: int) -> ResidualNorms:
     """How large the residual stream is at every point and position, and how large each
-    sub-layer's contribution is. Reads the residual points only: what attention adds is the
-    difference from the point before it to resid_mid, what the MLP adds is resid_post − resid_mid."""
+    sub-layer's contribution is. Reads the residual points only (in float32: `record_sequence` keeps
+    them in float16): what attention adds is the difference from the point before it to resid_mid,
+    what the MLP adds is resid_post − resid_mid."""
     points = residual_points(n_layer)
-    stream = [trace[short, layer] for _, short, layer in points]  # [pos, d_model] each
+    stream = [trace[short, layer].float() for _, short, layer in points]  # [pos, d_model] each
     resid = torch.stack([x.norm(dim=-1) for x in stream])
     norms = torch.stack([(stream[i + 1] - stream[i]).norm(dim=-1) for i in range(2 * n_layer)])
     return ResidualNorms([label for label, _, _ in points], resid, norms[0::2], norms[1::2])

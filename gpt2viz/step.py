@@ -15,6 +15,7 @@ import torch
 from .hooks import act_name
 from .lens import final_logits, residual_names
 from .model import GPT2
+from .recording import Edit
 from .trace import Trace
 
 
@@ -24,13 +25,21 @@ def sequence_names(n_layer: int) -> list[str]:
 
 
 def record_sequence(model: GPT2, ids: list[int]) -> Trace:
-    """The whole sequence run at once, keeping what the step view and the logit lens read. Keys
-    and values are kept as copies: as views they would keep each layer's fused q, k, v
-    projection, a third more memory, alive. No logits ([pos, 50257], 206 MB at 1,024 tokens):
-    the last residual point gives them where they are needed (`lens.final_logits`)."""
-    own_copy = {act_name("k", "*"): torch.Tensor.clone, act_name("v", "*"): torch.Tensor.clone}
-    return model.run_with_capture(ids, names=sequence_names(model.config.n_layer), keep_as=own_copy,
-                                  keep_logits=False)
+    """The whole sequence run at once, keeping what the step view and the logit lens read.
+
+    - Keys and values are kept as float32 copies: a step re-run over them must give the full run's
+      logits. As views they would keep each layer's fused q, k, v projection, a third more memory,
+      alive.
+    - The residual stream is kept in float16 at every point but the last: it is read for display
+      only (norms, the logit lens), and halving it is what lets gpt2-xl at 1,024 tokens fit the
+      app's recording budget. The last point stays float32: the logits come from it.
+    - No logits ([pos, 50257], 206 MB at 1,024 tokens): `lens.final_logits` gives them from the
+      last residual point where they are needed."""
+    names = sequence_names(model.config.n_layer)
+    *display_only, _last = residual_names(model.config.n_layer)
+    keep_as: dict[str, Edit] = {name: torch.Tensor.half for name in display_only}
+    keep_as |= {act_name("k", "*"): torch.Tensor.clone, act_name("v", "*"): torch.Tensor.clone}
+    return model.run_with_capture(ids, names=names, keep_as=keep_as, keep_logits=False)
 
 
 @dataclass(frozen=True)

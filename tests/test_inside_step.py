@@ -9,6 +9,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import gpt2viz
 from gpt2viz import lens
+from gpt2viz.budget import nbytes
 from gpt2viz.kv_cache import KVCache, forward_multiply_adds, kv_cache_bytes
 from gpt2viz.lens import logit_lens, residual_names, residual_norms
 from gpt2viz.step import cached_step, record_sequence
@@ -152,8 +153,30 @@ def test_a_sequence_without_logits_reads_them_from_its_last_point(small_model, f
     without, with_logits = logit_lens(small_model, sequence), logit_lens(small_model, full)
     assert torch.equal(without.final_ids, full.logits.argmax(-1))
     torch.testing.assert_close(without.final_token_probs, with_logits.final_token_probs, atol=1e-5, rtol=0)
-    torch.testing.assert_close(lens.final_choice_logits(small_model, sequence),
-                               lens.final_choice_logits(small_model, full), atol=1e-5, rtol=0)
-    # keys and values are kept as their own copies, not views of the fused q, k, v projection
-    k = sequence["k", 0]
-    assert k.untyped_storage().nbytes() == k.numel() * k.element_size()
+    # the display-only points are float16: the overview moves by their rounding, no more
+    overview = lens.final_choice_logits(small_model, sequence)
+    exact = lens.final_choice_logits(small_model, full)
+    torch.testing.assert_close(overview[-1], exact[-1], atol=1e-5, rtol=0)
+    torch.testing.assert_close(overview, exact, atol=2e-3 * float(exact.abs().max()), rtol=0)
+    assert not torch.equal(overview, exact)
+
+
+def test_a_sequence_keeps_the_residual_stream_in_float16_but_the_last_point(small_model, full) -> None:
+    sequence = record_sequence(small_model, IDS)
+    *display_only, last = residual_names(2)
+    # (the full run records every hook point and may round its sums differently: 1e-5)
+    for name in display_only:  # each point is the full run's, rounded to float16 (2⁻¹¹ relative)
+        assert sequence[name].dtype == torch.float16
+        torch.testing.assert_close(sequence[name].float(), full[name], atol=1e-5, rtol=2 ** -11)
+    assert sequence[last].dtype == torch.float32
+    torch.testing.assert_close(sequence[last], full[last], atol=1e-5, rtol=0)
+    for name in ("k", "v"):  # float32 copies, not views of the fused q, k, v projection
+        kept = sequence[name, 0]
+        torch.testing.assert_close(kept, full[name, 0], atol=1e-5, rtol=0)
+        assert kept.untyped_storage().nbytes() == kept.numel() * kept.element_size()
+    d_model, n = small_model.config.n_embd, len(IDS)
+    assert nbytes(sequence) == n * d_model * (2 * len(display_only) + 4 + 2 * 2 * 4)
+    # the norms read the float16 points in float32: within their rounding of the exact ones
+    norms, exact = residual_norms(sequence, 2), residual_norms(full, 2)
+    torch.testing.assert_close(norms.resid, exact.resid, atol=0, rtol=1e-3)
+    torch.testing.assert_close(norms.mlp, exact.mlp, atol=2e-3 * float(exact.resid.max()), rtol=0)
