@@ -42,6 +42,11 @@ def attention_scores(q: torch.Tensor, k: torch.Tensor, allowed: torch.Tensor) ->
     return scores.div_(math.sqrt(q.shape[-1])).masked_fill_(~allowed[:, None], float("-inf"))
 
 
+def _normalize(x: torch.Tensor, mean: torch.Tensor, rstd: torch.Tensor) -> torch.Tensor:
+    """[B, T, C] LayerNorm's x − mean / scale, from its input and the fused kernel's statistics."""
+    return (x - mean) * rstd
+
+
 class LayerNorm(nn.LayerNorm):
     """nn.LayerNorm with TransformerLens's two hook points: the scale √(var + eps) and the
     normalised x − mean / scale, before the weight and bias are applied."""
@@ -58,7 +63,9 @@ class LayerNorm(nn.LayerNorm):
             out, mean, rstd = torch.native_layer_norm(x, self.normalized_shape, self.weight, self.bias,
                                                       self.eps)
             hook(rec, self.name_scale, rstd.reciprocal())  # [B, T, 1]
-            hook(rec, self.name_normalized, (x - mean) * rstd)  # [B, T, C]
+            # Kept as x, mean and 1/scale, normalised when read: x is the residual stream, which a
+            # recording usually keeps anyway, so this costs neither time nor memory in the pass.
+            rec.defer(self.name_normalized, _normalize, x, mean, rstd)  # [B, T, C]
             return out
         centred = x - x.mean(-1, keepdim=True)  # [B, T, C]
         variance = centred.pow(2).mean(-1, keepdim=True)  # [B, T, 1]
