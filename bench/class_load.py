@@ -43,14 +43,15 @@ def free_port() -> int:
 
 
 @contextmanager
-def served(model: str, log: Path | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
-    """A `streamlit run` of the app on a free local port, once its health endpoint answers:
-    yields (url, process); stops it afterwards."""
+def served(model: str, log: Path | None = None,
+           script: Path = ROOT / "streamlit_app.py") -> Iterator[tuple[str, subprocess.Popen]]:
+    """A `streamlit run` of the app (or another `script`) on a free local port, once its health
+    endpoint answers: yields (url, process); stops it afterwards."""
     port = free_port()
     env = {**os.environ, "GPT2VIZ_MODEL": model}
     out = open(log, "w") if log else subprocess.DEVNULL
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"),
+        [sys.executable, "-m", "streamlit", "run", str(script),
          "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
          "--server.fileWatcherType", "none"],
         cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)

@@ -147,6 +147,30 @@ def test_attention_invariants(small_model) -> None:
                                    + trace[f"blocks.{layer}.hook_attn_out"])
 
 
+def test_the_softmax_in_place_is_bit_for_bit_and_only_where_allowed() -> None:
+    from gpt2viz.model import _softmax
+
+    scores = torch.randn(2, 3, 50, 50).masked_fill_(torch.rand(50, 50) < 0.3, float("-inf"))
+    want = scores.softmax(-1)
+    with torch.inference_mode():
+        own = scores.clone()
+        got = _softmax(own, in_place=True)
+        assert torch.equal(got, want) and got.data_ptr() == own.data_ptr()  # written over the scores
+        kept = scores.clone()
+        assert torch.equal(_softmax(kept, in_place=False), want) and torch.equal(kept, scores)
+    grad = scores.clone().requires_grad_()  # autograd needs the scores: never in place
+    assert _softmax(grad, in_place=True).data_ptr() != grad.data_ptr()
+
+
+def test_an_edit_of_the_scores_is_not_overwritten_by_the_softmax(small_model) -> None:
+    ids = list(range(70, 80))
+    fixed = torch.zeros(1, 4, len(ids), len(ids))  # an edit that returns its own tensor every time
+    trace = small_model.run_with_capture(ids, names=["blocks.0.attn.hook_pattern"],
+                                         edits={"blocks.0.attn.hook_attn_scores": lambda s: fixed})
+    assert torch.equal(fixed, torch.zeros_like(fixed))
+    torch.testing.assert_close(trace["pattern", 0], torch.full((4, len(ids), len(ids)), 1 / len(ids)))
+
+
 def test_name_selection(small_model) -> None:
     trace = small_model.run_with_capture([5, 6, 7], names=["blocks.*.attn.hook_pattern",
                                                            "hook_embed"])
