@@ -57,6 +57,11 @@ def _softmax(scores: torch.Tensor, in_place: bool) -> torch.Tensor:
     return scores.softmax(dim=-1)
 
 
+def _gelu(pre: torch.Tensor) -> torch.Tensor:
+    """GPT-2's GELU (the tanh approximation)."""
+    return F.gelu(pre, approximate="tanh")
+
+
 class LayerNorm(nn.LayerNorm):
     """nn.LayerNorm with TransformerLens's two hook points: the scale √(var + eps) and the
     normalised x − mean / scale, before the weight and bias are applied."""
@@ -151,7 +156,11 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor, rec: Recorder | None) -> torch.Tensor:
         pre = hook(rec, self.name_pre, self.c_fc(x))  # [B, T, d_mlp]
-        post = hook(rec, self.name_post, F.gelu(pre, approximate="tanh"))  # [B, T, d_mlp]
+        post = _gelu(pre)  # [B, T, d_mlp]
+        # Kept as pre (which a recording keeps anyway) and put through GELU again when read: the
+        # pass frees `post` after c_proj, and the next layer reuses its memory.
+        if rec is not None and not rec.defer(self.name_post, _gelu, pre):
+            post = hook(rec, self.name_post, post)  # edited, or not kept
         return self.c_proj(post)  # [B, T, C]
 
 

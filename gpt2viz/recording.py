@@ -23,7 +23,8 @@ class Deferred:
     """A kept activation that is computed when it is read, from the `inputs` it holds (see
     `Recorder.defer`): the attention scores, rebuilt from q and k, instead of a [head, pos, pos]
     tensor per layer kept from the forward pass; LayerNorm's normalised input, from the input and
-    its mean and 1/scale, instead of computing it in every recorded pass."""
+    its mean and 1/scale, instead of computing it in every recorded pass; the MLP's neurons after
+    GELU, from the neurons before it."""
 
     def __init__(self, compute: Callable[..., torch.Tensor], *inputs: object,
                  convert: Edit | None = None) -> None:

@@ -9,6 +9,7 @@ from safetensors.torch import save_file
 
 import gpt2viz
 from gpt2viz.hooks import BLOCK_HOOKS
+from gpt2viz.recording import Deferred
 
 # TransformerLens's short names and the full names they stand for (written out, not derived).
 PER_LAYER = {
@@ -56,14 +57,17 @@ def test_act_name_errors_say_what_to_do(args, message) -> None:
         gpt2viz.act_name(*args)
 
 
-def test_scores_are_rebuilt_when_read_bit_for_bit(small_model, trace) -> None:
-    # An identity edit forces the forward pass to keep the scores it computed: the deferred
-    # scores equal them exactly. Over a key/value cache they are kept as computed.
-    ids = trace.ids
-    names = [gpt2viz.act_name("attn_scores", layer) for layer in range(small_model.config.n_layer)]
-    identity = {n: lambda t: t for n in names}
+def test_scores_and_neurons_are_rebuilt_when_read_bit_for_bit(small_model, trace) -> None:
+    # An identity edit forces the forward pass to keep the scores and the MLP neurons after GELU
+    # it computed: the deferred ones equal them exactly. Over a key/value cache the scores are
+    # kept as computed.
+    ids, layers = trace.ids, range(small_model.config.n_layer)
+    names = [gpt2viz.act_name("attn_scores", layer) for layer in layers]
+    post = [gpt2viz.act_name("post", layer) for layer in layers]
+    identity = {n: lambda t: t for n in names + post}
     kept = small_model.run_with_capture(ids, names=small_model.hook_names(), edits=identity)
-    for name in names:
+    for name in names + post:
+        assert isinstance(trace._tensors[name], Deferred) and not isinstance(kept._tensors[name], Deferred)
         assert torch.equal(trace[name], kept[name])
     cache = small_model.new_cache()
     small_model.run_with_capture(ids[:-2], names=[], cache=cache)
@@ -80,7 +84,8 @@ def test_scores_are_rebuilt_when_read_bit_for_bit(small_model, trace) -> None:
 def test_tuple_and_short_indexing_equal_full_names(small_model, trace) -> None:
     for layer in range(small_model.config.n_layer):
         for short, suffix in PER_LAYER.items():
-            if short == "attn_scores":  # rebuilt from q and k at each read: equal, not the same object
+            if short in ("attn_scores", "post"):  # rebuilt at each read (from q and k; from pre): equal,
+                # not the same object
                 assert torch.equal(trace[short, layer], trace[f"blocks.{layer}.{suffix}"])
             else:
                 assert trace[short, layer] is trace[f"blocks.{layer}.{suffix}"]
