@@ -32,6 +32,17 @@ class Settings:
     seed: int
     max_new_tokens: int
 
+    def summary(self) -> str:
+        """One line for beside the Sampling button, whose widgets are folded away."""
+        if self.greedy:
+            parts = ["greedy"]
+        else:
+            parts = [f"temperature {self.temperature:g}", f"seed {self.seed}"]
+            parts += [f"top-k {self.top_k}"] if self.top_k else []
+            parts += [f"top-p {self.top_p:g}"] if self.top_p < 1.0 else []
+        tokens = f"{self.max_new_tokens} new token" + ("s" if self.max_new_tokens != 1 else "")
+        return " · ".join([*parts, tokens])
+
     def generate_kwargs(self) -> dict:
         return {
             "max_new_tokens": self.max_new_tokens,
@@ -79,7 +90,7 @@ def kept_settings() -> Settings:
 
 
 def settings_controls(max_tokens: int) -> Settings:
-    """The sampling widgets (in the Generate page's expander); their values as Settings."""
+    """The sampling widgets (in the Generate page's popover); their values as Settings."""
     greedy = state.widget(st.toggle, "Greedy (always the most likely token)", key=state.GREEDY)
     c1, c2, c3 = st.columns(3)
     temperature = state.widget(c1.slider, "Temperature", 0.05, 2.0, step=0.05, key=state.TEMPERATURE,

@@ -153,12 +153,23 @@ def test_every_figure_exports_as_image_and_html():
 def test_presenter_view_enlarges_figures_and_hides_the_sampling_controls():
     at = generate(new_app(), "The cat sat on the", max_new_tokens=2)
     normal = figure(at, "candidates")["layout"]
-    assert [e.label for e in at.expander] == ["Sampling"]
+    assert [b.proto.popover.label for b in at.get("popover")] == ["Sampling"]
+    assert "greedy · 2 new tokens" in texts(at, "caption")
     at.toggle(key="presenter").set_value(True).run()
     assert not at.exception
     big = figure(at, "candidates")["layout"]
     assert big["font"]["size"] == 20 and big["height"] >= max(480, normal["height"])
-    assert "Sampling" not in [e.label for e in at.expander]
+    assert not at.get("popover")
+    assert "greedy · 2 new tokens" in texts(at, "caption")  # the settings still say what applies
     assert any('id="gpt2viz-presenter"' in m for m in texts(at, "markdown"))
     at.toggle(key="presenter").set_value(False).run()
     assert figure(at, "candidates")["layout"]["height"] == normal["height"]
+
+
+def test_the_sampling_summary_names_only_what_applies():
+    from app.run import Settings
+
+    assert Settings(True, 0.7, 40, 0.9, 3, 12).summary() == "greedy · 12 new tokens"
+    assert Settings(False, 0.7, 40, 0.9, 3, 12).summary() == (
+        "temperature 0.7 · seed 3 · top-k 40 · top-p 0.9 · 12 new tokens")
+    assert Settings(False, 1.5, 0, 1.0, 0, 1).summary() == "temperature 1.5 · seed 0 · 1 new token"

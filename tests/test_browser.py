@@ -80,7 +80,7 @@ def generate(page, prompt: str, tokens: int) -> None:
 
     page.get_by_role("textbox", name="Prompt").fill(prompt)
     page.get_by_role("textbox", name="Prompt").press("Control+Enter")  # commit the text area
-    page.get_by_text("Sampling").click()
+    page.get_by_role("button", name="Sampling").click()  # a popover: its widgets appear on opening
     box = page.get_by_label("Max new tokens")
     box.fill(str(tokens))
     box.press("Enter")

@@ -75,13 +75,14 @@ st.selectbox("Example prompts", examples, index=None, key=state.EXAMPLE, on_chan
              placeholder="Pick an example…")
 prompt = state.widget(st.text_area, "Prompt", key=state.PROMPT, height=100)
 max_tokens = max(1, current.model.config.n_positions - 1)
+b1, b2, b3, b4 = st.columns([1, 1, 1, 3], vertical_alignment="center")
 if presenter_on():  # the sampling controls are hidden; the settings chosen before still apply
     settings = kept_settings()
-else:
-    with st.expander("Sampling"):
+else:  # a popover, not an expander: its widgets are drawn in the browser only once it is opened
+    with b3.popover("Sampling", icon=":material/tune:", help="Greedy or random, temperature, top-k, "
+                    "top-p, seed and how many tokens to write"):
         settings = settings_controls(max_tokens)
-
-b1, b2, _ = st.columns([1, 1, 4])
+b4.caption(settings.summary())
 next_clicked = b1.button("Next token", help="Generate one more token")
 generate_clicked = b2.button("Generate", type="primary", help="Generate to the end")
 live = st.empty()
