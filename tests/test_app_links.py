@@ -67,9 +67,9 @@ def kept(at: AppTest, key: str):
 
 
 def shared_link(at: AppTest) -> str:
-    """The link in the sidebar's "Share this view" box."""
-    assert "**Share this view**" in [m.value for m in at.sidebar.markdown]
-    (code,) = at.sidebar.code
+    """The link in the sidebar's "Share this view" popover."""
+    (box,) = [b for b in at.sidebar.get("popover") if b.proto.popover.label == "Share this view"]
+    (code,) = box.code
     return code.value
 
 
