@@ -266,7 +266,7 @@ def test_a_share_link_opens_the_same_view(server, browser):
     assert shown[: len(labels)] == labels and len(shown) == len(labels) + 2
     page.get_by_text(re.compile(r"^Step 2: query ")).first.wait_for(timeout=60_000)  # the step's row
     page.get_by_role("button", name="Share this view").click()  # a popover: the link shows on opening
-    expect(page.locator("[data-testid='stSidebar'] [data-testid='stCode']")).to_have_text(url)
+    expect(page.locator("[data-testid='stPopoverBody'] [data-testid='stCode']")).to_have_text(url)
     assert parse_qs(urlsplit(page.url).query) == parse_qs(urlsplit(url).query)  # the address kept
     shoot(page, "7-attention-from-a-link")
     assert page.dialogs == []
