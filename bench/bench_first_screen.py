@@ -2,15 +2,16 @@
 
 - cold: a new `streamlit run` process, timed from its start (the model loads and the opening
   example is generated once per process);
-- warm: a new browser tab (a fresh browser context: nothing cached) on the running server, timed
-  to the finished example's text and to the first figure (the example's candidates chart);
+- warm: new browser tabs (each a fresh browser context: nothing cached) on the running server,
+  `--tabs` of them after the cold one, timed to the finished example's text and to the first
+  figure (the example's candidates chart);
 - warm, returning browser: new tabs in one browser context, after two visits (its HTTP cache and
   V8's code cache are warm, as in a teacher's browser that has opened the app before);
 - the floor: the same warm measure on `bench/one_chart_app.py`, a page with a title and one small
   Plotly chart and nothing else, served the same way.
 
 Model: $GPT2VIZ_MODEL, else the bundled gpt2viz-mini. Target: warm under 2 s on this machine.
-Usage: .venv/bin/python bench/bench_first_screen.py [--repeats 5]
+Usage: .venv/bin/python bench/bench_first_screen.py [--repeats 3] [--tabs 3]
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ def fresh(browser, url: str, text: str | None = None) -> tuple[float | None, flo
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3, help="server processes started")
+    parser.add_argument("--tabs", type=int, default=3, help="warm tabs opened on each")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -69,9 +71,10 @@ def main() -> None:
             with served(model) as (url, _):
                 fresh(browser, url)
                 cold.append(time.perf_counter() - started)
-                to_text, to_figure = fresh(browser, url, EXAMPLE_TEXT)
-                text.append(to_text)
-                warm.append(to_figure)
+                for _ in range(args.tabs):
+                    to_text, to_figure = fresh(browser, url, EXAMPLE_TEXT)
+                    text.append(to_text)
+                    warm.append(to_figure)
                 context = browser.new_context(viewport={"width": 1400, "height": 1600})
                 for _ in range(2):
                     open_page(context, url)
@@ -79,10 +82,10 @@ def main() -> None:
                 context.close()
         with served(model, script=Path(__file__).with_name("one_chart_app.py")) as (url, _):
             fresh(browser, url)
-            floor += [fresh(browser, url)[1] for _ in range(args.repeats)]
+            floor += [fresh(browser, url)[1] for _ in range(args.repeats * args.tabs)]
         browser.close()
     median = statistics.median
-    print(f"model {model}; median of {args.repeats}")
+    print(f"model {model}; medians over {args.repeats} server processes, {args.tabs} warm tabs on each")
     print(f"  cold: process start → first figure               {median(cold):6.2f} s")
     print(f"  warm: new tab → the finished example's text      {median(text):6.2f} s")
     print(f"  warm: new tab → first figure                     {median(warm):6.2f} s  (target < 2 s: "

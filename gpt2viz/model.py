@@ -78,8 +78,8 @@ class LayerNorm(nn.LayerNorm):
             out, mean, rstd = torch.native_layer_norm(x, self.normalized_shape, self.weight, self.bias,
                                                       self.eps)
             hook(rec, self.name_scale, rstd.reciprocal())  # [B, T, 1]
-            # Kept as x, mean and 1/scale, normalised when read: x is the residual stream, which a
-            # recording usually keeps anyway, so this costs neither time nor memory in the pass.
+            # Kept as x, mean and 1/scale, normalised when read: no work in the pass, and no memory
+            # when the recording keeps x (the residual stream) as it is anyway.
             rec.defer(self.name_normalized, _normalize, x, mean, rstd)  # [B, T, C]
             return out
         centred = x - x.mean(-1, keepdim=True)  # [B, T, C]

@@ -153,13 +153,13 @@ def test_every_figure_exports_as_image_and_html():
 def test_presenter_view_enlarges_figures_and_hides_the_sampling_controls():
     at = generate(new_app(), "The cat sat on the", max_new_tokens=2)
     normal = figure(at, "candidates")["layout"]
-    assert [b.proto.popover.label for b in at.get("popover")] == ["Sampling"]
+    assert [b.proto.popover.label for b in at.main.get("popover")] == ["Sampling"]
     assert "greedy · 2 new tokens" in texts(at, "caption")
     at.toggle(key="presenter").set_value(True).run()
     assert not at.exception
     big = figure(at, "candidates")["layout"]
     assert big["font"]["size"] == 20 and big["height"] >= max(480, normal["height"])
-    assert not at.get("popover")
+    assert not at.main.get("popover")
     assert "greedy · 2 new tokens" in texts(at, "caption")  # the settings still say what applies
     assert any('id="gpt2viz-presenter"' in m for m in texts(at, "markdown"))
     at.toggle(key="presenter").set_value(False).run()
