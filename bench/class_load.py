@@ -15,12 +15,12 @@ only its own tokens.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import socket
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -83,24 +83,34 @@ def health_latency(url: str, timeout: float = 30.0) -> float | None:
         return None
 
 
-class HealthProbe(threading.Thread):
+class HealthProbe:
     """Polls the health endpoint every `every` seconds until stopped; `latencies` holds each
-    answer's seconds (None for a failed probe)."""
+    answer's seconds (None for a failed probe). It polls from a process of its own: this one drives
+    every browser page from one Python thread, and a probe thread here would time its own waits
+    for that thread as the server's."""
 
     def __init__(self, url: str, every: float = 0.2) -> None:
-        super().__init__(daemon=True)
-        self.url, self.every = url, every
+        spawn = multiprocessing.get_context("spawn")
+        self._halt, self._answers = spawn.Event(), spawn.Queue()
+        self._process = spawn.Process(target=_probe, args=(url, every, self._halt, self._answers),
+                                      daemon=True)
         self.latencies: list[float | None] = []
-        self._halt = threading.Event()
 
-    def run(self) -> None:
-        while not self._halt.is_set():
-            self.latencies.append(health_latency(self.url))
-            self._halt.wait(self.every)
+    def start(self) -> None:
+        self._process.start()
 
     def stop(self) -> None:
         self._halt.set()
-        self.join()
+        while (answer := self._answers.get()) != "done":  # drained before the join, as queues need
+            self.latencies.append(answer)
+        self._process.join()
+
+
+def _probe(url: str, every: float, halt, answers) -> None:
+    while not halt.is_set():
+        answers.put(health_latency(url))
+        halt.wait(every)
+    answers.put("done")
 
 
 def peak_memory_mb(pid: int) -> float:
@@ -132,7 +142,7 @@ def open_session(browser, url: str):
 def set_prompt(page, prompt: str, tokens: int) -> None:
     page.get_by_role("textbox", name="Prompt").fill(prompt)
     page.get_by_role("textbox", name="Prompt").press("Control+Enter")
-    page.get_by_text("Sampling").click()
+    page.get_by_role("button", name="Sampling").click()  # a popover: its widgets appear on opening
     box = page.get_by_label("Max new tokens")
     box.fill(str(tokens))
     box.press("Enter")
