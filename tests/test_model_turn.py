@@ -1,6 +1,7 @@
 """Sessions take turns at the model (app.resources.model_turn): one computation at a time, a
 thread counted once however deeply its computations nest, and the short GIL switch interval only
-while several threads are at the model."""
+while several threads are at the model. And loading a model settles the heap (gc.freeze), so the
+full collections many sessions trigger stay short."""
 
 from __future__ import annotations
 
@@ -42,3 +43,26 @@ def test_a_waiting_thread_shortens_the_interval_and_waits_its_turn() -> None:
     thread.join()
     assert order == ["first", "other"]
     assert resources._QUEUE["threads"] == 0 and sys.getswitchinterval() == IDLE_SWITCH_INTERVAL
+
+
+def test_loading_a_model_settles_the_heap(tmp_path) -> None:
+    import gc
+
+    import torch
+
+    import gpt2viz
+
+    def scanned(obj: object) -> bool:  # gc.get_objects leaves out frozen objects
+        return any(o is obj for o in gc.get_objects())
+
+    gc.unfreeze()
+    torch.manual_seed(0)
+    made = gpt2viz.GPT2(gpt2viz.GPT2Config(n_layer=1, n_head=2, n_embd=8))
+    folder = gpt2viz.save_model(made, tmp_path / "m")
+    try:
+        assert scanned(made)
+        model, _ = resources.load(str(folder))
+        assert gc.get_freeze_count() > 0
+        assert not scanned(model) and not scanned(made)
+    finally:
+        gc.unfreeze()
