@@ -97,7 +97,9 @@ class HealthProbe:
         self.latencies: list[float | None] = []
 
     def start(self) -> None:
+        """Start polling; returns once the first answer is in (a new process takes a moment)."""
         self._process.start()
+        self.latencies.append(self._answers.get())
 
     def stop(self) -> None:
         self._halt.set()
