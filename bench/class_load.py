@@ -6,7 +6,11 @@ server's health endpoint polled every 0.2 s throughout (p50, max; target: every 
 1 s), and the server process's peak memory (VmHWM). Model: $GPT2VIZ_MODEL, else the bundled
 gpt2viz-mini. Debian's chromium drives the sessions (one browser, one context per session).
 
-    .venv/bin/python bench/class_load.py [--sessions 20] [--tokens 20]
+    .venv/bin/python bench/class_load.py [--sessions 20] [--tokens 20] [--cores shared|split|both]
+
+Two setups (both by default): the browsers share the server's cores, as when one machine plays
+the whole class; and the server on a core of its own, as in a classroom, where the browsers run
+on the students' machines (`taskset`).
 
 tests/test_class_load.py runs the same code with a few sessions and checks that each one sees
 only its own tokens.
@@ -190,25 +194,46 @@ def run_class(url: str, proc: subprocess.Popen, sessions: int, tokens: int, time
                     prompts)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sessions", type=int, default=20)
-    parser.add_argument("--tokens", type=int, default=20)
-    args = parser.parse_args()
-    model = os.environ.get("GPT2VIZ_MODEL", "gpt2viz-mini")
-    with served(model) as (url, proc):
-        run = run_class(url, proc, args.sessions, args.tokens)
+def split_cores(server_pid: int) -> str:
+    """Put every thread of the server on core 0 and this process (its browsers, started after
+    this, and its probe) on the other cores: as in a classroom, where the browsers run on the
+    students' machines and the server keeps its CPU."""
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        raise SystemExit("--cores split needs at least 2 CPU cores")
+    subprocess.run(["taskset", "-a", "-cp", str(cores[0]), str(server_pid)], check=True, capture_output=True)
+    os.sched_setaffinity(0, cores[1:])
+    return f"the server on core {cores[0]}, the browsers on {len(cores) - 1} other core(s)"
+
+
+def report(run: ClassRun, setup: str) -> None:
     answered = [x for x in run.health if x is not None]
     failed = len(run.health) - len(answered)
     worst = max(answered) if answered else float("nan")
     met = "met" if failed == 0 and worst <= HEALTH_TARGET_S else "MISSED"
-    print(f"model {model}; {args.sessions} sessions × {args.tokens} tokens on one streamlit process, "
-          f"{os.cpu_count()} CPUs")
+    print(f" {setup}:")
     print(f"  Generate → chart: p50 {statistics.median(run.generate_to_chart):.1f} s, "
           f"max {max(run.generate_to_chart):.1f} s")
     print(f"  health endpoint: {len(run.health)} probes, p50 {statistics.median(answered):.3f} s, "
           f"max {worst:.3f} s, {failed} unanswered (target: all within {HEALTH_TARGET_S:.0f} s: {met})")
     print(f"  server peak memory (VmHWM): {run.peak_mb:,.0f} MB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=20)
+    parser.add_argument("--tokens", type=int, default=20)
+    parser.add_argument("--cores", choices=["shared", "split", "both"], default="both",
+                        help="shared: the browsers and the server on the same cores; split: the "
+                             "server on a core of its own (see split_cores)")
+    args = parser.parse_args()
+    model = os.environ.get("GPT2VIZ_MODEL", "gpt2viz-mini")
+    print(f"model {model}; {args.sessions} sessions × {args.tokens} tokens on one streamlit process, "
+          f"{os.cpu_count()} CPUs")
+    for setup in (["shared", "split"] if args.cores == "both" else [args.cores]):
+        with served(model) as (url, proc):
+            where = split_cores(proc.pid) if setup == "split" else "the browsers and the server on all cores"
+            report(run_class(url, proc, args.sessions, args.tokens), where)
 
 
 if __name__ == "__main__":
