@@ -149,8 +149,7 @@ def mlp_layer(source: str, ids: tuple[int, ...], layer: int) -> Trace:
 def next_token_logits(source: str, ids: tuple[int, ...]) -> torch.Tensor:
     """[vocab] the logits after the last of `ids`."""
     with model_turn():
-        # a copy: the row alone, not a view keeping every position's logits alive in the cache
-        return load(source)[0].run_with_capture(list(ids), names=[]).logits[-1].clone()
+        return load(source)[0].next_token_logits(ids)
 
 
 @st.cache_resource(show_spinner="Pooling every head's pattern…", max_entries=8)
@@ -235,7 +234,7 @@ def ablated_logits(source: str, ids: tuple[int, ...], units: tuple[tuple[int, in
     with model_turn():
         model = load(source)[0]
         edits = ablation_edits(model, units, kind, mode)
-        return model.run_with_capture(list(ids), names=[], edits=edits).logits[-1].clone()  # the row only
+        return model.next_token_logits(ids, edits)
 
 
 @st.cache_resource(show_spinner="Writing the other continuation…", max_entries=8)

@@ -160,8 +160,15 @@ class Generation:
         if self._record or self._edits:
             rec = Recorder(self._names if self._record else [], self._edits)
         with torch.inference_mode():
-            logits = model(torch.tensor([self._pending], device=model.device), self._cache, rec)
-            last = logits[0, -1].float().cpu()  # [vocab]
+            idx = torch.tensor([self._pending], device=model.device)  # [1, pos]
+            # A recorded step keeps every position's logits in its trace; otherwise only the last
+            # position's are computed (the prompt's first step, and every step without a cache).
+            if self._record:
+                logits = model(idx, self._cache, rec)  # [1, pos, vocab]
+                last = logits[0, -1]
+            else:
+                logits, last = None, model.last_logits(idx, self._cache, rec)[0]
+            last = last.float().cpu()  # [vocab]
             probs = last.softmax(-1)
             token = self._choose(last, index)
         position = len(self.prompt_ids) + index

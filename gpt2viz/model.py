@@ -265,6 +265,25 @@ class GPT2(nn.Module):
             cache.advance(T)
         return x
 
+    def last_logits(
+        self,
+        idx: torch.Tensor,
+        cache: KVCache | None = None,
+        recorder: Recorder | None = None,
+    ) -> torch.Tensor:
+        """Logits [batch, vocab] after the last position of `idx` only, as `forward` computes them
+        there. Only that position goes through ln_f and W_U: all of them would be [pos, 50257]
+        floats, about a third of gpt2's forward pass at 1,024 tokens."""
+        return self.unembed(self.run_blocks(idx, cache, recorder)[:, -1:], recorder)[:, -1]
+
+    @torch.inference_mode()
+    def next_token_logits(self, ids: Sequence[int], edits: Mapping[str, Edit] | None = None) -> torch.Tensor:
+        """[vocab] float32 logits for the token after `ids` (with `edits`, as `run_with_capture`
+        takes them, applied on the way), on the CPU."""
+        idx = torch.tensor([self.check_ids(ids)], dtype=torch.long, device=self.device)  # [1, pos]
+        recorder = Recorder([], edits) if edits else None
+        return self.last_logits(idx, None, recorder)[0].float().cpu()
+
     def unembed(self, resid: torch.Tensor, recorder: Recorder | None = None) -> torch.Tensor:
         """Logits [..., vocab] of a residual-stream tensor [..., d_model]: ln_f, then W_U."""
         return F.linear(self.ln_f(resid, recorder), self.W_U)

@@ -66,10 +66,13 @@ def test_full_gpt2_small_configuration(tmp_path: Path) -> None:
     assert [s.token_id for s in steps] == expected[0, 12:].tolist()
 
 
+@pytest.mark.parametrize("record", [True, False])  # False: only the last position is unembedded
 @pytest.mark.parametrize("use_cache", [True, False])
-def test_greedy_generation_matches_transformers(small_hf, small_model, tok, use_cache: bool) -> None:
+def test_greedy_generation_matches_transformers(small_hf, small_model, tok, use_cache: bool,
+                                                record: bool) -> None:
     prompt = tok.encode("The quick brown fox")
-    steps = list(gpt2viz.generate(small_model, tok, prompt, max_new_tokens=30, use_cache=use_cache))
+    steps = list(gpt2viz.generate(small_model, tok, prompt, max_new_tokens=30, use_cache=use_cache,
+                                  record=record))
     with torch.no_grad():
         expected = small_hf.generate(torch.tensor([prompt]), max_new_tokens=30, do_sample=False,
                                      use_cache=use_cache, pad_token_id=gpt2viz.EOT_ID)
@@ -96,3 +99,21 @@ def test_cached_steps_equal_an_uncached_full_run(small_model, tok) -> None:
         torch.testing.assert_close(step.trace.logits[0], full.logits[q], atol=1e-4, rtol=0)
     # The first step's trace is the prompt itself.
     assert steps[0].trace.ids == prompt and steps[0].trace.start == 0
+
+
+def test_next_token_logits_unembed_only_the_last_position(small_model) -> None:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    ids = list(range(200, 230))
+    edits = {"blocks.0.attn.hook_z": lambda z: z * 0}
+    for how in (None, edits):
+        full = small_model.run_with_capture(ids, names=[], edits=how)
+        got = small_model.next_token_logits(ids, how)
+        assert got.shape == (small_model.config.vocab_size,) and got.dtype == torch.float32
+        torch.testing.assert_close(got, full.logits[-1], atol=1e-5, rtol=0)
+    with FlopCounterMode(display=False) as whole:
+        small_model.run_with_capture(ids, names=[])
+    with FlopCounterMode(display=False) as last:
+        small_model.next_token_logits(ids)
+    config = small_model.config  # the unembedding's 2·d_model·vocab flops, for 29 positions fewer
+    assert whole.get_total_flops() - last.get_total_flops() == 2 * 29 * config.n_embd * config.vocab_size

@@ -168,8 +168,11 @@ def test_edits_while_generating_act_as_in_run_with_capture(small_model, tok, use
     plain = [s.token_id for s in gpt2viz.generate(small_model, tok, prompt, max_new_tokens=6)]
     assert [s.token_id for s in steps] != plain  # the edit changed what was written
     # The edit applies without a recording too.
-    unrecorded = gpt2viz.generate(small_model, tok, prompt, 6, edits=edits, record=False)
+    unrecorded = list(gpt2viz.generate(small_model, tok, prompt, 6, edits=edits, record=False))
     assert [s.token_id for s in unrecorded] == [s.token_id for s in steps]
+    # computed from the last position only: the same probabilities
+    probs = torch.tensor([s.prob for s in unrecorded])
+    torch.testing.assert_close(probs, torch.tensor([s.prob for s in steps]), atol=1e-6, rtol=0)
 
 
 def test_generation_as_plain_data(small_model, tok) -> None:
