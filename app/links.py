@@ -31,7 +31,7 @@ from streamlit.delta_generator import DeltaGenerator
 import gpt2viz
 
 from . import state
-from .resources import model_turn
+from .resources import advance_in_turns
 
 if TYPE_CHECKING:
     from .model_picker import CurrentModel
@@ -286,9 +286,7 @@ def _replay(current: CurrentModel, step: int, notices: list[str]) -> None:
         notices.append(f"step {step} (the prompt cannot run: {err})")
         return
     with st.spinner(f"Writing the link's generation up to step {step}…"):
-        while len(run.steps) < step and not run.finished:
-            with model_turn():  # a step at a time, as the Generate page writes
-                run.advance()
+        advance_in_turns(run, until=step)  # a step at a time, as the Generate page writes
     st.session_state[state.RUN] = run
     select_step(run, len(run.steps) - 1)
     if len(run.steps) < step:

@@ -77,6 +77,14 @@ def model_turn() -> Iterator[None]:
             _queue(-1)
 
 
+def advance_in_turns(run: gpt2viz.Generation, until: int | None = None) -> None:
+    """Advance `run` to its end, or until it has `until` steps, taking the model's turn for one
+    step at a time: other sessions' steps interleave with these."""
+    while not run.finished and (until is None or len(run.steps) < until):
+        with model_turn():
+            run.advance()
+
+
 @st.cache_resource
 def recordings() -> RecordingStore:
     """The process's store of recordings, GPT2VIZ_RECORDING_BUDGET_MB in size."""
@@ -250,9 +258,7 @@ def continuation(source: str, ids: tuple[int, ...], settings: tuple[tuple[str, o
         use_cache = mode == "zero"
     g = gpt2viz.Generation(model, tokenizer(), list(ids), record=False, edits=edits, use_cache=use_cache,
                            **dict(settings))
-    while not g.finished:
-        with model_turn():  # a step at a time, like the Generate page: other sessions interleave
-            g.advance()
+    advance_in_turns(g)
     return g.ids
 
 

@@ -12,7 +12,7 @@ from gpt2viz import GPT2, Generation, act_name
 
 from . import state
 from .model_picker import CurrentModel
-from .resources import model_turn, tokenizer
+from .resources import advance_in_turns, tokenizer
 
 STOP_MESSAGES = {
     gpt2viz.STOP_ENDOFTEXT: f"the model chose `{gpt2viz.EOT_TEXT}`",
@@ -70,9 +70,7 @@ def example_run(_model: GPT2, source: str) -> Generation:
     """The default prompt generated to the end with the default settings, once per process and
     model: the finished example a new session opens on. Finished, so sessions can share it."""
     run = start(_model, state.DEFAULTS[state.PROMPT], DEFAULT_SETTINGS)
-    while not run.finished:
-        with model_turn():  # a step at a time: sessions opening together interleave
-            run.advance()
+    advance_in_turns(run)  # sessions opening together interleave
     return run
 
 

@@ -66,3 +66,22 @@ def test_loading_a_model_settles_the_heap(tmp_path) -> None:
         assert not scanned(model) and not scanned(made)
     finally:
         gc.unfreeze()
+
+
+def test_advance_in_turns_takes_the_turn_for_each_step(small_model, tok) -> None:
+    import gpt2viz
+
+    run = gpt2viz.Generation(small_model, tok, "Hello there", max_new_tokens=5, record=False)
+    turns: list[int] = []  # threads at the model while each step runs
+    advance = run.advance
+
+    def counted():
+        turns.append(resources._QUEUE["threads"])
+        return advance()
+
+    run.advance = counted
+    resources.advance_in_turns(run, until=2)
+    assert len(run.steps) == 2 and turns == [1, 1]
+    resources.advance_in_turns(run)
+    assert run.finished and len(run.steps) == 5 and turns == [1] * 5
+    assert resources._QUEUE["threads"] == 0  # each turn given back
