@@ -28,7 +28,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,6 +87,9 @@ def health_latency(url: str, timeout: float = 30.0) -> float | None:
         return None
 
 
+PROBE_WAIT_S = 60  # the longest wait for the probe process's next answer (a probe waits 30 s at most)
+
+
 class HealthProbe:
     """Polls the health endpoint every `every` seconds until stopped; `latencies` holds each
     answer's seconds (None for a failed probe). It polls from a process of its own: this one drives
@@ -103,11 +106,12 @@ class HealthProbe:
     def start(self) -> None:
         """Start polling; returns once the first answer is in (a new process takes a moment)."""
         self._process.start()
-        self.latencies.append(self._answers.get())
+        self.latencies.append(self._answers.get(timeout=PROBE_WAIT_S))
 
     def stop(self) -> None:
         self._halt.set()
-        while (answer := self._answers.get()) != "done":  # drained before the join, as queues need
+        # drained before the join, as queues need; a probe process that died raises queue.Empty
+        while (answer := self._answers.get(timeout=PROBE_WAIT_S)) != "done":
             self.latencies.append(answer)
         self._process.join()
 
@@ -146,8 +150,9 @@ def open_session(browser, url: str):
 
 
 def set_prompt(page, prompt: str, tokens: int) -> None:
+    """On the Generate page: the prompt typed and committed, and `tokens` new tokens asked for."""
     page.get_by_role("textbox", name="Prompt").fill(prompt)
-    page.get_by_role("textbox", name="Prompt").press("Control+Enter")
+    page.get_by_role("textbox", name="Prompt").press("Control+Enter")  # commit the text area
     page.get_by_role("button", name="Sampling").click()  # a popover: its widgets appear on opening
     box = page.get_by_label("Max new tokens")
     box.fill(str(tokens))
@@ -194,16 +199,22 @@ def run_class(url: str, proc: subprocess.Popen, sessions: int, tokens: int, time
                     prompts)
 
 
-def split_cores(server_pid: int) -> str:
-    """Put every thread of the server on core 0 and this process (its browsers, started after
-    this, and its probe) on the other cores: as in a classroom, where the browsers run on the
-    students' machines and the server keeps its CPU."""
-    cores = sorted(os.sched_getaffinity(0))
+@contextmanager
+def split_cores(server_pid: int) -> Iterator[str]:
+    """Put every thread of the server on the first core and this process (its browsers, started
+    inside, and its probe) on the others, as in a classroom, where the browsers run on the
+    students' machines and the server keeps its CPU; this process's cores are given back after.
+    Yields the setup, in words."""
+    mine = os.sched_getaffinity(0)
+    cores = sorted(mine)
     if len(cores) < 2:
         raise SystemExit("--cores split needs at least 2 CPU cores")
     subprocess.run(["taskset", "-a", "-cp", str(cores[0]), str(server_pid)], check=True, capture_output=True)
     os.sched_setaffinity(0, cores[1:])
-    return f"the server on core {cores[0]}, the browsers on {len(cores) - 1} other core(s)"
+    try:
+        yield f"the server on core {cores[0]}, the browsers on {len(cores) - 1} other core(s)"
+    finally:
+        os.sched_setaffinity(0, mine)
 
 
 def report(run: ClassRun, setup: str) -> None:
@@ -232,8 +243,9 @@ def main() -> None:
           f"{os.cpu_count()} CPUs")
     for setup in (["shared", "split"] if args.cores == "both" else [args.cores]):
         with served(model) as (url, proc):
-            where = split_cores(proc.pid) if setup == "split" else "the browsers and the server on all cores"
-            report(run_class(url, proc, args.sessions, args.tokens), where)
+            shared = nullcontext("the browsers and the server on all cores")
+            with split_cores(proc.pid) if setup == "split" else shared as where:
+                report(run_class(url, proc, args.sessions, args.tokens), where)
 
 
 if __name__ == "__main__":

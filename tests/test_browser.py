@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.class_load import ARGS, served
+from bench.class_load import ARGS, served, set_prompt
 from bench.class_load import CHROMIUM as CHROMIUM_PATH
 from gpt2viz.loading import MODEL_ENV
 from tests.app_support import ROOT
@@ -78,12 +78,7 @@ def requests_elsewhere(page, server: str) -> list[str]:
 def generate(page, prompt: str, tokens: int) -> None:
     from playwright.sync_api import expect  # imported where used, as in `browser`
 
-    page.get_by_role("textbox", name="Prompt").fill(prompt)
-    page.get_by_role("textbox", name="Prompt").press("Control+Enter")  # commit the text area
-    page.get_by_role("button", name="Sampling").click()  # a popover: its widgets appear on opening
-    box = page.get_by_label("Max new tokens")
-    box.fill(str(tokens))
-    box.press("Enter")
+    set_prompt(page, prompt, tokens)
     page.wait_for_timeout(500)
     expect(page.get_by_role("textbox", name="Prompt")).to_have_value(prompt)  # not reset by a rerun
     page.get_by_role("button", name="Generate", exact=True).click()
