@@ -106,13 +106,10 @@ def render_card(r: dict, shipped_config: str | None = None) -> str:
         notes.append(targets)
     rows, notes_text = "", ""
     checks = r.get("induction_checks")
-    if checks:
-        if "frequent" in checks:
-            rows += "\n" + t["induction_frequent"].format(n=len(checks["frequent"]["ids"]),
-                                                          b=checks["frequent"]["best"])
-        if "known" in checks:
-            known = checks["known"]
-            rows += "\n" + t["induction_known"].format(ranks=known["ranks"], b=known["best"])
+    if checks:  # evaluate.induction_checks writes all three
+        frequent, known = checks["frequent"], checks["known"]
+        rows += "\n" + t["induction_frequent"].format(n=len(frequent["ids"]), b=frequent["best"])
+        rows += "\n" + t["induction_known"].format(ranks=known["ranks"], b=known["best"])
         rows += "\n" + t["induction_ablation"].format(a=checks["ablation"])
         notes_text = "\n\n" + t["induction_notes"]
     card = t["card"].format(

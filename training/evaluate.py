@@ -34,7 +34,7 @@ CARD_PROMPTS = [
 GREEDY_TOKENS = 24
 INDUCTION = {"seq_len": 50, "n_seqs": 4, "seed": 0}  # the repeated-random-token test
 FREQUENT = 2048  # the induction test also runs on the most frequent training ids ...
-KNOWN = (4096, 4096)  # ... and on the ids ranked 4097..8192, seen in text, never in a synthetic window
+KNOWN = (4096, 4096)  # ... and on the ids ranked 4097..8192, well outside that pool
 TRAIN_WINDOWS = 32  # fresh training windows in the final training loss
 
 
@@ -76,7 +76,7 @@ def second_copy_loss(model: GPT2, seq_len: int, n_seqs: int, seed: int, edits: d
     """Mean next-token loss on r[1:] of the second copy of the induction test's sequences
     ([bos] + r + r, ids from the whole vocabulary): what an induction head makes predictable."""
     losses = []
-    for s in repeated_random_tokens(seq_len, n_seqs, seed):
+    for s in repeated_random_tokens(seq_len, n_seqs, seed, model.config.vocab_size):
         logits = model.run_with_capture(s, names=[], edits=edits).logits  # [2L+1, vocab]
         predicted = torch.arange(seq_len + 1, 2 * seq_len)  # positions holding r[0..L-2] of copy 2
         targets = torch.tensor(s)[predicted + 1]
@@ -84,10 +84,12 @@ def second_copy_loss(model: GPT2, seq_len: int, n_seqs: int, seed: int, edits: d
     return float(torch.stack(losses).mean())
 
 
-def induction_checks(model: GPT2, train: np.ndarray) -> dict:
-    """The induction test on two other id sets (the most frequent training ids; ids seen in text
-    but never in a synthetic window), and what zero-ablating the best induction head does to
-    the second-copy loss of the standard test."""
+def induction_checks(model: GPT2, train: np.ndarray, best_induction: tuple[int, int]) -> dict:
+    """The induction test on two other id sets (the most frequent training ids, the pool of the
+    first synthetic steps; less frequent ids outside it, which the model met in text and, with
+    `--synthetic-pool-later 0`, in the later synthetic windows), and what zero-ablating the best
+    induction head (`best_induction`: (layer, head) on the standard test, as `head_scores` found
+    it) does to the second-copy loss of the standard test."""
     figures = {}
     for name, ids in (("frequent", synthetic_pool(train, FREQUENT)), ("known", known_ids(train, *KNOWN))):
         scores = induction_scores(model, ids=ids.tolist(), **INDUCTION)
@@ -96,7 +98,7 @@ def induction_checks(model: GPT2, train: np.ndarray) -> dict:
                          "scores": scores.tolist()}
         if name == "known":
             figures[name]["ranks"] = [KNOWN[0] + 1, KNOWN[0] + len(ids)]  # frequency ranks, from 1
-    layer, head, _ = best_head(induction_scores(model, **INDUCTION))
+    layer, head = best_induction
     edits = ablate_heads([(layer, head)], "zero", config=model.config)
     figures["ablation"] = {"head": [layer, head], "second_copy_loss": second_copy_loss(model, **INDUCTION),
                            "ablated": second_copy_loss(model, **INDUCTION, edits=edits)}
@@ -141,7 +143,7 @@ def evaluate_saved(folder: Path, tok: GPT2Tokenizer, train: np.ndarray, val: np.
     print("previous-token scores:\n", prev.numpy().round(3))
     print("induction scores:\n", ind.numpy().round(3))
 
-    checks = induction_checks(model, train)
+    checks = induction_checks(model, train, (il, ih))
     print(f"induction on frequent ids {checks['frequent']['best']}, on known ids {checks['known']['best']}; "
           f"second-copy loss {checks['ablation']['second_copy_loss']:.3f}, with head "
           f"{checks['ablation']['head']} zeroed {checks['ablation']['ablated']:.3f}")

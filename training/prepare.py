@@ -166,7 +166,8 @@ def toy_batch(rng: np.random.Generator, batch: int, T: int, len_min: int, len_ma
 
 def known_ids(train: np.ndarray, skip: int = 4096, size: int = 4096) -> np.ndarray:
     """The ids ranked skip+1 .. skip+size by frequency in the training split (ties by id), sorted:
-    by default those just below the pool of the first synthetic steps. On a small corpus the
+    by default 4,097..8,192, well outside the 2,048 ids of the first synthetic steps (ranks
+    2,049..4,096 are left as a margin). On a small corpus the
     ranks run past the ids that occur, into ids that never do."""
     counts = np.bincount(train, minlength=EOT_ID + 1)[:EOT_ID]
     return np.sort(np.argsort(-counts, kind="stable")[skip:skip + size]).astype(np.int64)
