@@ -36,6 +36,15 @@ def test_strip_escapes_html_and_marks_prompt_generated_and_selected():
     assert "·&amp;" in html and "↵</span><br>" in html
 
 
+def test_a_strip_being_written_shows_how_far_it_has_got_above_the_tokens():
+    writing = token_strip_html(["The"], [" cat", " sat", " on"], progress=8)
+    bar = "<progress value='3' max='8'></progress>Generating… 3 of 8 tokens"
+    assert writing.count("<progress") == 1 and bar in writing
+    assert writing.index(bar) < writing.index("<div class='tok-strip'>")
+    assert writing.replace(f"<div class='tok-progress'>{bar}</div>", "") == token_strip_html(["The"], [" cat", " sat", " on"])
+    assert "<progress" not in token_strip_html(["The"], [" cat"])
+
+
 def test_candidates_mark_the_chosen_token():
     top = [(1, " a", 0.5), (2, " b", 0.3), (3, "\n", 0.1)]
     c = step_candidates(top, 2, " b", 0.3)

@@ -34,10 +34,10 @@ def use_example() -> None:
         state.put(state.PROMPT, st.session_state[state.EXAMPLE])
 
 
-def strip(run: Generation, selected: int | None = None) -> str:
+def strip(run: Generation, selected: int | None = None, progress: int | None = None) -> str:
     tok = tokenizer()
     return token_strip_html(tok.token_texts(run.prompt_ids), [s.text for s in run.steps], selected,
-                            tok.character_groups(run.ids))
+                            tok.character_groups(run.ids), progress)
 
 
 def full_recording(model: gpt2viz.GPT2, ids: list[int]) -> gpt2viz.Trace:
@@ -47,19 +47,15 @@ def full_recording(model: gpt2viz.GPT2, ids: list[int]) -> gpt2viz.Trace:
 
 
 def extend(run: Generation, to_end: bool, live: DeltaGenerator) -> None:
-    """One step, or every step to the end with a progress bar and the tokens appearing live."""
+    """One step, or every step to the end with the tokens and a progress bar appearing live."""
     if not to_end:
         with model_turn():
             run.advance()
         return
-    bar = st.progress(0.0, text="Generating…")
     while not run.finished:
         with model_turn():  # one step at a time: the other sessions' steps interleave with ours
             run.advance()
-        bar.progress(min(1.0, len(run.steps) / run.settings["max_new_tokens"]),
-                     text=f"Generating… {len(run.steps)} tokens")
-        live.markdown(strip(run), unsafe_allow_html=True)
-    bar.empty()
+        live.markdown(strip(run, progress=run.settings["max_new_tokens"]), unsafe_allow_html=True)
 
 
 st.title("Generate")
