@@ -11,6 +11,7 @@ import functools
 import gc
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import ParamSpec, TypeVar
@@ -47,6 +48,7 @@ _QUEUE = {"threads": 0}  # threads holding or waiting for the turn
 _QUEUE_LOCK = threading.Lock()
 _DEPTH = threading.local()  # how deep this thread is in model_turn (a computation may call another)
 BUSY_SWITCH_INTERVAL = 0.001  # seconds; Python's default is 0.005
+BUSY_REDRAW_EVERY = 0.5  # seconds between a generation's live redraws while other sessions use the model
 IDLE_SWITCH_INTERVAL = sys.getswitchinterval()
 
 
@@ -75,6 +77,33 @@ def model_turn() -> Iterator[None]:
         _DEPTH.n = depth
         if depth == 0:
             _queue(-1)
+
+
+def threads_at_model() -> int:
+    """How many threads hold or wait for the model's turn (this one too, while it is in one)."""
+    with _QUEUE_LOCK:
+        return _QUEUE["threads"]
+
+
+class LiveRedraw:
+    """When a generation's live view is redrawn, asked between its steps: after every step while
+    the session has the model to itself; at most every `busy_every` seconds while other sessions
+    wait for it. Each redraw makes the browser render the page again: with twenty sessions
+    generating on one machine, redrawing on every step kept 40 tasks queued for its 2 cores, and
+    the server's event loop waited behind them for up to a second (bench/class_load.py)."""
+
+    def __init__(self, busy_every: float = BUSY_REDRAW_EVERY,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._busy_every = busy_every
+        self._clock = clock
+        self._last: float | None = None
+
+    def due(self) -> bool:
+        now = self._clock()
+        if self._last is not None and threads_at_model() > 0 and now - self._last < self._busy_every:
+            return False
+        self._last = now
+        return True
 
 
 def advance_in_turns(run: gpt2viz.Generation, until: int | None = None) -> None:

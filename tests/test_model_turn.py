@@ -85,3 +85,35 @@ def test_advance_in_turns_takes_the_turn_for_each_step(small_model, tok) -> None
     resources.advance_in_turns(run)
     assert run.finished and len(run.steps) == 5 and turns == [1] * 5
     assert resources._QUEUE["threads"] == 0  # each turn given back
+
+
+def test_a_live_view_redraws_every_step_alone_and_is_paced_while_others_use_the_model() -> None:
+    now = [100.0]
+    alone = resources.LiveRedraw(busy_every=0.5, clock=lambda: now[0])
+    assert [alone.due() for _ in range(3)] == [True, True, True]  # the same instant: no pacing alone
+
+    holding, release = threading.Event(), threading.Event()
+
+    def other_session() -> None:
+        with model_turn():
+            holding.set()
+            release.wait()
+
+    thread = threading.Thread(target=other_session)
+    thread.start()
+    holding.wait()
+    try:
+        assert resources.threads_at_model() == 1
+        busy = resources.LiveRedraw(busy_every=0.5, clock=lambda: now[0])
+        assert busy.due()  # the first step is drawn at once
+        now[0] += 0.3
+        assert not busy.due()
+        now[0] += 0.2
+        assert busy.due()  # 0.5 s after the last redraw
+        now[0] += 0.49
+        assert not busy.due()
+    finally:
+        release.set()
+        thread.join()
+    assert resources.threads_at_model() == 0
+    assert busy.due()  # alone again: every step

@@ -10,7 +10,7 @@ from app import state
 from app.charts import chart
 from app.model_picker import current_model, device_label, fallback_banner
 from app.presenter import presenter_on
-from app.resources import model_turn, tokenizer
+from app.resources import LiveRedraw, model_turn, tokenizer
 from app.run import (
     STOP_MESSAGES,
     example_run,
@@ -47,15 +47,18 @@ def full_recording(model: gpt2viz.GPT2, ids: list[int]) -> gpt2viz.Trace:
 
 
 def extend(run: Generation, to_end: bool, live: DeltaGenerator) -> None:
-    """One step, or every step to the end with the tokens and a progress bar appearing live."""
+    """One step, or every step to the end with the tokens and a progress bar appearing live (paced
+    while other sessions use the model: see LiveRedraw)."""
     if not to_end:
         with model_turn():
             run.advance()
         return
+    redraw = LiveRedraw()
     while not run.finished:
         with model_turn():  # one step at a time: the other sessions' steps interleave with ours
             run.advance()
-        live.markdown(strip(run, progress=run.settings["max_new_tokens"]), unsafe_allow_html=True)
+        if redraw.due():  # the page draws the finished strip after the last step in any case
+            live.markdown(strip(run, progress=run.settings["max_new_tokens"]), unsafe_allow_html=True)
 
 
 st.title("Generate")
