@@ -37,11 +37,12 @@ def test_strip_escapes_html_and_marks_prompt_generated_and_selected():
 
 
 def test_a_strip_being_written_shows_how_far_it_has_got_above_the_tokens():
-    writing = token_strip_html(["The"], [" cat", " sat", " on"], progress=8)
+    tokens = (["The"], [" cat", " sat", " on"])
+    writing = token_strip_html(*tokens, progress=8)
     bar = "<progress value='3' max='8'></progress>Generating… 3 of 8 tokens"
     assert writing.count("<progress") == 1 and bar in writing
     assert writing.index(bar) < writing.index("<div class='tok-strip'>")
-    assert writing.replace(f"<div class='tok-progress'>{bar}</div>", "") == token_strip_html(["The"], [" cat", " sat", " on"])
+    assert writing.replace(f"<div class='tok-progress'>{bar}</div>", "") == token_strip_html(*tokens)
     assert "<progress" not in token_strip_html(["The"], [" cat"])
 
 
