@@ -5,12 +5,10 @@ from PIL import Image
 
 from app import links
 from app.memory import refresh_memory
-from app.resources import below_the_event_loop
 from gpt2viz.paths import ASSETS
 
 # A local image, not a ":material/…" name: that one is fetched from Google's font server.
 st.set_page_config(page_title="gpt2viz", page_icon=Image.open(ASSETS / "icon.png"), layout="wide")
-below_the_event_loop()  # this session's page run yields the CPU to the server's event loop
 links.restore()  # a new session opened from a link: its settings, before any widget is drawn
 page = st.navigation([
     st.Page("app/pages/generate.py", title="Generate", icon=":material/edit_note:", default=True),

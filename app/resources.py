@@ -51,17 +51,19 @@ _DEPTH = threading.local()  # how deep this thread is in model_turn (a computati
 BUSY_SWITCH_INTERVAL = 0.001  # seconds; Python's default is 0.005
 BUSY_REDRAW_EVERY = 0.5  # seconds between a generation's live redraws while other sessions use the model
 IDLE_SWITCH_INTERVAL = sys.getswitchinterval()
-PAGE_THREAD_NICE = 10  # the scheduling priority (Linux nice) of the threads that run pages
+PAGE_THREAD_NICE = 10  # the scheduling priority (Linux nice) of a thread at a busy model
 
 
 def below_the_event_loop() -> None:
-    """Run this thread (a session's page run) at a lower priority than the server's event loop,
-    which carries every session's messages and answers the health endpoint. With twenty sessions
-    generating on the 2 cores their browsers also ran on, the event loop waited for a core for up
-    to 1.5 s; with the page threads at nice 10 the worst wait was 0.5 s, and the generations
-    finished sooner (bench/class_load.py). The threads torch starts from a page thread inherit the
-    priority. Raising a thread's nice needs no privilege; this never lowers it. Linux only: elsewhere
-    threads have no priority of their own, and this does nothing."""
+    """Run this thread at a lower priority than the server's event loop, which carries every
+    session's messages and answers the health endpoint. `model_turn` calls it when a thread comes
+    to the model while another is there: twenty sessions generating, with their browsers on the
+    same 2 cores, had the event loop wait for a core for up to 1.4 s; with their page threads at
+    nice 10, 0.2 s (bench/class_load.py). Never for a session alone: its browser, on the same
+    machine, would then draw the first screen ahead of its page and slow it by 0.5 s
+    (bench/bench_first_screen.py). Raising a thread's nice needs no privilege, but lowering it
+    again does, so it holds until the thread's end: Streamlit runs each page run in a thread of
+    its own. Linux only: elsewhere threads have no priority of their own, and this does nothing."""
     if not sys.platform.startswith("linux"):
         return
     thread = threading.get_native_id()
@@ -69,13 +71,15 @@ def below_the_event_loop() -> None:
         os.setpriority(os.PRIO_PROCESS, thread, PAGE_THREAD_NICE)
 
 
-def _queue(change: int) -> None:
-    """Count the threads at the model; while several are, Python hands the GIL on every 1 ms
-    instead of 5 ms. With twenty sessions generating, the server's event loop otherwise waited up
-    to 1.5 s for it; with one session, the shorter interval slowed the first screen by ~0.5 s."""
+def _queue(change: int) -> int:
+    """Count the threads at the model, and return the count; while several are, Python hands the
+    GIL on every 1 ms instead of 5 ms. With twenty sessions generating, the server's event loop
+    otherwise waited up to 1.5 s for it; with one session, the shorter interval slowed the first
+    screen by ~0.5 s."""
     with _QUEUE_LOCK:  # counted and set together: two threads cannot leave it in the other's order
         _QUEUE["threads"] += change
         sys.setswitchinterval(BUSY_SWITCH_INTERVAL if _QUEUE["threads"] > 1 else IDLE_SWITCH_INTERVAL)
+        return _QUEUE["threads"]
 
 
 @contextmanager
@@ -84,8 +88,8 @@ def model_turn() -> Iterator[None]:
     all running at once. Twenty sessions' forward passes at once on 2 cores starved the server
     (its health endpoint stalled for over 10 s). Re-entrant: a computation may call another."""
     depth = getattr(_DEPTH, "n", 0)
-    if depth == 0:  # a thread counts once, however deeply its computations nest
-        _queue(+1)
+    if depth == 0 and _queue(+1) > 1:  # a thread counts once, however deeply its computations nest
+        below_the_event_loop()  # others are at the model too: the server is busy
     _DEPTH.n = depth + 1
     try:
         with _TURN:

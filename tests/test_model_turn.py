@@ -1,8 +1,8 @@
 """Sessions take turns at the model (app.resources.model_turn): one computation at a time, a
 thread counted once however deeply its computations nest, and the short GIL switch interval only
 while several threads are at the model. And loading a model settles the heap (gc.freeze), so the
-full collections many sessions trigger stay short. A page runs below the server's event loop, and
-a generation's live view is paced while other sessions use the model."""
+full collections many sessions trigger stay short. While several sessions use the model, their
+threads run below the server's event loop, and a generation's live view is paced."""
 
 from __future__ import annotations
 
@@ -11,11 +11,9 @@ import sys
 import threading
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from app import resources
 from app.resources import BUSY_SWITCH_INTERVAL, IDLE_SWITCH_INTERVAL, model_turn
-from tests.app_support import APP
 
 
 def test_one_thread_nesting_keeps_the_default_interval() -> None:
@@ -126,31 +124,47 @@ def test_a_live_view_redraws_every_step_alone_and_is_paced_while_others_use_the_
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread priorities are Linux's")
-def test_a_page_thread_runs_below_the_event_loop_and_never_rises() -> None:
+def test_below_the_event_loop_lowers_only_the_calling_thread_and_never_raises_it() -> None:
     seen: dict[str, int] = {}
     mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
 
-    def page_run(name: str, start: int) -> None:
+    def run(name: str, start: int) -> None:
         me = threading.get_native_id()
         os.setpriority(os.PRIO_PROCESS, me, start)
         resources.below_the_event_loop()
         seen[name] = os.getpriority(os.PRIO_PROCESS, me)
 
     for name, start in (("default", 0), ("lower already", resources.PAGE_THREAD_NICE + 5)):
-        thread = threading.Thread(target=page_run, args=(name, start))
+        thread = threading.Thread(target=run, args=(name, start))
         thread.start()
         thread.join()
     assert seen == {"default": resources.PAGE_THREAD_NICE, "lower already": resources.PAGE_THREAD_NICE + 5}
-    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine  # only the page's thread
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine  # only the calling thread
 
 
-@pytest.mark.usefixtures("app_model")
-def test_the_app_runs_each_page_below_the_event_loop(monkeypatch) -> None:
-    lowered: list[int] = []
-    real = resources.below_the_event_loop
-    monkeypatch.setattr(resources, "below_the_event_loop",
-                        lambda: (lowered.append(threading.get_native_id()), real()))
-    at = AppTest.from_file(str(APP), default_timeout=120)
-    at.run()
-    assert not at.exception
-    assert len(lowered) == 1 and lowered[0] != threading.get_native_id()  # the script's own thread
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread priorities are Linux's")
+def test_a_thread_at_a_busy_model_runs_below_the_event_loop_and_one_alone_does_not() -> None:
+    nice: dict[str, int] = {}
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())  # new threads start with it
+    holding, release = threading.Event(), threading.Event()
+
+    def session(name: str, hold: bool) -> None:
+        with model_turn():  # the first blocks the second here: its nice is read once it gets the turn
+            nice[name] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+            if hold:
+                holding.set()
+                release.wait()
+
+    alone = threading.Thread(target=session, args=("alone", True))
+    alone.start()
+    holding.wait()
+    second = threading.Thread(target=session, args=("second", False))
+    second.start()
+    for _ in range(200):  # until the second thread is counted at the model
+        if resources.threads_at_model() == 2:
+            break
+        release.wait(0.01)
+    release.set()
+    alone.join()
+    second.join()
+    assert nice == {"alone": mine, "second": max(mine, resources.PAGE_THREAD_NICE)}
