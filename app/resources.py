@@ -58,8 +58,8 @@ def below_the_event_loop() -> None:
     """Run this thread at a lower priority than the server's event loop, which carries every
     session's messages and answers the health endpoint. `model_turn` calls it when a thread comes
     to the model while another is there: twenty sessions generating, with their browsers on the
-    same 2 cores, had the event loop wait for a core for up to 1.4 s; with their page threads at
-    nice 10, 0.2 s (bench/class_load.py). Never for a session alone: its browser, on the same
+    same 2 cores, had the event loop wait for a core for up to 1.4 s; with their threads at nice 10,
+    0.65 s at most in five runs (bench/class_load.py). Never for a session alone: its browser, on the same
     machine, would then draw the first screen ahead of its page and slow it by 0.5 s
     (bench/bench_first_screen.py). Raising a thread's nice needs no privilege, but lowering it
     again does, so it holds until the thread's end: Streamlit runs each page run in a thread of
