@@ -57,13 +57,13 @@ PAGE_THREAD_NICE = 10  # the scheduling priority (Linux nice) of a thread at a b
 def below_the_event_loop() -> None:
     """Run this thread at a lower priority than the server's event loop, which carries every
     session's messages and answers the health endpoint. `model_turn` calls it when a thread comes
-    to the model while another is there: twenty sessions generating, with their browsers on the
-    same 2 cores, had the event loop wait for a core for up to 1.4 s; with their threads at nice 10,
-    0.65 s at most in five runs (bench/class_load.py). Never for a session alone: its browser, on the same
-    machine, would then draw the first screen ahead of its page and slow it by 0.5 s
-    (bench/bench_first_screen.py). Raising a thread's nice needs no privilege, but lowering it
-    again does, so it holds until the thread's end: Streamlit runs each page run in a thread of
-    its own. Linux only: elsewhere threads have no priority of their own, and this does nothing."""
+    to the model while another is there: with twenty sessions generating and their browsers on
+    the same 2 cores, the event loop waited for a core for up to 1.4 s; with their threads at
+    nice 10, for 0.65 s at most in five runs (bench/class_load.py). A session alone keeps its
+    priority: niced, it let its own browser on the same machine draw ahead of it, and the first
+    screen took 0.5 s longer (bench/bench_first_screen.py). Raising a thread's nice needs no
+    privilege but lowering it again does, so it holds until the thread ends; Streamlit runs each
+    page run in a thread of its own. Linux only: elsewhere this does nothing."""
     if not sys.platform.startswith("linux"):
         return
     thread = threading.get_native_id()
@@ -110,8 +110,8 @@ class LiveRedraw:
     """When a generation's live view is redrawn, asked between its steps: after every step while
     the session has the model to itself; at most every `busy_every` seconds while other sessions
     wait for it. Each redraw makes the browser render the page again: with twenty sessions
-    generating on one machine, redrawing on every step kept 40 tasks queued for its 2 cores, and
-    the server's event loop waited behind them for up to a second (bench/class_load.py)."""
+    generating on one machine, redrawing on every step kept some 40 tasks queued for its 2 cores,
+    and the server's event loop waited behind them for up to 1.4 s (bench/class_load.py)."""
 
     def __init__(self, busy_every: float = BUSY_REDRAW_EVERY,
                  clock: Callable[[], float] = time.monotonic) -> None:
