@@ -9,6 +9,9 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -16,17 +19,50 @@ from app import resources
 from app.resources import BUSY_SWITCH_INTERVAL, IDLE_SWITCH_INTERVAL, model_turn
 
 
-def test_one_thread_nesting_keeps_the_default_interval() -> None:
+def counted_at_model(threads: int) -> bool:
+    """Whether `threads` threads come to be counted at the model within 2 s."""
+    deadline = time.monotonic() + 2
+    while resources.threads_at_model() != threads and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return resources.threads_at_model() == threads
+
+
+@contextmanager
+def another_thread_holding_the_turn() -> Iterator[dict[str, int]]:
+    """Another thread (another session) holds the model's turn until the block ends; yields what
+    it saw there: its nice."""
+    seen: dict[str, int] = {}
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with model_turn():
+            seen["nice"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+            holding.set()
+            release.wait()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    holding.wait()
+    try:
+        yield seen
+    finally:
+        release.set()
+        thread.join()
+
+
+def test_one_thread_nesting_keeps_the_default_interval_and_its_priority() -> None:
     assert sys.getswitchinterval() == IDLE_SWITCH_INTERVAL
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     with model_turn(), model_turn(), model_turn():  # e.g. inside_step → sequence_trace
-        assert resources._QUEUE["threads"] == 1
+        assert resources.threads_at_model() == 1
         assert sys.getswitchinterval() == IDLE_SWITCH_INTERVAL
-    assert resources._QUEUE["threads"] == 0
+        assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine  # alone: not lowered
+    assert resources.threads_at_model() == 0
 
 
 def test_a_waiting_thread_shortens_the_interval_and_waits_its_turn() -> None:
     order: list[str] = []
-    holding, waiting = threading.Event(), threading.Event()
+    waiting = threading.Event()
 
     def other() -> None:
         waiting.set()
@@ -37,16 +73,12 @@ def test_a_waiting_thread_shortens_the_interval_and_waits_its_turn() -> None:
         thread = threading.Thread(target=other)
         thread.start()
         waiting.wait()
-        for _ in range(200):  # until the other thread is counted at the turn
-            if resources._QUEUE["threads"] == 2:
-                break
-            holding.wait(0.01)
-        assert resources._QUEUE["threads"] == 2
+        assert counted_at_model(2)
         assert sys.getswitchinterval() == BUSY_SWITCH_INTERVAL
         order.append("first")  # the other thread cannot run its computation before this
     thread.join()
     assert order == ["first", "other"]
-    assert resources._QUEUE["threads"] == 0 and sys.getswitchinterval() == IDLE_SWITCH_INTERVAL
+    assert resources.threads_at_model() == 0 and sys.getswitchinterval() == IDLE_SWITCH_INTERVAL
 
 
 def test_loading_a_model_settles_the_heap(tmp_path) -> None:
@@ -80,7 +112,7 @@ def test_advance_in_turns_takes_the_turn_for_each_step(small_model, tok) -> None
     advance = run.advance
 
     def counted():
-        turns.append(resources._QUEUE["threads"])
+        turns.append(resources.threads_at_model())
         return advance()
 
     run.advance = counted
@@ -88,7 +120,7 @@ def test_advance_in_turns_takes_the_turn_for_each_step(small_model, tok) -> None
     assert len(run.steps) == 2 and turns == [1, 1]
     resources.advance_in_turns(run)
     assert run.finished and len(run.steps) == 5 and turns == [1] * 5
-    assert resources._QUEUE["threads"] == 0  # each turn given back
+    assert resources.threads_at_model() == 0  # each turn given back
 
 
 def test_a_live_view_redraws_every_step_alone_and_is_paced_while_others_use_the_model() -> None:
@@ -96,17 +128,7 @@ def test_a_live_view_redraws_every_step_alone_and_is_paced_while_others_use_the_
     alone = resources.LiveRedraw(busy_every=0.5, clock=lambda: now[0])
     assert [alone.due() for _ in range(3)] == [True, True, True]  # the same instant: no pacing alone
 
-    holding, release = threading.Event(), threading.Event()
-
-    def other_session() -> None:
-        with model_turn():
-            holding.set()
-            release.wait()
-
-    thread = threading.Thread(target=other_session)
-    thread.start()
-    holding.wait()
-    try:
+    with another_thread_holding_the_turn():
         assert resources.threads_at_model() == 1
         busy = resources.LiveRedraw(busy_every=0.5, clock=lambda: now[0])
         assert busy.due()  # the first step is drawn at once
@@ -116,9 +138,6 @@ def test_a_live_view_redraws_every_step_alone_and_is_paced_while_others_use_the_
         assert busy.due()  # 0.5 s after the last redraw
         now[0] += 0.49
         assert not busy.due()
-    finally:
-        release.set()
-        thread.join()
     assert resources.threads_at_model() == 0
     assert busy.due()  # alone again: every step
 
@@ -144,27 +163,18 @@ def test_below_the_event_loop_lowers_only_the_calling_thread_and_never_raises_it
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread priorities are Linux's")
 def test_a_thread_at_a_busy_model_runs_below_the_event_loop_and_one_alone_does_not() -> None:
-    nice: dict[str, int] = {}
     mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())  # new threads start with it
-    holding, release = threading.Event(), threading.Event()
+    if mine >= resources.PAGE_THREAD_NICE:
+        pytest.skip(f"this process runs at nice {mine}: nice {resources.PAGE_THREAD_NICE} is no lower")
+    second: dict[str, int] = {}
 
-    def session(name: str, hold: bool) -> None:
-        with model_turn():  # the first blocks the second here: its nice is read once it gets the turn
-            nice[name] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-            if hold:
-                holding.set()
-                release.wait()
+    def come_second() -> None:
+        with model_turn():  # blocked here until the first thread lets go: the nice is read after
+            second["nice"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
 
-    alone = threading.Thread(target=session, args=("alone", True))
-    alone.start()
-    holding.wait()
-    second = threading.Thread(target=session, args=("second", False))
-    second.start()
-    for _ in range(200):  # until the second thread is counted at the model
-        if resources.threads_at_model() == 2:
-            break
-        release.wait(0.01)
-    release.set()
-    alone.join()
-    second.join()
-    assert nice == {"alone": mine, "second": max(mine, resources.PAGE_THREAD_NICE)}
+    with another_thread_holding_the_turn() as first:
+        thread = threading.Thread(target=come_second)
+        thread.start()
+        assert counted_at_model(2)
+    thread.join()
+    assert first == {"nice": mine} and second == {"nice": resources.PAGE_THREAD_NICE}
