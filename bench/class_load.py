@@ -89,6 +89,7 @@ def health_latency(url: str, timeout: float = 30.0) -> float | None:
 
 
 PROBE_WAIT_S = 60  # the longest wait for the probe process's next answer (a probe waits 30 s at most)
+PROBE_NICE = -10  # the probe's priority, relative to this process's, where it may be raised (root)
 
 
 class HealthProbe:
@@ -104,14 +105,14 @@ class HealthProbe:
     def __init__(self, url: str, every: float = 0.2) -> None:
         spawn = multiprocessing.get_context("spawn")
         self._halt, self._answers = spawn.Event(), spawn.Queue()
-        self._process = spawn.Process(target=_probe, args=(url, every, self._halt, self._answers),
+        self.process = spawn.Process(target=_probe, args=(url, every, self._halt, self._answers),
                                       daemon=True)
         self.latencies: list[float | None] = []
         self.prioritised = False
 
     def start(self) -> None:
         """Start polling; returns once the first answer is in (a new process takes a moment)."""
-        self._process.start()
+        self.process.start()
         self.prioritised = self._answers.get(timeout=PROBE_WAIT_S)
         self.latencies.append(self._answers.get(timeout=PROBE_WAIT_S))
 
@@ -120,10 +121,7 @@ class HealthProbe:
         # drained before the join, as queues need; a probe process that died raises queue.Empty
         while (answer := self._answers.get(timeout=PROBE_WAIT_S)) != "done":
             self.latencies.append(answer)
-        self._process.join()
-
-
-PROBE_NICE = -10
+        self.process.join()
 
 
 def _probe(url: str, every: float, halt, answers) -> None:

@@ -1,19 +1,52 @@
 """A few browser sessions generate at once on one `streamlit run` process (bench/class_load.py
 runs twenty and prints the timings): each sees only its own tokens, and the server's health
-endpoint answers every probe throughout."""
+endpoint answers every probe throughout. The bench's probe runs at the priority it reports."""
 
 from __future__ import annotations
 
+import os
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-from bench.class_load import CHROMIUM, WORDS, run_class, served
+from bench.class_load import CHROMIUM, PROBE_NICE, WORDS, HealthProbe, run_class, served
 
-pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("app_model")]
 SESSIONS = 3
 
 
+class _Health(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        self.send_response(200 if self.path == "/_stcore/health" else 404)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the probe's priority in /proc")
+def test_the_probe_runs_at_the_priority_it_reports_and_times_every_answer() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    probe = HealthProbe(f"http://127.0.0.1:{server.server_address[1]}", every=0.05)
+    try:
+        probe.start()
+        with open(f"/proc/{probe.process.pid}/stat") as stat:
+            probe_nice = int(stat.read().rsplit(")", 1)[1].split()[16])
+        mine = os.getpriority(os.PRIO_PROCESS, 0)
+        assert probe_nice == (max(-20, mine + PROBE_NICE) if probe.prioritised else mine)
+        if os.geteuid() == 0:  # root may raise it (others only with CAP_SYS_NICE or RLIMIT_NICE)
+            assert probe.prioritised
+        threading.Event().wait(0.5)
+        probe.stop()
+    finally:
+        server.shutdown()
+    assert len(probe.latencies) >= 3 and all(0 < x < 5 for x in probe.latencies)
+
+
+@pytest.mark.browser
+@pytest.mark.usefixtures("app_model")
 def test_sessions_generating_at_once_each_see_their_own_tokens(app_model: str) -> None:
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (`make browser`)")
