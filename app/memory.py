@@ -4,21 +4,15 @@ from __future__ import annotations
 
 import streamlit as st
 
-from gpt2viz.budget import BUDGET_ENV, MB
+from gpt2viz.budget import BUDGET_ENV, byte_size
 
 from . import state
-from .resources import recordings
-
-
-def megabytes(n_bytes: int) -> str:
-    """"1,024 MB", or "0.04 MB" for small amounts (a short prompt's recordings)."""
-    mb = n_bytes / MB
-    return f"{mb:,.0f} MB" if mb >= 10 else f"{mb:.2f} MB"
+from .computations import recordings
 
 
 def memory_text() -> str:
     store = recordings()
-    return (f"Recordings in memory: **{megabytes(store.used_bytes)}** of {megabytes(store.budget_bytes)} "
+    return (f"Recordings in memory: **{byte_size(store.used_bytes)}** of {byte_size(store.budget_bytes)} "
             f"({len(store)} kept, all sessions)")
 
 

@@ -1,6 +1,6 @@
 """Presenter view, for a projector: larger text and figures, fewer controls, one figure per screen.
 
-`app.model_picker.current_model()` calls `presenter_toggle()` on every page (the sidebar switch
+`app.sidebar.current_model()` calls `presenter_toggle()` on every page (the sidebar switch
 and, when on, the CSS); `app.charts.chart` passes every figure through `present`; pages skip the
 controls a class does not need with `if not presenter_on(): …`.
 """

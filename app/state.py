@@ -23,14 +23,15 @@ TOP_K = "top_k"  # 0 = off
 TOP_P = "top_p"  # 1.0 = off
 SEED = "seed"
 MAX_NEW_TOKENS = "max_new_tokens"
-RUN = "run"  # gpt2viz.Generation of this session (app.run.start), or absent
+GENERATION = "generation"  # app.session.SessionGeneration: this session's generation, or absent
+GENERATION_SERIAL = "generation_serial"  # how many generations this session has kept
 
 # Selections shared by all pages
 STEP = "step"  # index of the selected generation step
 LAYER = "layer"
 HEAD = "head"
 QUERY = "query"  # absolute position of the query token on the Q·K·V page
-QUERY_STEP = "query_step"  # the step whose query QUERY was last set to
+QUERY_STEP = "query_step"  # (generation serial, step index) QUERY was last set to follow
 ATTN_KIND = "attn_kind"  # gpt2viz.viz.attention.PATTERN or SCORES
 MLP_STAGE = "mlp_stage"  # gpt2viz.viz.mlp.PRE or POST
 MLP_TOP_N = "mlp_top_n"
@@ -43,6 +44,7 @@ ZOOM_FOUND = "zoom_found"  # the search result picked (a position)
 STEP_TEMPERATURE = "step_temperature"
 STEP_TOP_K = "step_top_k"  # 0 = off
 STEP_TOP_P = "step_top_p"  # 1.0 = off
+STEP_SAMPLING_FOR = "step_sampling_for"  # serial of the generation these controls were reset to
 # Why this token?
 DISTRACTOR = "distractor"  # token id of the distractor, or why_sections.TYPED / NONE
 DISTRACTOR_TEXT = "distractor_text"  # the typed distractor token
@@ -57,14 +59,15 @@ DLA_GRID = "dla_grid"  # the attribution heatmap's selection
 LESSON_CARD = "lesson_card"  # index of the lesson card shown
 PRESENTER = "presenter"  # bool: large fonts and figures, fewer controls, for a projector
 IMAGE_FORMAT = "image_format"  # what the figures' camera button saves: "png" or "svg"
-# Shareable links (app.links)
+# Shareable links (app.share)
 LINK_READ = "link_read"  # True once this session has read its address's query parameters
 LINK_PENDING = "link_pending"  # the address's settings, checked against the model once it is loaded
 MEMORY_BOX = "memory_box"  # the sidebar's slot for the recordings' memory line, refreshed when the page ends
 SHARE = "share"  # this run's "Share this view" box in the sidebar, refreshed when the page ends
 
+DEFAULT_PROMPT = "I love the color black, I hope someday to have a cat like that."
 DEFAULTS: dict[str, Any] = {
-    PROMPT: "I love the color black, I hope someday to have a cat like that.",
+    PROMPT: DEFAULT_PROMPT,
     GREEDY: True,
     TEMPERATURE: 0.8,
     TOP_K: 0,

@@ -7,7 +7,7 @@ import streamlit as st
 import torch
 
 import gpt2viz
-from gpt2viz import Generation, Step
+from gpt2viz import Candidate, Step
 from gpt2viz.generation import top_tokens
 from gpt2viz.interventions import parse_units
 from gpt2viz.viz.attention import attention_heatmap_figure, attention_matrix
@@ -17,11 +17,12 @@ from gpt2viz.viz.why import branches, branches_html
 
 from . import state
 from .charts import chart
-from .model_picker import CurrentModel
-from .resources import ablated_logits, attention_layer, continuation, next_token_logits, tokenizer
+from .computations import ablated_logits, attention_layer, continuation, next_token_logits
+from .models import CurrentModel, tokenizer
+from .session import SessionGeneration
 
 TYPED, NONE = -1, -2  # distractor choices besides the candidates
-Top = list[tuple[int, str, float]]
+Top = list[Candidate]
 
 
 def top_candidates(logits: torch.Tensor) -> Top:
@@ -59,8 +60,8 @@ def distractor_picker(top: Top, target: int) -> int | None:
     return ids[0]
 
 
-def ablation_section(current: CurrentModel, run: Generation | None, ids: list[int], position: int, top: Top,
-                     selected: tuple[int, int]) -> None:
+def ablation_section(current: CurrentModel, kept: SessionGeneration | None, ids: list[int], position: int,
+                     top: Top, selected: tuple[int, int]) -> None:
     st.subheader("Switch parts off")
     c1, c2, c3 = st.columns([2, 2, 1])
     kind = state.widget(c1.radio, "Ablate", ["selected head", "heads", "neurons"], key=state.ABLATE_KIND,
@@ -78,36 +79,38 @@ def ablation_section(current: CurrentModel, run: Generation | None, ids: list[in
     except ValueError as err:
         st.warning(str(err))
         return
-    target = top[0][0] if run is None else run.ids[position + 1]
+    generation = kept.generation if kept is not None else None
+    target = top[0].token_id if generation is None else generation.ids[position + 1]
     names = ", ".join(f"{la}.{u}" for la, u in units)
     left, right = st.columns(2)
     _chart(top, target, "As the model ran", "before_ablation", left)
     what = unit_kind if len(units) > 1 else unit_kind[:-1]
     _chart(top_candidates(after), target, f"With {what} {names} set to {mode}", "after_ablation", right)
-    rerun = run is not None and state.widget(
+    rerun = generation is not None and state.widget(
         st.toggle, "Also write the whole generation again with it", key=state.ABLATE_RERUN,
         help="Runs the model for every generated token: on only when asked for")
     if rerun:
-        ablated = continuation(current.source, tuple(run.prompt_ids), tuple(run.settings.items()),
-                               (tuple(units), unit_kind, mode))
-        br = branches(len(run.prompt_ids), run.ids, ablated, tokenizer().token_text)
+        ablated = continuation(current.source, tuple(generation.prompt_ids),
+                               tuple(generation.settings.items()), (tuple(units), unit_kind, mode))
+        br = branches(len(generation.prompt_ids), generation.ids, ablated, tokenizer().token_text)
         st.markdown(branches_html(br, ("original", "ablated")), unsafe_allow_html=True)
         st.caption("The whole generation run again from the prompt with the ablation; outlined from the "
                    "first token that differs." if br.diverge is not None else
                    "The whole generation run again from the prompt with the ablation: it writes the same.")
 
 
-def force_section(current: CurrentModel, run: Generation, record: Step) -> None:
+def force_section(current: CurrentModel, kept: SessionGeneration, record: Step) -> None:
     st.subheader("Force another token")
+    generation = kept.generation
     options = [t for t, _, _ in record.top]
     state.keep_within(state.FORCED, options, options[1] if len(options) > 1 else options[0])
     forced = state.widget(st.selectbox, f"At step {record.index + 1}, write instead", options,
                           key=state.FORCED, format_func=lambda t: visible_token(tokenizer().token_text(t)))
-    prefix = run.ids[: record.position] + [forced]
-    left = run.settings["max_new_tokens"] - record.index - 1
-    settings = {**run.settings, "max_new_tokens": left}
+    prefix = generation.ids[: record.position] + [forced]
+    left = generation.settings["max_new_tokens"] - record.index - 1
+    settings = {**generation.settings, "max_new_tokens": left}
     branch = continuation(current.source, tuple(prefix), tuple(settings.items())) if left > 0 else prefix
-    br = branches(record.position, run.ids, branch, tokenizer().token_text)
+    br = branches(record.position, generation.ids, branch, tokenizer().token_text)
     st.markdown(branches_html(br, ("original", "forced")), unsafe_allow_html=True)
     st.caption("The generation goes on from the forced token with the same settings. A greedy branch is "
                "deterministic; a sampled one draws with the same seed, counting its draws from the forced "
@@ -135,4 +138,4 @@ def compare_section(current: CurrentModel, selected: tuple[int, int]) -> None:
         matrix = attention_matrix(trace, layer, head, "pattern", labels)
         chart(column, attention_heatmap_figure(matrix), key=f"compare_attention_{i}")
         top = top_candidates(next_token_logits(current.source, tuple(ids)))
-        _chart(top, top[0][0], f"Next token after prompt {i + 1}", f"compare_candidates_{i}", column)
+        _chart(top, top[0].token_id, f"Next token after prompt {i + 1}", f"compare_candidates_{i}", column)

@@ -28,6 +28,7 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 
 import gpt2viz  # noqa: E402
 from gpt2viz.loading import MODEL_ENV  # noqa: E402
+from tests.app_support import session_generation  # noqa: E402
 
 TEXT = ("I love the color black, I hope someday to have a cat like that. It would sleep all day "
         "in the sun by the window.")
@@ -67,7 +68,7 @@ def bench(config: gpt2viz.GPT2Config, folder: Path, repeats: int) -> dict[str, f
         at.number_input(key="max_new_tokens").set_value(20)
         at.button[1].click()
         out["generate"].append(timed(at.run))
-        assert len(at.session_state["run"].steps) == 20, at.exception
+        assert len(session_generation(at).steps) == 20, at.exception
         at.switch_page("app/pages/attention.py")
         out["attention"].append(timed(at.run))
         assert not at.exception, at.exception

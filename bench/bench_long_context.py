@@ -1,7 +1,7 @@
 """The app at 1,024 tokens on the big models: what each page records, and what each page sends.
 
 1. Recorded bytes per page (`gpt2viz.budget.nbytes` of what the page's resources keep, as
-   app/resources.py computes them) on random gpt2-medium weights (and any other `--models`) for a
+   app/computations.py computes them) on random gpt2-medium weights (and any other `--models`) for a
    1,024-token sequence, against the default budget of GPT2VIZ_RECORDING_BUDGET_MB (1,024 MB):
    every page must fit it on its own.
 2. The largest chart payload (Plotly JSON sent to the browser) per page, through AppTest on a
@@ -24,10 +24,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anyw
 import torch  # noqa: E402
 
 import gpt2viz  # noqa: E402
+from gpt2viz.analysis import attention_overview  # noqa: E402
 from gpt2viz.attribution import attribution_names, direct_logit_attribution, saliency  # noqa: E402
 from gpt2viz.budget import DEFAULT_BUDGET_MB, MB, nbytes  # noqa: E402
-from gpt2viz.step import cached_step, record_sequence  # noqa: E402
-from gpt2viz.viz.attention import HALF_PATTERNS, attention_layer_names, attention_overview  # noqa: E402
+from gpt2viz.cached_step import cached_step, record_sequence  # noqa: E402
+from gpt2viz.viz.attention import HALF_PATTERNS, attention_layer_names  # noqa: E402
 from gpt2viz.viz.mlp import mlp_layer_names  # noqa: E402
 from gpt2viz.viz.qkv import qkv_layer_names  # noqa: E402
 
@@ -46,7 +47,7 @@ PAGE_FILES = {"Generate": "generate.py", "Attention": "attention.py", "Q·K·V":
 
 
 def page_recordings(model: gpt2viz.GPT2, ids: list[int]) -> dict[str, dict[str, object]]:
-    """What each page keeps for one layer (layer 0) and the last step, as app/resources.py does."""
+    """What each page keeps for one layer (layer 0) and the last step, as app/computations.py does."""
     layer, last = 0, len(ids) - 1
     sequence = record_sequence(model, ids)
     attribution = model.run_with_capture(ids, names=attribution_names(model.config.n_layer))

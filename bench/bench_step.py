@@ -35,6 +35,7 @@ import gpt2viz  # noqa: E402
 from gpt2viz.loading import MODEL_ENV  # noqa: E402
 from gpt2viz.sampling import draw, sampling_stages  # noqa: E402
 from gpt2viz.viz.sampling import chain_data, sampling_chain_figure  # noqa: E402
+from tests.app_support import session_generation  # noqa: E402
 
 TEXT = ("I love the color black, I hope someday to have a cat like that. It would sleep all day "
         "in the sun by the window, and at night it would sit on the roof and watch the street. ")
@@ -66,7 +67,7 @@ def bench(source: str, tokens: int, repeats: int) -> dict[str, float]:
         at.text_area(key="prompt").input(prompt)
         at.number_input(key="max_new_tokens").set_value(2)
         at.button[1].click().run()
-        assert len(at.session_state["run"].steps) == 2, at.exception
+        assert len(session_generation(at).steps) == 2, at.exception
         at.switch_page(STEP_PAGE)
         out["first view"].append(timed(at.run))
         at.select_slider(key="step").set_value(0)

@@ -1,12 +1,13 @@
 """gpt2viz: GPT-2 with named hook points, recordings of every stage, and figures of them."""
 
-from . import lens, step
+from . import cached_step, lens
 from .config import GPT2Config
 from .errors import LoadError, PromptError
 from .generation import (
     STOP_CONTEXT,
     STOP_ENDOFTEXT,
     STOP_MAX_TOKENS,
+    Candidate,
     Generation,
     Step,
     encode_prompt,
@@ -23,9 +24,9 @@ from .tokenizer import EOT_ID, EOT_TEXT, GPT2Tokenizer, load_tokenizer
 from .trace import Trace
 
 __all__ = [
-    "BUNDLED_NAME", "EOT_ID", "EOT_TEXT", "GPT2", "GPT2Config", "GPT2Tokenizer", "Generation",
+    "BUNDLED_NAME", "Candidate", "EOT_ID", "EOT_TEXT", "GPT2", "GPT2Config", "GPT2Tokenizer", "Generation",
     "LoadError", "PRESETS", "PromptError", "Recorder", "STOP_CONTEXT", "STOP_ENDOFTEXT",
     "STOP_MAX_TOKENS", "SamplingStages", "Step", "Trace", "act_name", "encode_prompt", "generate",
     "kv_cache_bytes", "lens", "load_default_model", "load_model", "load_tokenizer", "load_trace",
-    "sampling_stages", "save_model", "save_trace", "step",
+    "cached_step", "sampling_stages", "save_model", "save_trace",
 ]

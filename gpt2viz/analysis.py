@@ -10,17 +10,20 @@ The scores follow the standard tests (as in TransformerLens's tutorials):
 
 The pure scoring pieces (`previous_token_score`, `induction_score`) work on attention patterns
 [..., head, q_pos, k_pos] so they can be tested on constructed patterns; `previous_token_scores`
-and `induction_scores` run a model and return a [layer, head] tensor. No Streamlit here.
+and `induction_scores` run a model and return a [layer, head] tensor. `attention_overview`
+pools every head's pattern into a small tile inside one forward pass (the Attention page's grid).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from .hooks import act_name
-from .model import GPT2
+from .model import GPT2, causal_mask
 from .tokenizer import EOT_ID
 from .trace import Trace
 
@@ -101,3 +104,76 @@ def best_head(scores: torch.Tensor) -> tuple[int, int, float]:
     flat = int(scores.argmax())
     layer, head = divmod(flat, scores.shape[1])
     return layer, head, float(scores[layer, head])
+
+
+OVERVIEW = 256  # at most this many cells per side in a pooled overview
+
+
+@dataclass(frozen=True)
+class Overview:
+    """A [query, key] matrix max-pooled into blocks: the strongest cell of each block survives,
+    so a thin stripe (a previous-token head's diagonal) stays visible."""
+    values: np.ndarray  # [row block, column block] float32; NaN where a whole block is masked
+    row_starts: np.ndarray  # first position of each row block
+    col_starts: np.ndarray  # first position of each column block
+    n_rows: int
+    n_cols: int
+
+
+def block_max(matrix: np.ndarray, size: int = OVERVIEW) -> Overview:
+    """Shrink a [q, k] matrix to at most [size, size] keeping each block's maximum (NaN-aware:
+    NaN only where the whole block is NaN)."""
+    rows, cols = matrix.shape
+    r = np.linspace(0, rows, min(rows, size) + 1).astype(int)[:-1]
+    c = np.linspace(0, cols, min(cols, size) + 1).astype(int)[:-1]
+    with np.errstate(invalid="ignore"):
+        pooled = np.fmax.reduceat(np.fmax.reduceat(matrix, r, axis=0), c, axis=1)
+    return Overview(pooled.astype(np.float32), r, c, rows, cols)
+
+
+@dataclass(frozen=True)
+class HeadGrid:
+    image: np.ndarray  # every head's max-pooled pattern tiled: [layers*(tile+1)-1, heads*(tile+1)-1]
+    tile: int
+    n_layer: int
+    n_head: int
+
+    def centre(self, layer: int, head: int) -> tuple[float, float]:
+        """(x, y) of a head's tile centre in image coordinates."""
+        step = self.tile + 1
+        return head * step + (self.tile - 1) / 2, layer * step + (self.tile - 1) / 2
+
+
+@dataclass(frozen=True)
+class AttentionOverview:
+    """What the Attention page shows of every head at once, from one forward pass."""
+    grid: HeadGrid
+    previous_token: torch.Tensor  # [layer, head] previous-token score on this text
+
+
+def attention_overview(model: GPT2, ids: Sequence[int], tile: int = 24) -> AttentionOverview:
+    """Every head's pattern max-pooled to a `tile` × `tile` tile (fewer cells when the sequence
+    is shorter) and every head's previous-token score, computed inside one forward pass as each
+    layer's pattern goes by: no layer's [head, pos, pos] pattern outlives its layer."""
+    cfg = model.config
+    n = len(ids)
+    tile = min(tile, n)
+    step = tile + 1
+    image = np.full((cfg.n_layer * step - 1, cfg.n_head * step - 1), np.nan, dtype=np.float32)
+    previous = torch.zeros(cfg.n_layer, cfg.n_head)
+    masked = ~causal_mask(0, n, torch.device("cpu")).numpy()  # True on the future keys
+
+    def observer(layer: int):
+        def observe(pattern: torch.Tensor) -> torch.Tensor:  # [1, head, pos, pos]
+            p = pattern[0].float()
+            previous[layer] = previous_token_score(p) if n > 1 else 0.0
+            p = np.where(masked, np.nan, p.cpu().numpy())  # [head, pos, pos], masked once per layer
+            for head in range(cfg.n_head):
+                block = block_max(p[head], tile).values
+                image[layer * step:layer * step + tile, head * step:head * step + tile] = block
+            return pattern
+        return observe
+
+    edits = {act_name("pattern", layer): observer(layer) for layer in range(cfg.n_layer)}
+    model.run_with_capture(list(ids), names=[], edits=edits, keep_logits=False)
+    return AttentionOverview(HeadGrid(image, tile, cfg.n_layer, cfg.n_head), previous)

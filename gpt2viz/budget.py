@@ -26,6 +26,13 @@ MB = 1024 * 1024
 T = TypeVar("T")
 
 
+def byte_size(n: int) -> str:
+    """Bytes for people, in units of 2^10 (as the budget's MB): "20 MB", "1.5 GB", "12.0 KB"."""
+    unit, scale = next(((u, s) for u, s in (("GB", 2**30), ("MB", MB)) if n >= s), ("KB", 2**10))
+    amount = n / scale
+    return f"{amount:,.0f} {unit}" if amount >= 10 else f"{amount:.1f} {unit}"
+
+
 def nbytes(obj: Any) -> int:
     """Bytes of memory held by the tensors and arrays inside `obj` (tensors, arrays, the
     attributes of objects such as a Trace, mappings, sequences, dataclasses); other values count

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -21,6 +21,14 @@ STOP_CONTEXT = "context_limit"  # the sequence filled the model's context
 STOP_MAX_TOKENS = "max_new_tokens"  # the caller's budget ran out
 
 
+class Candidate(NamedTuple):
+    """One of the likeliest next tokens at a step."""
+
+    token_id: int
+    text: str
+    prob: float  # softmax at temperature 1
+
+
 @dataclass(frozen=True)
 class Step:
     """One generated token, what else the model considered, and what it computed on the way."""
@@ -30,7 +38,7 @@ class Step:
     token_id: int
     text: str  # the token's text (partial UTF-8 bytes shown as \\xNN)
     prob: float  # the model's probability of the chosen token (softmax at temperature 1)
-    top: list[tuple[int, str, float]]  # [(token_id, text, prob)], highest first, temperature 1
+    top: list[Candidate]  # highest first
     trace: Trace | None  # this step's forward pass: the new positions over the cached ones
     stop_reason: str | None  # None, or why generation ends after this step
     # [layer, head, key] float16: the last query's attention over every key (None unless every
@@ -57,11 +65,10 @@ def encode_prompt(
     return model.check_ids(prompt, reserve=reserve)
 
 
-def top_tokens(probs: torch.Tensor, tok: GPT2Tokenizer, k: int = 10) -> list[tuple[int, str, float]]:
-    """[(token_id, text, prob)] of the `k` likeliest tokens of `probs` [vocab], highest first (the
-    form of `Step.top`)."""
+def top_tokens(probs: torch.Tensor, tok: GPT2Tokenizer, k: int = 10) -> list[Candidate]:
+    """The `k` likeliest tokens of `probs` [vocab], highest first (the form of `Step.top`)."""
     values, ids = probs.topk(min(k, probs.numel()))
-    return [(int(t), tok.token_text(int(t)), float(p)) for t, p in zip(ids, values, strict=True)]
+    return [Candidate(int(t), tok.token_text(int(t)), float(p)) for t, p in zip(ids, values, strict=True)]
 
 
 def _check_settings(max_new_tokens: int, temperature: float, top_k: int | None,

@@ -2,7 +2,7 @@
 
 Parameter names follow the Hugging Face Hub file without the `transformer.` prefix (`wte`,
 `h.0.attn.c_attn`, ...), so loading is a copy plus the Conv1D transposes. Hook names follow
-TransformerLens (`blocks.0.attn.hook_pattern`); see DESIGN.md for the table of shapes.
+TransformerLens (`blocks.0.attn.hook_pattern`); see docs/ARCHITECTURE.md and gpt2viz/hooks.py for the table of shapes.
 Attention is written out (Q·Kᵀ, ÷√d_head, mask, softmax, ·V) whenever a recorder asks for the
 scores, mask or pattern; otherwise the fused kernel computes the same thing faster.
 """

@@ -36,7 +36,7 @@ def _to_cpu(x: torch.Tensor) -> torch.Tensor:
 
 
 class Trace(Mapping[str, torch.Tensor]):
-    """What a forward pass recorded for one sequence, shapes as in DESIGN.md (no batch dim).
+    """What a forward pass recorded for one sequence, shapes as in gpt2viz/hooks.py (no batch dim).
 
     `ids` are the tokens this pass ran; with a key/value cache they follow `start` positions
     already cached, so attention rows cover `start + len(ids)` keys. `config` and `model_name`

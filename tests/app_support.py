@@ -67,14 +67,19 @@ def generate(at: AppTest, prompt: str, max_new_tokens: int = 4) -> AppTest:
     return at
 
 
+def session_generation(at: AppTest) -> gpt2viz.Generation:
+    """The session's generation (app.session keeps it with its serial number)."""
+    return at.session_state["generation"].generation
+
+
 def n_tokens(at: AppTest) -> int:
     """Prompt + generated tokens of the session's generation."""
-    return len(at.session_state["run"].ids)
+    return len(session_generation(at).ids)
 
 
 def assert_steps(at: AppTest, expected: int) -> None:
     """`expected` steps, or fewer when the model chose <|endoftext|> (a trained model may)."""
-    steps = at.session_state["run"].steps
+    steps = session_generation(at).steps
     assert len(steps) == expected or (
         len(steps) < expected and steps[-1].stop_reason == gpt2viz.STOP_ENDOFTEXT), len(steps)
 

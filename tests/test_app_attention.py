@@ -18,6 +18,7 @@ from tests.app_support import (
     generate,
     n_tokens,
     new_app,
+    session_generation,
     texts,
 )
 
@@ -32,7 +33,7 @@ def at():
 
 def recorded(at, kind: str, layer: int, head: int) -> np.ndarray:
     """[q, k] of one head for the session's whole sequence, from a run of the model outside the app."""
-    trace = app_gpt2().run_with_capture(at.session_state["run"].ids, names=[gpt2viz.act_name(kind, layer)])
+    trace = app_gpt2().run_with_capture(session_generation(at).ids, names=[gpt2viz.act_name(kind, layer)])
     return trace[kind, layer][head].numpy()
 
 
@@ -140,7 +141,7 @@ def test_head_roles_show_both_scores_for_every_head(at):
         assert fig["layout"]["title"]["text"] == title
     # the previous-token score is the one of this text: recompute it from the model
     model = app_gpt2()
-    expected = previous_token_scores(model, [at.session_state["run"].ids])
+    expected = previous_token_scores(model, [session_generation(at).ids])
     np.testing.assert_allclose(np.asarray(prev["data"][0]["z"], dtype=float), expected.numpy(), atol=1e-5)
     # the induction score: 4 random blocks of up to 50 tokens, each repeated, within the context
     expected = induction_scores(model, seq_len=min(50, (cfg.n_positions - 1) // 2))

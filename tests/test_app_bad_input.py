@@ -12,6 +12,7 @@ from tests.app_support import (
     generate,
     new_app,
     press_next,
+    session_generation,
     strip_html,
     strip_spans,
     texts,
@@ -28,7 +29,7 @@ def test_empty_prompt_says_so_on_every_page(prompt):
     # one clear message: the error, and no hint, info or progress bar beside it
     assert texts(at, "error") == [gpt2viz.errors.EMPTY_PROMPT]
     assert texts(at, "info") == [] and not at.get("progress")
-    assert "run" not in at.session_state
+    assert "generation" not in at.session_state
     for page in PAGES[1:]:
         at.switch_page(page).run()
         assert not at.exception
@@ -48,7 +49,7 @@ def test_prompt_longer_than_the_context():
 
 def test_endoftext_typed_in_the_prompt_is_plain_text():
     at = generate(new_app(), "Hello<|endoftext|>world", max_new_tokens=2)
-    run = at.session_state["run"]
+    run = session_generation(at)
     assert EOT_ID not in run.prompt_ids and len(run.prompt_ids) > 3
     # typed as text, it is nine ordinary tokens, each in its own box: Hello < | end of text | > world
     pieces = load_tokenizer().token_texts(run.prompt_ids)
@@ -60,7 +61,7 @@ def test_endoftext_typed_in_the_prompt_is_plain_text():
 def test_unicode_prompts_run_and_render(prompt):
     at = generate(new_app(), prompt, max_new_tokens=2)
     html = strip_html(at)
-    run = at.session_state["run"]
+    run = session_generation(at)
     assert strip_spans(html, "prompt") == escaped_tokens(load_tokenizer().token_texts(run.prompt_ids))
     assert strip_spans(html, "gen") == escaped_tokens([s.text for s in run.steps])
     assert_steps(at, 2)
@@ -83,7 +84,7 @@ def test_html_in_the_prompt_renders_literally():
     assert strip_spans(html, "prompt") == [
         "&lt;", "script", "&gt;", "alert", "(", "1", ")&lt;/", "script", "&gt;&lt;", "b", "&gt;", "x",
         "&lt;/", "b", "&gt;"]
-    run = at.session_state["run"]
+    run = session_generation(at)
     assert strip_spans(html, "gen") == escaped_tokens([s.text for s in run.steps])
     for page in PAGES[1:]:
         at.switch_page(page).run()

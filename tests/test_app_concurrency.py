@@ -16,6 +16,7 @@ from tests.app_support import (
     figure,
     generate,
     new_app,
+    session_generation,
     strip_html,
 )
 
@@ -43,7 +44,7 @@ def test_two_sessions_in_threads_keep_their_own_tokens(monkeypatch):
             generate(at, prompt, max_new_tokens=3)
             turn.wait(timeout=120)
             html = strip_html(at)
-            ids = at.session_state["run"].ids
+            ids = session_generation(at).ids
             at.switch_page(ATTENTION).run()
             assert not at.exception, at.exception
             turn.wait(timeout=120)

@@ -19,6 +19,7 @@ from tests.app_support import (
     generate,
     new_app,
     press_next,
+    session_generation,
     strip_html,
     strip_spans,
     texts,
@@ -43,17 +44,17 @@ def test_a_new_session_opens_on_a_finished_example(app_model):
     """No waiting for a first generation: the default prompt is already written out, the same
     generation a press of Generate makes, computed once per process and shared."""
     at = new_app()
-    run = at.session_state["run"]
+    run = session_generation(at)
     assert run.finished and run.prompt == "I love the color black, I hope someday to have a cat like that."
     assert "candidates" in chart_keys(at) and not texts(at, "info")
     tok = gpt2viz.load_tokenizer()
     fresh = gpt2viz.generate(gpt2viz.load_model(app_model, device="cpu"), tok, run.prompt, max_new_tokens=20)
     assert run.ids == run.prompt_ids + [s.token_id for s in fresh]
-    assert new_app().session_state["run"] is run  # one per process
+    assert session_generation(new_app()) is run  # one per process
     other = AppTest.from_file(str(APP), default_timeout=120)
     other.session_state["prompt.kept"] = "Another prompt"  # a session that starts on other text
     other.run()
-    assert "run" not in other.session_state  # no example for it
+    assert "generation" not in other.session_state  # no example for it
     assert any("Press **Next token**" in i for i in texts(other, "info"))
 
 
@@ -71,7 +72,7 @@ def test_next_token_adds_one_step_at_a_time():
     press_next(at)
     press_next(at)
     html = strip_html(at)
-    steps = at.session_state["run"].steps
+    steps = session_generation(at).steps
     assert len(steps) == 3
     assert strip_spans(html, "prompt") == ["The", "·cat", "·sat", "·on", "·the"]
     assert strip_spans(html, "gen") == escaped_tokens([s.text for s in steps])
@@ -80,7 +81,7 @@ def test_next_token_adds_one_step_at_a_time():
 def test_generate_runs_to_the_end_and_says_why_it_stopped():
     at = generate(new_app(), "The cat sat on the", max_new_tokens=6)
     assert_steps(at, 6)
-    n = len(at.session_state["run"].steps)
+    n = len(session_generation(at).steps)
     assert any(f"Stopped after {n} new tokens" in s for s in texts(at, "success"))
     fig = figure(at, "candidates")
     assert [d["type"] for d in fig["data"]] == ["bar"]
@@ -89,7 +90,7 @@ def test_generate_runs_to_the_end_and_says_why_it_stopped():
     assert sum("chosen" in t for t in fig["layout"]["yaxis"]["ticktext"]) == 1
     assert f"Step {n}" in fig["layout"]["title"]["text"]
     # the bars are the model's ten most likely next tokens after the last step's input, recomputed
-    ids = at.session_state["run"].ids
+    ids = session_generation(at).ids
     probs = app_gpt2().run_with_capture(ids[:-1], names=[]).logits[-1].softmax(-1)
     top = probs.topk(10)
     np.testing.assert_allclose(fig["data"][0]["x"], top.values.numpy(), atol=1e-5)
@@ -111,14 +112,14 @@ def test_settings_change_starts_a_new_generation():
     at.toggle(key="greedy").set_value(False).run()
     at.number_input(key="seed").set_value(7)
     press_next(at)
-    run = at.session_state["run"]
+    run = session_generation(at)
     assert len(run.steps) == 1 and run.settings["temperature"] == 0.8 and run.settings["seed"] == 7
 
 
 def test_pressing_next_after_the_end_says_it_has_finished():
     at = generate(new_app(), "Hello", max_new_tokens=2)
     press_next(at)
-    assert len(at.session_state["run"].steps) == 2
+    assert len(session_generation(at).steps) == 2
     assert any("finished" in i for i in texts(at, "info"))
 
 
@@ -167,7 +168,7 @@ def test_presenter_view_enlarges_figures_and_hides_the_sampling_controls():
 
 
 def test_the_sampling_summary_names_only_what_applies():
-    from app.run import Settings
+    from app.settings import Settings
 
     assert Settings(True, 0.7, 40, 0.9, 3, 12).summary() == "greedy · 12 new tokens"
     assert Settings(False, 0.7, 40, 0.9, 3, 12).summary() == (

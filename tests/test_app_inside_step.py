@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import gpt2viz
+from gpt2viz.budget import byte_size
 from gpt2viz.kv_cache import forward_multiply_adds
 from gpt2viz.sampling import draw, sampling_stages
 from gpt2viz.viz.lens import escape, shortened
@@ -20,6 +21,7 @@ from tests.app_support import (
     figure,
     generate,
     new_app,
+    session_generation,
     texts,
 )
 
@@ -47,7 +49,7 @@ def cache_line(at) -> str:
 def test_the_page_draws_every_stage_of_the_selected_step(at):
     assert not at.exception
     assert chart_keys(at) == CHARTS
-    run = at.session_state["run"]
+    run = session_generation(at)
     step = run.steps[-1]
     ids = run.ids[: step.position]
     q, full = len(ids) - 1, outside(ids)
@@ -77,19 +79,19 @@ def test_changing_the_step_changes_the_token_and_the_cache(at):
     before_line, before_head = cache_line(at), texts(at, "subheader")[0]
     at.select_slider(key="step").set_value(0).run()
     assert not at.exception
-    run = at.session_state["run"]
+    run = session_generation(at)
     q = run.steps[0].position - 1
     assert texts(at, "subheader")[0] != before_head and f"at position {q}" in texts(at, "subheader")[0]
     line = cache_line(at)
     assert line != before_line and f"all {q} earlier positions" in line
     nbytes = 2 * config.n_layer * (q + 1) * config.n_embd * 4  # float32 keys and values
-    shown = f"{nbytes / 2**20:.1f} MiB" if nbytes >= 2**20 else f"{nbytes / 2**10:.1f} KiB"
+    shown = byte_size(nbytes)
     assert f"{shown} for the whole model" in line
     assert f"{forward_multiply_adds(config, 1, q) / 1e6:,.1f} M multiply-adds" in line
 
 
 def test_temperature_redraws_the_chain_without_running_the_model(at, monkeypatch):
-    run = at.session_state["run"]
+    run = session_generation(at)
     step = run.steps[-1]
     logits = outside(run.ids[: step.position]).logits[-1]
     calls = []
@@ -111,7 +113,7 @@ def test_another_layer_changes_the_blocks_figures(at):
     before = figure(at, "ln1")["data"][0]["z"]
     at.selectbox(key="layer").select(1).run()
     assert not at.exception
-    run = at.session_state["run"]
+    run = session_generation(at)
     ids = run.ids[: run.steps[-1].position]
     after = figure(at, "ln1")["data"][0]["z"]
     assert not np.allclose(before, after)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 
 import gpt2viz
+from app.lesson.content import CAT_SENTENCE, Lesson, attention_to, load_cards, word_position
+from app.lesson.views import card_view
+from app.navigation import URL_PATHS
 from app.state import DEFAULTS, PROMPT
-from gpt2viz.lesson import CAT_SENTENCE, PAGES, Lesson, attention_to, load_cards, word_position
 from gpt2viz.viz.candidates import percent
-from gpt2viz.viz.lesson import card_view
 from tests.app_support import LESSON, QKV, app_gpt2, chart_keys, figure, new_app, texts
 
 pytestmark = pytest.mark.usefixtures("app_model")
@@ -66,7 +67,7 @@ def test_the_lesson_walks_from_start_to_end(lesson):
         if view.html:
             assert view.html in texts(lesson, "markdown"), card.id
         assert link_page(lesson) == ("" if card.see == "/" else card.see)
-        assert link_page(lesson) in {p.strip("/") for p in PAGES}
+        assert link_page(lesson) in {p.strip("/") for p in URL_PATHS}
         if i < n - 1:
             click(lesson, "lesson_next")
     assert lesson.button(key="lesson_next").disabled

@@ -16,7 +16,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import gpt2viz
-from app.links import link_for
+from app.link_params import link_for
 from gpt2viz.paths import ASSETS
 from tests.app_support import (
     APP,
@@ -29,6 +29,7 @@ from tests.app_support import (
     app_config,
     generate,
     new_app,
+    session_generation,
     texts,
 )
 
@@ -84,7 +85,7 @@ def test_a_plain_visit_has_a_clean_address_and_the_address_follows_the_view():
     at.run()
     assert shared_link(at) == address(GENERATE)  # the bare address: the default view
     generate(at, PROMPT, max_new_tokens=3)
-    steps = len(at.session_state["run"].steps)
+    steps = len(session_generation(at).steps)
     # made by the page after the sidebar was drawn: the address and the link follow at the page's end
     assert at.query_params == {"prompt": PROMPT, "step": str(steps), "max_new_tokens": "3"}
     assert shared_link(at) == link_for(address(GENERATE), at.query_params)
@@ -109,7 +110,7 @@ def test_round_trip_a_view_through_its_link():
     at.slider(key="top_p").set_value(0.95)
     at.number_input(key="seed").set_value(11).run()
     generate(at, PROMPT, max_new_tokens=5)
-    first = at.session_state["run"]
+    first = session_generation(at)
     index = min(2, len(first.steps) - 1)
     at.context["url"] = address(ATTENTION)
     at.switch_page(ATTENTION).run()
@@ -131,7 +132,7 @@ def test_round_trip_a_view_through_its_link():
     assert other.selectbox(key="layer").value == app_config().n_layer - 1
     assert other.selectbox(key="head").value == 1
     assert other.select_slider(key="step").value == index
-    again = other.session_state["run"]
+    again = session_generation(other)
     assert again.settings == first.settings and again.prompt == PROMPT
     assert len(again.steps) == index + 1
     assert again.ids == first.ids[: len(first.prompt_ids) + index + 1]
@@ -154,7 +155,7 @@ def test_bad_parameters_fall_back_with_one_notice():
         assert part in notice, part
     assert "utm_source" not in notice  # unknown parameters are ignored
     assert texts(at, "error") == []
-    assert at.session_state["run"].finished  # the example a plain visit opens on, not the link's step 0
+    assert session_generation(at).finished  # the example a plain visit opens on, not the link's step 0
     assert at.selectbox(key="model_choice").value == "" and at.toggle(key="greedy").value is True
     assert kept(at, "layer") == 0 and at.number_input(key="seed").value == 0
     assert at.text_area(key="prompt").value.startswith("I love the color black")
@@ -185,7 +186,7 @@ def test_a_step_the_generation_does_not_reach():
     prompt = " a" * (n - 3)  # three positions left: the generation stops at the context limit
     assert len(gpt2viz.load_tokenizer().encode(prompt)) == n - 3
     at = open_link({"prompt": prompt, "step": "5"})
-    run = at.session_state["run"]
+    run = session_generation(at)
     assert run.finished and len(run.steps) <= 3
     assert notices(at) == [f"{NOTICE}step 5 (this generation ends after {len(run.steps)} tokens)."]
     assert kept(at, "step") == len(run.steps) - 1  # its last step
@@ -220,7 +221,7 @@ def test_each_page_opens_from_a_link(page):
     params = {"prompt": PROMPT, "layer": "1", "head": "2", "step": "2", "max_new_tokens": "3"}
     at = open_link(params, page)
     assert notices(at) == [] and texts(at, "error") == []
-    run = at.session_state["run"]
+    run = session_generation(at)
     assert run.prompt == PROMPT and len(run.steps) == 2  # re-run up to the step, not further
     assert kept(at, "layer") == 1 and kept(at, "head") == 2 and kept(at, "step") == 1
     assert at.selectbox(key="layer").value == 1

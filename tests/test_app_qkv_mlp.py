@@ -16,6 +16,7 @@ from tests.app_support import (
     generate,
     n_tokens,
     new_app,
+    session_generation,
     texts,
 )
 
@@ -29,7 +30,7 @@ def qkv():
 
 def recorded(at):
     """A run of the model outside the app on the session's whole sequence, recording every hook."""
-    return app_gpt2().run_with_capture(at.session_state["run"].ids)
+    return app_gpt2().run_with_capture(session_generation(at).ids)
 
 
 def test_qkv_page_shows_every_stage(qkv):
@@ -82,7 +83,7 @@ def test_query_and_head_select_other_numbers(qkv):
 
 def test_the_selected_step_sets_the_query():
     at = generate(new_app(), "The cat sat on the mat because", max_new_tokens=3)
-    prompt_len = n_tokens(at) - len(at.session_state["run"].steps)
+    prompt_len = n_tokens(at) - len(session_generation(at).steps)
     at.switch_page(QKV).run()
     assert at.selectbox(key="query").value == n_tokens(at) - 2  # predicted the last token
     at.switch_page(GENERATE).run()

@@ -13,7 +13,7 @@ from gpt2viz.attribution import direct_logit_attribution
 from gpt2viz.interventions import ablate_heads, ablate_neurons
 from gpt2viz.loading import MODEL_ENV
 from gpt2viz.viz.tokens import visible_token
-from tests.app_support import GENERATE, WHY, chart_keys, figure, generate, new_app, texts
+from tests.app_support import GENERATE, WHY, chart_keys, figure, generate, new_app, session_generation, texts
 from tests.conftest import tiny_model
 
 LOUD = (1, 2)  # the head whose output is scaled up
@@ -44,7 +44,7 @@ def why(loud_model):
 def test_attribution_is_drawn_for_the_chosen_step(why, loud_model):
     assert not why.exception
     assert chart_keys(why)[:4] == ["dla_grid", "dla_parts", "before_ablation", "after_ablation"]
-    run = why.session_state["run"]
+    run = session_generation(why)
     step = run.steps[-1]
     runner_up = next(t for t, _, _ in step.top if t != step.token_id)
     trace = loud_model.run_with_capture(run.ids)
@@ -56,7 +56,7 @@ def test_attribution_is_drawn_for_the_chosen_step(why, loud_model):
 
 
 def test_ablating_the_loud_head_changes_the_candidates_and_not_the_run(why, loud_model):
-    run = why.session_state["run"]
+    run = session_generation(why)
     ids_before = list(run.ids)
     why.selectbox(key="layer").select(LOUD[0]).run()
     why.selectbox(key="head").select(LOUD[1]).run()
@@ -72,7 +72,7 @@ def test_ablating_the_loud_head_changes_the_candidates_and_not_the_run(why, loud
     probs = loud_model.run_with_capture(run.ids[: position + 1], names=[], edits=edits).logits[-1].softmax(-1)
     want = probs.topk(10).values.tolist()
     assert [float(x) for x in after["data"][0]["x"]][:10] == pytest.approx(want, abs=1e-6)
-    assert why.session_state["run"].ids == ids_before
+    assert session_generation(why).ids == ids_before
     # the whole generation runs again only when asked for
     assert not any("<b>ablated</b>" in m for m in texts(why, "markdown"))
     why.toggle(key="ablate_rerun").set_value(True).run()
@@ -97,7 +97,7 @@ def test_selection_changes_that_need_no_model_do_not_run_it(why, monkeypatch):
 
 
 def test_mean_and_neuron_ablations_and_a_second_prompt(why, loud_model):
-    run = why.session_state["run"]
+    run = session_generation(why)
     position = run.steps[-1].query_position
     why.radio(key="ablate_kind").set_value("neurons").run()
     why.text_input(key="ablate_units").input("1.7, 0.20").run()
@@ -119,7 +119,7 @@ def test_mean_and_neuron_ablations_and_a_second_prompt(why, loud_model):
 
 
 def test_forcing_a_token_starts_the_branch_with_it(why):
-    run = why.session_state["run"]
+    run = session_generation(why)
     step = run.steps[-1]
     forced = step.top[3][0]
     why.selectbox(key="forced").select(forced).run()

@@ -246,7 +246,7 @@ def test_a_share_link_opens_the_same_view(server, browser):
     from playwright.sync_api import expect
 
     import gpt2viz
-    from app.links import link_for, to_params
+    from app.link_params import link_for, to_params
     from gpt2viz.viz.tokens import token_labels
 
     prompt = "The cat sat on the mat because it was warm"

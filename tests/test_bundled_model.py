@@ -19,7 +19,7 @@ from gpt2viz.analysis import best_head, induction_scores
 from gpt2viz.interventions import ablate_heads
 from gpt2viz.loading import BUNDLED
 from training.card import INDUCTION_TARGET, PREVIOUS_TOKEN_TARGET, render_card
-from training.evaluate import CARD_PROMPTS, INDUCTION, eval_loss, greedy, head_scores, second_copy_loss
+from training.evaluate import CARD_PROMPTS, INDUCTION, eval_loss, greedy, role_scores, second_copy_loss
 from training.prepare import encode_sample
 from training.train import shipped_config_for
 
@@ -80,7 +80,7 @@ def test_head_scores_match_record(model: gpt2viz.GPT2, record: dict, sample_ids:
     n_pos = model.config.n_positions
     assert record["previous_token"]["ids"] == f"first {n_pos} tokens of the encoded val_sample.txt"
     ind_cfg = {k: record["induction"][k] for k in ("seq_len", "n_seqs", "seed")}
-    prev, ind = head_scores(model, sample_ids[:n_pos], **ind_cfg)
+    prev, ind = role_scores(model, sample_ids[:n_pos], **ind_cfg)
     torch.testing.assert_close(prev, torch.tensor(record["previous_token"]["scores"]), atol=TOL, rtol=0)
     torch.testing.assert_close(ind, torch.tensor(record["induction"]["scores"]), atol=TOL, rtol=0)
     for scores, key in ((prev, "previous_token"), (ind, "induction")):

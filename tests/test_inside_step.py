@@ -10,9 +10,9 @@ from torch.utils.flop_counter import FlopCounterMode
 import gpt2viz
 from gpt2viz import lens
 from gpt2viz.budget import nbytes
+from gpt2viz.cached_step import cached_step, record_sequence
 from gpt2viz.kv_cache import KVCache, forward_multiply_adds, kv_cache_bytes
 from gpt2viz.lens import logit_lens, residual_names, residual_norms
-from gpt2viz.step import cached_step, record_sequence
 
 IDS = list(range(500, 523))
 

@@ -1,4 +1,4 @@
-"""The Lesson's data (gpt2viz.lesson) and card views (gpt2viz.viz.lesson), against computations
+"""The Lesson's data (app.lesson.content) and card views (app.lesson.views), against computations
 done here by hand."""
 
 from __future__ import annotations
@@ -11,10 +11,8 @@ import pytest
 import torch
 
 import gpt2viz
-from gpt2viz.analysis import best_head
-from gpt2viz.lesson import (
+from app.lesson.content import (
     CAT_SENTENCE,
-    PAGES,
     TEMPERATURES,
     Lesson,
     attention_to,
@@ -27,7 +25,9 @@ from gpt2viz.lesson import (
     temperature_table,
     word_position,
 )
-from gpt2viz.viz.lesson import VIEWS, card_view, demo_note
+from app.lesson.views import VIEWS, card_view, demo_note
+from app.navigation import URL_PATHS
+from gpt2viz.analysis import best_head
 
 CONFIG = gpt2viz.GPT2Config(n_layer=2, n_head=4, n_embd=64, n_positions=128)
 
@@ -133,7 +133,7 @@ def test_every_card_has_a_title_a_text_and_a_target_page():
     assert {c.id for c in cards} == set(VIEWS)
     for c in cards:
         assert c.title.strip() and len(c.text.split()) >= 20, c
-        assert c.see in PAGES, c
+        assert c.see in URL_PATHS, c
 
 
 def test_card_file_errors_name_the_card():

@@ -6,8 +6,9 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 
 import gpt2viz
-from app import links, state
-from app.links import fit_to_model, link_for, parse_params, settings_values, to_params
+from app import link_params as links
+from app import state
+from app.link_params import fit_to_model, link_for, parse_params, settings_values, to_params
 
 # Every parameter set to a usable value that is not its default.
 ALL = {
@@ -164,8 +165,8 @@ def test_settings_of_a_generation():
 
 
 def test_round_trip_of_a_generation_settings():
-    """Generation settings → link values → parameters → parsed → app.run.Settings → the same settings."""
-    from app.run import Settings
+    """Generation settings → link values → parameters → parsed → app.settings.Settings → the same settings."""
+    from app.settings import Settings
 
     for settings in (dict(max_new_tokens=8, temperature=0.7, top_k=40, top_p=0.9, seed=3),
                      dict(max_new_tokens=20, temperature=0.0, top_k=None, top_p=None, seed=0)):

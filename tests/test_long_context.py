@@ -12,11 +12,21 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 import gpt2viz
-from app.memory import megabytes
-from app.resources import recordings
-from gpt2viz.budget import BUDGET_ENV, MB
+from app.computations import recordings
+from gpt2viz.budget import BUDGET_ENV, MB, byte_size
 from gpt2viz.loading import MODEL_ENV
-from tests.app_support import ATTENTION, GENERATE, INSIDE_STEP, MLP, QKV, WHY, figure, generate, new_app
+from tests.app_support import (
+    ATTENTION,
+    GENERATE,
+    INSIDE_STEP,
+    MLP,
+    QKV,
+    WHY,
+    figure,
+    generate,
+    new_app,
+    session_generation,
+)
 
 LONG = gpt2viz.GPT2Config(n_layer=2, n_head=4, n_embd=64, n_positions=1024)
 MAX_FIGURE_BYTES = 2 * 1000 * 1000  # the JSON a chart sends to the browser
@@ -51,7 +61,7 @@ def long_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def at(long_model: str) -> AppTest:
     tok = gpt2viz.load_tokenizer()
     at = generate(new_app(), long_prompt(tok, 1024 - NEW_TOKENS - 1), max_new_tokens=NEW_TOKENS)
-    assert len(at.session_state["run"].ids) >= 1000
+    assert len(session_generation(at).ids) >= 1000
     return at
 
 
@@ -71,7 +81,7 @@ def test_every_page_sends_light_figures_at_1024_tokens(at: AppTest, page: str) -
 def test_attention_shows_an_overview_and_a_labelled_window_that_search_moves(at: AppTest,
                                                                              long_model: str) -> None:
     at.switch_page(ATTENTION).run()
-    n = len(at.session_state["run"].ids)
+    n = len(session_generation(at).ids)
     overview = figure(at, "attention_overview")
     z = overview["data"][0]["z"]
     assert z.shape == (256, 256)  # pooled from n × n
@@ -80,7 +90,7 @@ def test_attention_shows_an_overview_and_a_labelled_window_that_search_moves(at:
     assert f"queries {n - 64}–{n - 1}" in window["layout"]["title"]["text"]  # the newest tokens first
     # the pooled overview keeps each block's largest weight of the recorded pattern
     model = gpt2viz.load_model(long_model, device="cpu")
-    pattern = model.run_with_capture(at.session_state["run"].ids, names=[gpt2viz.act_name("pattern", 0)])[
+    pattern = model.run_with_capture(session_generation(at).ids, names=[gpt2viz.act_name("pattern", 0)])[
         "pattern", 0][0].numpy()
     rows = np.linspace(0, n, 257).astype(int)[:-1]
     assert z[3, 2] == pytest.approx(np.nanmax(pattern[rows[3]:rows[4], rows[2]:rows[3]]), abs=5e-4)
@@ -90,7 +100,7 @@ def test_attention_shows_an_overview_and_a_labelled_window_that_search_moves(at:
     found.select_index(0).run()
     assert not at.exception, at.exception
     position = at.selectbox(key="zoom_found").value
-    assert gpt2viz.load_tokenizer().token_texts(at.session_state["run"].ids)[position] == " piano"
+    assert gpt2viz.load_tokenizer().token_texts(session_generation(at).ids)[position] == " piano"
     window = figure(at, "attention_heatmap")
     assert f"queries {position - 63}–{position}," in window["layout"]["title"]["text"]
     assert "piano" in window["data"][0]["y"][-1]
@@ -109,6 +119,6 @@ def test_recordings_stay_within_a_small_budget_and_pages_still_render(
         assert not at.exception, at.exception
         assert 0 < store.used_bytes <= store.budget_bytes, (page, store.used_bytes)
         memory = [c for c in at.sidebar.caption if "Recordings in memory" in c.value]
-        assert len(memory) == 1 and f"**{megabytes(store.used_bytes)}** of 20 MB" in memory[0].value
+        assert len(memory) == 1 and f"**{byte_size(store.used_bytes)}** of 20 MB" in memory[0].value
     assert store.evictions >= 1
     recordings.clear()

@@ -1,4 +1,4 @@
-"""Sessions take turns at the model (app.resources.model_turn): one computation at a time, a
+"""Sessions take turns at the model (app.model_turn): one computation at a time, a
 thread counted once however deeply its computations nest, and the short GIL switch interval only
 while several threads are at the model. And loading a model settles the heap (gc.freeze), so the
 full collections many sessions trigger stay short. While several sessions use the model, their
@@ -15,16 +15,17 @@ from contextlib import contextmanager
 
 import pytest
 
-from app import resources
-from app.resources import BUSY_SWITCH_INTERVAL, IDLE_SWITCH_INTERVAL, model_turn
+from app import model_turn as taking_turns
+from app.model_turn import BUSY_SWITCH_INTERVAL, IDLE_SWITCH_INTERVAL, model_turn
+from app.models import load
 
 
 def counted_at_model(threads: int) -> bool:
     """Whether `threads` threads come to be counted at the model within 2 s."""
     deadline = time.monotonic() + 2
-    while resources.threads_at_model() != threads and time.monotonic() < deadline:
+    while taking_turns.threads_at_model() != threads and time.monotonic() < deadline:
         time.sleep(0.01)
-    return resources.threads_at_model() == threads
+    return taking_turns.threads_at_model() == threads
 
 
 @contextmanager
@@ -54,10 +55,10 @@ def test_one_thread_nesting_keeps_the_default_interval_and_its_priority() -> Non
     assert sys.getswitchinterval() == IDLE_SWITCH_INTERVAL
     mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     with model_turn(), model_turn(), model_turn():  # e.g. inside_step → sequence_trace
-        assert resources.threads_at_model() == 1
+        assert taking_turns.threads_at_model() == 1
         assert sys.getswitchinterval() == IDLE_SWITCH_INTERVAL
         assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine  # alone: not lowered
-    assert resources.threads_at_model() == 0
+    assert taking_turns.threads_at_model() == 0
 
 
 def test_a_waiting_thread_shortens_the_interval_and_waits_its_turn() -> None:
@@ -78,7 +79,7 @@ def test_a_waiting_thread_shortens_the_interval_and_waits_its_turn() -> None:
         order.append("first")  # the other thread cannot run its computation before this
     thread.join()
     assert order == ["first", "other"]
-    assert resources.threads_at_model() == 0 and sys.getswitchinterval() == IDLE_SWITCH_INTERVAL
+    assert taking_turns.threads_at_model() == 0 and sys.getswitchinterval() == IDLE_SWITCH_INTERVAL
 
 
 def test_loading_a_model_settles_the_heap(tmp_path) -> None:
@@ -97,7 +98,7 @@ def test_loading_a_model_settles_the_heap(tmp_path) -> None:
     folder = gpt2viz.save_model(made, tmp_path / "m")
     try:
         assert scanned(made)
-        model, _ = resources.load(str(folder))
+        model = load(str(folder)).model
         assert gc.get_freeze_count() > 0
         assert not scanned(model) and not scanned(made)
     finally:
@@ -112,25 +113,25 @@ def test_advance_in_turns_takes_the_turn_for_each_step(small_model, tok) -> None
     advance = run.advance
 
     def counted():
-        turns.append(resources.threads_at_model())
+        turns.append(taking_turns.threads_at_model())
         return advance()
 
     run.advance = counted
-    resources.advance_in_turns(run, until=2)
+    taking_turns.advance_in_turns(run, until=2)
     assert len(run.steps) == 2 and turns == [1, 1]
-    resources.advance_in_turns(run)
+    taking_turns.advance_in_turns(run)
     assert run.finished and len(run.steps) == 5 and turns == [1] * 5
-    assert resources.threads_at_model() == 0  # each turn given back
+    assert taking_turns.threads_at_model() == 0  # each turn given back
 
 
 def test_a_live_view_redraws_every_step_alone_and_is_paced_while_others_use_the_model() -> None:
     now = [100.0]
-    alone = resources.LiveRedraw(busy_every=0.5, clock=lambda: now[0])
+    alone = taking_turns.LiveRedraw(busy_every=0.5, clock=lambda: now[0])
     assert [alone.due() for _ in range(3)] == [True, True, True]  # the same instant: no pacing alone
 
     with another_thread_holding_the_turn():
-        assert resources.threads_at_model() == 1
-        busy = resources.LiveRedraw(busy_every=0.5, clock=lambda: now[0])
+        assert taking_turns.threads_at_model() == 1
+        busy = taking_turns.LiveRedraw(busy_every=0.5, clock=lambda: now[0])
         assert busy.due()  # the first step is drawn at once
         now[0] += 0.3
         assert not busy.due()
@@ -138,7 +139,7 @@ def test_a_live_view_redraws_every_step_alone_and_is_paced_while_others_use_the_
         assert busy.due()  # 0.5 s after the last redraw
         now[0] += 0.49
         assert not busy.due()
-    assert resources.threads_at_model() == 0
+    assert taking_turns.threads_at_model() == 0
     assert busy.due()  # alone again: every step
 
 
@@ -150,22 +151,23 @@ def test_below_the_event_loop_lowers_only_the_calling_thread_and_never_raises_it
     def run(name: str, start: int) -> None:
         me = threading.get_native_id()
         os.setpriority(os.PRIO_PROCESS, me, start)
-        resources.below_the_event_loop()
+        taking_turns.below_the_event_loop()
         seen[name] = os.getpriority(os.PRIO_PROCESS, me)
 
-    for name, start in (("default", 0), ("lower already", resources.PAGE_THREAD_NICE + 5)):
+    for name, start in (("default", 0), ("lower already", taking_turns.PAGE_THREAD_NICE + 5)):
         thread = threading.Thread(target=run, args=(name, start))
         thread.start()
         thread.join()
-    assert seen == {"default": resources.PAGE_THREAD_NICE, "lower already": resources.PAGE_THREAD_NICE + 5}
+    nice = taking_turns.PAGE_THREAD_NICE
+    assert seen == {"default": nice, "lower already": nice + 5}
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine  # only the calling thread
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread priorities are Linux's")
 def test_a_thread_at_a_busy_model_runs_below_the_event_loop_and_one_alone_does_not() -> None:
     mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())  # new threads start with it
-    if mine >= resources.PAGE_THREAD_NICE:
-        pytest.skip(f"this process runs at nice {mine}: nice {resources.PAGE_THREAD_NICE} is no lower")
+    if mine >= taking_turns.PAGE_THREAD_NICE:
+        pytest.skip(f"this process runs at nice {mine}: nice {taking_turns.PAGE_THREAD_NICE} is no lower")
     second: dict[str, int] = {}
 
     def come_second() -> None:
@@ -177,4 +179,4 @@ def test_a_thread_at_a_busy_model_runs_below_the_event_loop_and_one_alone_does_n
         thread.start()
         assert counted_at_model(2)
     thread.join()
-    assert first == {"nice": mine} and second == {"nice": resources.PAGE_THREAD_NICE}
+    assert first == {"nice": mine} and second == {"nice": taking_turns.PAGE_THREAD_NICE}

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import gpt2viz
+from gpt2viz.analysis import attention_overview, block_max
 from gpt2viz.viz.attention import (
     MASK_COLOUR,
     PATTERN,
@@ -14,8 +15,6 @@ from gpt2viz.viz.attention import (
     attention_heatmap_figure,
     attention_layer_names,
     attention_matrix,
-    attention_overview,
-    block_max,
     find_positions,
     future_mask,
     head_grid_figure,

@@ -10,20 +10,20 @@ from gpt2viz.analysis import (
     previous_token_scores,
     trace_previous_token_scores,
 )
-from gpt2viz.viz.heads import head_scores, head_scores_figure
+from gpt2viz.viz.heads import head_score_map, head_scores_figure
 
 
 def test_data_keeps_scores_and_best_head() -> None:
     scores = torch.tensor([[0.1, 0.2, 0.0], [0.05, 0.9, 0.3]])
-    data = head_scores(scores, "Previous-token score")
+    data = head_score_map(scores, "Previous-token score")
     np.testing.assert_allclose(data.values, scores.numpy())
     assert data.best == (1, 1, pytest.approx(0.9))
     with pytest.raises(ValueError, match=r"\[layer, head\]"):
-        head_scores(torch.zeros(2, 3, 4), "bad")
+        head_score_map(torch.zeros(2, 3, 4), "bad")
 
 
 def test_figure_labels_every_cell_and_outlines_the_selected_head() -> None:
-    data = head_scores(torch.tensor([[0.1, 0.25], [0.5, 0.991]]), "Induction score")
+    data = head_score_map(torch.tensor([[0.1, 0.25], [0.5, 0.991]]), "Induction score")
     fig = head_scores_figure(data, selected=(1, 0))
     (heat,) = fig.data
     assert heat.type == "heatmap" and (heat.zmin, heat.zmax) == (0.0, 1.0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gpt2viz.step import cached_step, record_sequence
+from gpt2viz.cached_step import cached_step, record_sequence
 from gpt2viz.viz.step import (
     cache_overview_figure,
     kv_cache_figure,

@@ -60,7 +60,7 @@ def val_windows(val: np.ndarray, n_tokens: int, window: int) -> list[np.ndarray]
     return [val[s:s + window + 1] for s in starts]
 
 
-def head_scores(model: GPT2, ids: list[int], seq_len: int = 50, n_seqs: int = 4,
+def role_scores(model: GPT2, ids: list[int], seq_len: int = 50, n_seqs: int = 4,
                 seed: int = 0, known: Sequence[int] = ()) -> tuple[torch.Tensor, ...]:
     """(previous-token scores on `ids`, induction scores on repeated random tokens of the whole
     vocabulary[, induction scores on random tokens drawn from `known`]), each [layer, head]."""
@@ -88,7 +88,7 @@ def induction_checks(model: GPT2, train: np.ndarray, best_induction: tuple[int, 
     """The induction test on two other id sets (the most frequent training ids, the pool of the
     first synthetic steps; less frequent ids outside it, which the model met in text and, with
     `--synthetic-pool-later 0`, in the later synthetic windows), and what zero-ablating the best
-    induction head (`best_induction`: (layer, head) on the standard test, as `head_scores` found
+    induction head (`best_induction`: (layer, head) on the standard test, as `role_scores` found
     it) does to the second-copy loss of the standard test."""
     figures = {}
     for name, ids in (("frequent", synthetic_pool(train, FREQUENT)), ("known", known_ids(train, *KNOWN))):
@@ -136,7 +136,7 @@ def evaluate_saved(folder: Path, tok: GPT2Tokenizer, train: np.ndarray, val: np.
     n_pos = model.config.n_positions
     sample_loss, sample_n = eval_loss(model, sample_ids, n_pos)
     prev_ids = sample_ids[:n_pos]
-    prev, ind = head_scores(model, prev_ids, **INDUCTION)
+    prev, ind = role_scores(model, prev_ids, **INDUCTION)
     pl, ph, ps = best_head(prev)
     il, ih, isc = best_head(ind)
     print(f"best previous-token head {pl}.{ph} = {ps:.3f}; best induction head {il}.{ih} = {isc:.3f}")

@@ -70,7 +70,7 @@ def copy_losses(model: gpt2viz.GPT2, w: np.ndarray, L: np.ndarray, S: np.ndarray
     return float(nll[second].mean()), float(nll[first].mean())
 
 
-def head_scores(model: gpt2viz.GPT2, block_len: int, pool: np.ndarray, bos: int,
+def best_role_heads(model: gpt2viz.GPT2, block_len: int, pool: np.ndarray, bos: int,
                 n_seqs: int = 4, seed: int = 0) -> tuple[tuple[int, int, float], tuple[int, int, float]]:
     """(best induction head, best previous-token head), each (layer, head, score), on `n_seqs`
     windows [bos] + r + r of `repeated_random_tokens` (ids < len(pool), mapped through `pool`)."""
@@ -168,7 +168,7 @@ def run(args: argparse.Namespace) -> dict:
         if step % args.log_every == 0 or step == 1 or step == args.steps:
             model.eval()
             second, first = copy_losses(model, eval_w, eval_L, eval_S)
-            (il, ih, isc), (pl, ph, ps) = head_scores(model, args.eval_len, pool, bos)
+            (il, ih, isc), (pl, ph, ps) = best_role_heads(model, args.eval_len, pool, bos)
             row = {"step": step, "train_loss": float(loss.detach()), "second_copy": second,
                    "first_copy": first, "induction": [il, ih, isc], "prev_token": [pl, ph, ps],
                    "seconds": time.time() - t0}

@@ -35,11 +35,11 @@ import torch
 
 import gpt2viz
 from gpt2viz.analysis import best_head, induction_scores
-from gpt2viz.loading import BUNDLED
+from gpt2viz.loading import BUNDLED, default_device
 
 from . import CORPUS_DIR, ROOT, TOKENS_DIR
 from .card import render_card
-from .evaluate import eval_loss, evaluate_saved, head_scores
+from .evaluate import eval_loss, evaluate_saved, role_scores
 from .objectives import lm_loss, synthetic_loss
 from .prepare import Batches, known_ids, synthetic_pool, tokenize_split, toy_batch, val_sample_text
 
@@ -52,11 +52,6 @@ TRAINING_FIELDS = ("seed", "hyperparameters", "command", "config", "parameters",
                    "stopped_by", "tokens_seen", "train_tokens_available", "train_minutes",
                    "train_loss_ema_last", "history", "machine", "wall_minutes", "previous_run",
                    "tokens_seen_total", "steps_total", "train_minutes_total")
-
-
-def default_device() -> str:
-    """CUDA when torch sees a GPU, else the CPU."""
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _opt(default: Any, help: str = "") -> Any:
@@ -126,7 +121,7 @@ class TrainConfig:
     sinusoidal_wpe: float = _opt(0.0, "if > 0, (re)initialise the learned position embedding with "
                                       "sinusoids whose rows have this multiple of the mean token-embedding "
                                       "row norm (helps positional heads)")
-    device: str = field(default_factory=default_device,
+    device: str = field(default_factory=lambda: default_device().type,
                         metadata={"help": "cpu or cuda (default: cuda when available)"})
 
 
@@ -359,7 +354,7 @@ def train_model(cfg: TrainConfig, train: np.ndarray, val: np.ndarray, command: s
         if step % cfg.eval_every == 0:
             model.eval()
             vl, _ = eval_loss(model, eval_ids, cfg.seq_len, bool(cfg.bf16))
-            scores = head_scores(model, val[:config.n_positions].tolist(), known=known)
+            scores = role_scores(model, val[:config.n_positions].tolist(), known=known)
             prev, ind, ind_known = (best_head(s) for s in scores)
             ind_pool = best_head(induction_scores(model, ids=pools[0]))
             model.train()

@@ -3,27 +3,27 @@
 import streamlit as st
 import torch
 
-from app import state
+from app import session, state
 from app.charts import chart
-from app.layer_head import on_grid_click, pick_head, pick_layer
-from app.model_picker import current_model
-from app.resources import attention_layer, induction, overview, tokenizer
-from app.sequence import analysed_ids_or_stop, labels_for, session_run, step_selector
+from app.computations import attention_layer, induction, overview
+from app.models import tokenizer
+from app.pickers import on_grid_click, pick_head, pick_layer, step_selector
+from app.sidebar import current_model
 from app.zoom import zoom_controls
+from gpt2viz.analysis import block_max
 from gpt2viz.viz.attention import (
     KINDS,
     PATTERN,
     WINDOW,
     attention_heatmap_figure,
     attention_matrix,
-    block_max,
     head_grid_figure,
     head_values,
     overview_figure,
     step_rows_figure,
     window_at,
 )
-from gpt2viz.viz.heads import head_scores, head_scores_figure
+from gpt2viz.viz.heads import head_score_map, head_scores_figure
 
 KIND_LABELS = {PATTERN: "pattern (after softmax)", "scores": "scores (before softmax)"}
 
@@ -32,14 +32,14 @@ st.caption("Each head of each layer decides how much every token (query, a row) 
            "earlier token (key, a column); a row's weights sum to 1. Tokens never see later "
            "tokens: those cells are masked.")
 current = current_model()
-ids = tuple(analysed_ids_or_stop(current))
-labels = labels_for(list(ids))
+ids = tuple(session.analysed_ids_or_stop(current))
+labels = session.labels_for(list(ids))
 config = current.model.config
 
-c1, c2, c3 = st.columns([1, 1, 2])
-layer = pick_layer(config, c1)
-head = pick_head(config, c2)
-kind = state.widget(c3.radio, "Show", KINDS, key=state.ATTN_KIND, format_func=KIND_LABELS.get,
+layer_column, head_column, kind_column = st.columns([1, 1, 2])
+layer = pick_layer(config, layer_column)
+head = pick_head(config, head_column)
+kind = state.widget(kind_column.radio, "Show", KINDS, key=state.ATTN_KIND, format_func=KIND_LABELS.get,
                     horizontal=True)
 
 summary = overview(current.source, ids)
@@ -76,7 +76,7 @@ st.caption("Two standard tests give every head a score from 0 to 1. **Previous-t
 
 
 def show_head_scores(scores: torch.Tensor, title: str, key: str) -> None:
-    data = head_scores(scores, title)
+    data = head_score_map(scores, title)
     chart(st, head_scores_figure(data, (layer, head)), key=key)
     best_layer, best_head, best = data.best
     st.caption(f"Highest: layer {best_layer}, head {best_head} ({best:.2f}).")
@@ -92,12 +92,12 @@ with right:
     show_head_scores(induction(current.source), "Induction score (repeated random tokens)",
                      "induction_scores")
 
-run = session_run(current)
-if run is not None:
+kept = session.current(current)
+if kept is not None:
     st.subheader("One generation step")
     st.caption("With a key/value cache, each step runs only the newest token: its query attends "
                "over the keys cached for every earlier position.")
-    record = step_selector(run)
+    record = step_selector(kept)
     keys = labels[: record.attention_row.shape[2]]
     chart(st, step_rows_figure(
         record.attention_row[layer].float().numpy(), keys, layer, head,

@@ -5,21 +5,14 @@ import streamlit as st
 import gpt2viz
 from app import state
 from app.charts import chart
-from app.model_picker import current_model, fallback_banner
+from app.computations import lesson, lesson_card
+from app.lesson.content import CAT_SENTENCE, load_cards
+from app.navigation import page_at
+from app.pickers import point_query_at
 from app.presenter import presenter_on
-from app.resources import lesson, lesson_card
-from gpt2viz.lesson import CAT_SENTENCE, load_cards
+from app.sidebar import current_model, fallback_banner
 
-# The page each card's "see it" link opens, by url path (as streamlit_app.py registers them).
-PAGES = {
-    "/": ("app/pages/generate.py", "Generate"),
-    "attention": ("app/pages/attention.py", "Attention"),
-    "qkv": ("app/pages/qkv.py", "Q · K · V"),
-    "mlp": ("app/pages/mlp.py", "MLP"),
-    "step": ("app/pages/inside_step.py", "Inside a step"),
-    "why": ("app/pages/why.py", "Why this token?"),
-}
-SELECTION = {"layer": state.LAYER, "head": state.HEAD, "query": state.QUERY}
+SELECTION = {"layer": state.LAYER, "head": state.HEAD}  # and "query": point_query_at
 
 
 def go_to(index: int) -> None:
@@ -31,8 +24,8 @@ current = current_model()
 presenter = presenter_on()
 fallback_banner(current)
 cards = load_cards()
-n = len(cards)
-state.keep_within(state.LESSON_CARD, range(n), 0)
+count = len(cards)
+state.keep_within(state.LESSON_CARD, range(count), 0)
 index = state.get(state.LESSON_CARD)
 
 prompt = state.get(state.PROMPT)
@@ -42,34 +35,38 @@ except gpt2viz.PromptError as err:
     st.info(f"{err} The lesson uses the example sentence instead.")
     prompt = CAT_SENTENCE
 
-st.progress((index + 1) / n, text=f"Card {index + 1} of {n}")
-c1, c2, c3 = st.columns([1, 1, 4], vertical_alignment="bottom")
+st.progress((index + 1) / count, text=f"Card {index + 1} of {count}")
+previous_column, next_column, picker_column = st.columns([1, 1, 4], vertical_alignment="bottom")
 # The arrow keys too: a presenter's clicker sends them.
-c1.button("Previous", key="lesson_previous", disabled=index == 0, on_click=go_to, args=(index - 1,),
-          width="stretch", shortcut="Left")
-c2.button("Next", key="lesson_next", type="primary", disabled=index == n - 1, on_click=go_to,
+previous_column.button("Previous", key="lesson_previous", disabled=index == 0, on_click=go_to,
+                       args=(index - 1,),
+                       width="stretch", shortcut="Left")
+next_column.button("Next", key="lesson_next", type="primary", disabled=index == count - 1, on_click=go_to,
           args=(index + 1,), width="stretch", shortcut="Right")
 if not presenter:
-    state.widget(c3.selectbox, "Go to card", list(range(n)), key=state.LESSON_CARD,
+    state.widget(picker_column.selectbox, "Go to card", list(range(count)), key=state.LESSON_CARD,
                  format_func=lambda i: f"{i + 1}. {cards[i].title}")
 
 card = cards[index]
 st.header(card.title, divider="gray")
 st.markdown(card.text)
-v = lesson_card(current.source, prompt, card.id)
-for column, (label, value) in zip(st.columns(len(v.metrics)), v.metrics, strict=True):
+view = lesson_card(current.source, prompt, card.id)
+for column, (label, value) in zip(st.columns(len(view.metrics)), view.metrics, strict=True):
     column.metric(label, value)
-if v.html:
-    st.markdown(v.html, unsafe_allow_html=True)
-if v.figure is not None:
-    chart(st, v.figure, key=f"lesson_{card.id}")
-if v.note:
-    st.caption(v.note)
+if view.html:
+    st.markdown(view.html, unsafe_allow_html=True)
+if view.figure is not None:
+    chart(st, view.figure, key=f"lesson_{card.id}")
+if view.note:
+    st.caption(view.note)
 
-for name, value in v.selection.items():
-    state.put(SELECTION[name], value)
-path, title = PAGES[card.see]
-st.page_link(path, label=f"See it: the {title} page", icon=":material/open_in_new:")
+for name, value in view.selection.items():
+    if name == "query":
+        point_query_at(current, value)
+    else:
+        state.put(SELECTION[name], value)
+see = page_at(card.see)
+st.page_link(see.path, label=f"See it: the {see.title} page", icon=":material/open_in_new:")
 if not presenter:
     st.caption(f"Model: **{current.model.name}** · prompt: “{prompt}”. Change the prompt on the Generate "
                "page; the “cat” and “black” cards always use their own sentence.")

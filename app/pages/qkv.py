@@ -2,12 +2,11 @@
 
 import streamlit as st
 
-from app import state
+from app import session
 from app.charts import chart
-from app.layer_head import pick_head, pick_layer
-from app.model_picker import current_model
-from app.resources import qkv_layer
-from app.sequence import analysed_ids_or_stop, labels_for
+from app.computations import qkv_layer
+from app.pickers import pick_head, pick_layer, pick_query
+from app.sidebar import current_model
 from gpt2viz import act_name
 from gpt2viz.viz.qkv import (
     HeadComputation,
@@ -19,9 +18,9 @@ from gpt2viz.viz.qkv import (
 )
 
 
-def check_caption(c: HeadComputation, *hooks: str) -> None:
+def check_caption(computed: HeadComputation, *hooks: str) -> None:
     """One caption with the rebuilt-vs-recorded difference at each of `hooks`."""
-    found = {check.hook: check.max_diff for check in c.checks}
+    found = {check.hook: check.max_diff for check in computed.checks}
     st.caption("Rebuilt vs recorded: " + "; ".join(f"`{h}` max |Δ| = {found[h]:.2e}" for h in hooks) + ".")
 
 
@@ -32,53 +31,51 @@ st.caption("Attention(Q, K, V) = softmax(QKᵀ/√d_head)·V for one query token
 st.latex(r"\mathrm{Attention}(Q,K,V)=\mathrm{softmax}\!\left(\frac{QK^\top}{\sqrt{d_\mathrm{head}}}"
          r"+ M\right)V")
 current = current_model()
-ids = analysed_ids_or_stop(current)
-labels = labels_for(ids)
+ids = session.analysed_ids_or_stop(current)
+labels = session.labels_for(ids)
 config = current.model.config
 
-c1, c2, c3 = st.columns([1, 1, 2])
-layer = pick_layer(config, c1)
-head = pick_head(config, c2)
-positions = list(range(len(ids)))
-state.keep_within(state.QUERY, positions, positions[-1])
-query = state.widget(c3.selectbox, "Query token", positions, key=state.QUERY, format_func=labels.__getitem__,
-                     help="Selecting a generation step sets this to the token whose output predicted it.")
+layer_column, head_column, query_column = st.columns([1, 1, 2])
+layer = pick_layer(config, layer_column)
+head = pick_head(config, head_column)
+query = pick_query(session.current(current), labels, query_column)
 
-c = head_computation(current.model, qkv_layer(current.source, tuple(ids), layer), layer, head, query,
-                     labels)
+computed = head_computation(current.model, qkv_layer(current.source, tuple(ids), layer), layer, head, query,
+                            labels)
 
 left, right = st.columns(2)
 with left:
     st.markdown(f"**1. The query** q of {labels[query]!r} (layer {layer}, head {head}, "
-                f"d_head = {c.d_head}), from `{act_name('q', layer)}`.")
-    chart(st, vector_figure(c.q, "q", "d_head component"), key="q_vector")
+                f"d_head = {computed.d_head}), from `{act_name('q', layer)}`.")
+    chart(st, vector_figure(computed.q, "q", "d_head component"), key="q_vector")
 with right:
     st.markdown(f"**2. The keys** K of every position (`{act_name('k', layer)}`); keys after the query "
                 "are masked.")
-    chart(st, matrix_figure(c.keys, c.key_labels, "K (keys)", query), key="k_matrix")
-st.markdown(f"**3. Scores**: q·k for each key, ÷ √{c.d_head}, + mask (−∞ on future positions), "
+    chart(st, matrix_figure(computed.keys, computed.key_labels, "K (keys)", query), key="k_matrix")
+st.markdown(f"**3. Scores**: q·k for each key, ÷ √{computed.d_head}, + mask (−∞ on future positions), "
             "then softmax.")
 left, right = st.columns(2)
 numbers = {name: st.column_config.NumberColumn(format="%.5f") for name in ("q·k", "÷√d_head", "softmax")}
-left.dataframe(score_table(c), hide_index=True, height=min(560, 38 + 35 * len(ids)),
+left.dataframe(score_table(computed), hide_index=True, height=min(560, 38 + 35 * len(ids)),
                column_config={**numbers, "+ mask": st.column_config.TextColumn(alignment="right")})
-chart(right, scores_figure(c), key="scores")
-check_caption(c, act_name("attn_scores", layer), act_name("pattern", layer))
+chart(right, scores_figure(computed), key="scores")
+check_caption(computed, act_name("attn_scores", layer), act_name("pattern", layer))
 left, right = st.columns(2)
 with left:
     st.markdown(f"**4. The values** V (`{act_name('v', layer)}`), mixed by the weights: z = Σ weight·v.")
-    chart(st, matrix_figure(c.values, c.key_labels, "V (values)", query, c.weights), key="v_matrix")
+    values = matrix_figure(computed.values, computed.key_labels, "V (values)", query, computed.weights)
+    chart(st, values, key="v_matrix")
 with right:
     st.markdown("**The result** for this head:")
-    chart(st, vector_figure(c.z, "z = weights · V", "d_head component"), key="z_vector")
-    check_caption(c, act_name("z", layer))
+    chart(st, vector_figure(computed.z, "z = weights · V", "d_head component"), key="z_vector")
+    check_caption(computed, act_name("z", layer))
 st.markdown(f"**5. All {config.n_head} heads' z concatenated, then projected** by W_O "
             f"(`attn.c_proj`, {config.n_embd} × {config.n_embd}) into the residual stream.")
 left, right = st.columns(2)
-every_head = vector_figure(c.z_heads, "z of every head (lines separate heads)", "component",
-                           boundaries=c.d_head)
+every_head = vector_figure(computed.z_heads, "z of every head (lines separate heads)", "component",
+                           boundaries=computed.d_head)
 chart(left, every_head, key="z_heads")
 with right:
-    output = vector_figure(c.attn_out, "attention output = W_O · z + b_O", "d_model component")
+    output = vector_figure(computed.attn_out, "attention output = W_O · z + b_O", "d_model component")
     chart(st, output, key="attn_out")
-    check_caption(c, act_name("attn_out", layer))
+    check_caption(computed, act_name("attn_out", layer))

@@ -4,10 +4,10 @@ import streamlit as st
 
 from app import state
 from app.charts import chart
-from app.layer_head import on_grid_click, pick_head, pick_layer
-from app.model_picker import current_model
-from app.resources import attribution, attribution_trace, input_saliency, tokenizer
-from app.sequence import explained_position
+from app.computations import attribution, attribution_trace, input_saliency
+from app.models import tokenizer
+from app.pickers import explained_position, on_grid_click, pick_head, pick_layer
+from app.sidebar import current_model
 from app.why_sections import (
     ablation_section,
     compare_section,
@@ -25,12 +25,12 @@ st.caption("Which parts of the model pushed it to this token rather than another
 current = current_model()
 model, config, tok = current.model, current.model.config, tokenizer()
 here = explained_position(current)
-ids, position, run, record = here.ids, here.position, here.run, here.step
+ids, position, record = here.ids, here.position, here.step
 if record is not None:
     top, target = record.top, record.token_id
 else:
     top = top_candidates(attribution_trace(current.source, tuple(ids)).logits[position])  # recorded once
-    target = top[0][0]
+    target = top[0].token_id
     st.info("No generation yet: this explains the prompt's most likely next token. Generate on the "
             "Generate page to explain each token it writes.")
 
@@ -38,8 +38,8 @@ distractor = distractor_picker(top, target)
 versus = "" if distractor is None else f" rather than {tok.token_text(distractor)!r}"
 st.subheader(f"Position {position} → {tok.token_text(target)!r}{versus}")
 
-c1, c2 = st.columns(2)
-layer, head = pick_layer(config, c1), pick_head(config, c2)
+layer_column, head_column = st.columns(2)
+layer, head = pick_layer(config, layer_column), pick_head(config, head_column)
 dla = attribution(current.source, tuple(ids), position, target, distractor)
 logits = attribution_trace(current.source, tuple(ids)).logits[position]
 actual = float(logits[target] - (logits[distractor] if distractor is not None else 0.0))
@@ -61,7 +61,7 @@ if saliency_in_bf16(position):
     st.caption(f"At {SALIENCY_BF16_FROM} tokens or more the gradients run in bfloat16, about 2.5× faster "
                "on this CPU: each value is within about 1% of the largest.")
 
-ablation_section(current, run, ids, position, top, (layer, head))
-if run is not None:
-    force_section(current, run, record)
+ablation_section(current, here.kept, ids, position, top, (layer, head))
+if here.kept is not None:
+    force_section(current, here.kept, record)
 compare_section(current, (layer, head))

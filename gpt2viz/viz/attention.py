@@ -3,21 +3,20 @@ max-pooled overview of the whole pattern plus a labelled zoom window), every hea
 
 What the Attention page records is one layer at a time (`attention_layer_names`), the patterns
 in float16 (`HALF_PATTERNS`); a head's scores are recomputed from its q and k on demand, and the
-head grid comes from one pass that keeps nothing large (`attention_overview`).
+head grid comes from `gpt2viz.analysis.attention_overview`.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import plotly.graph_objects as go
-import torch
 
-from gpt2viz import GPT2, Trace, act_name
-from gpt2viz.analysis import previous_token_score
+from gpt2viz import Trace, act_name
+from gpt2viz.analysis import HeadGrid, Overview
+from gpt2viz.model import attention_scores, causal_mask
 
 from .tokens import thinned
 
@@ -26,7 +25,6 @@ SCORES = "scores"  # before softmax: q·k / √d_head with the causal mask
 KINDS = (PATTERN, SCORES)
 MASK_COLOUR = "#c8c8c8"
 WINDOW = 64  # positions per side of the labelled zoom window at long contexts
-OVERVIEW = 256  # at most this many cells per side in a downsampled overview
 HALF_PATTERNS = {act_name("pattern", "*"): lambda t: t.half()}  # Recorder keep_as: display precision
 
 
@@ -37,13 +35,15 @@ def attention_layer_names(layer: int) -> list[str]:
 
 def scores_from_qk(trace: Trace, layer: int, head: int) -> np.ndarray:
     """[query, key] q·k / √d_head of one head, recomputed from the recorded hook_q and hook_k of a
-    whole-sequence trace (start 0), before the mask; float32."""
+    whole-sequence trace (start 0) by the model's own `attention_scores`; float32, −inf on the
+    keys after the query."""
     if trace.start != 0:
         raise ValueError("Scores are rebuilt from q and k of every position: record the whole sequence "
                          "(start 0), not a step over a key/value cache.")
-    q = trace["q", layer][:, head].float()  # [pos, d_head]
-    k = trace["k", layer][:, head].float()  # [pos, d_head]
-    return (q @ k.T / math.sqrt(q.shape[-1])).numpy()
+    q = trace["q", layer][None, :, head:head + 1].float()  # [1, pos, 1, d_head]
+    k = trace["k", layer][None, :, head:head + 1].float()  # [1, pos, 1, d_head]
+    allowed = causal_mask(0, q.shape[1], q.device)[None]  # [1, pos, pos]
+    return attention_scores(q, k, allowed)[0, 0].numpy()  # [query, key], −inf on future keys
 
 
 @dataclass(frozen=True)
@@ -120,28 +120,6 @@ def find_positions(texts: Sequence[str], query: str) -> list[int]:
     return [i for i, text in enumerate(texts) if needle in text.lower()]
 
 
-@dataclass(frozen=True)
-class Overview:
-    """A [query, key] matrix max-pooled into blocks: the strongest cell of each block survives,
-    so a thin stripe (a previous-token head's diagonal) stays visible."""
-    values: np.ndarray  # [row block, column block] float32; NaN where a whole block is masked
-    row_starts: np.ndarray  # first position of each row block
-    col_starts: np.ndarray  # first position of each column block
-    n_rows: int
-    n_cols: int
-
-
-def block_max(matrix: np.ndarray, size: int = OVERVIEW) -> Overview:
-    """Shrink a [q, k] matrix to at most [size, size] keeping each block's maximum (NaN-aware:
-    NaN only where the whole block is NaN)."""
-    rows, cols = matrix.shape
-    r = np.linspace(0, rows, min(rows, size) + 1).astype(int)[:-1]
-    c = np.linspace(0, cols, min(cols, size) + 1).astype(int)[:-1]
-    with np.errstate(invalid="ignore"):
-        pooled = np.fmax.reduceat(np.fmax.reduceat(matrix, r, axis=0), c, axis=1)
-    return Overview(pooled.astype(np.float32), r, c, rows, cols)
-
-
 def overview_figure(o: Overview, kind: str, title: str,
                     window: tuple[range, range] | None = None) -> go.Figure:
     """The pooled matrix over position axes (hover gives each block's positions); `window`
@@ -208,54 +186,6 @@ def attention_heatmap_figure(m: AttentionMatrix, max_ticks: int = 30) -> go.Figu
     height = int(min(900, max(360, 140 + 14 * len(m.query_labels))))
     fig.update_layout(title=m.title, height=height, margin=dict(l=10, r=10, t=50, b=10))
     return fig
-
-
-@dataclass(frozen=True)
-class HeadGrid:
-    image: np.ndarray  # every head's max-pooled pattern tiled: [layers*(tile+1)-1, heads*(tile+1)-1]
-    tile: int
-    n_layer: int
-    n_head: int
-
-    def centre(self, layer: int, head: int) -> tuple[float, float]:
-        """(x, y) of a head's tile centre in image coordinates."""
-        step = self.tile + 1
-        return head * step + (self.tile - 1) / 2, layer * step + (self.tile - 1) / 2
-
-
-@dataclass(frozen=True)
-class AttentionOverview:
-    """What the Attention page shows of every head at once, from one forward pass."""
-    grid: HeadGrid
-    previous_token: torch.Tensor  # [layer, head] previous-token score on this text
-
-
-def attention_overview(model: GPT2, ids: Sequence[int], tile: int = 24) -> AttentionOverview:
-    """Every head's pattern max-pooled to a `tile` × `tile` tile (fewer cells when the sequence
-    is shorter) and every head's previous-token score, computed inside one forward pass as each
-    layer's pattern goes by: no layer's [head, pos, pos] pattern outlives its layer."""
-    cfg = model.config
-    n = len(ids)
-    tile = min(tile, n)
-    step = tile + 1
-    image = np.full((cfg.n_layer * step - 1, cfg.n_head * step - 1), np.nan, dtype=np.float32)
-    previous = torch.zeros(cfg.n_layer, cfg.n_head)
-    masked = future_mask(n, n)
-
-    def observer(layer: int):
-        def observe(pattern: torch.Tensor) -> torch.Tensor:  # [1, head, pos, pos]
-            p = pattern[0].float()
-            previous[layer] = previous_token_score(p) if n > 1 else 0.0
-            p = np.where(masked, np.nan, p.cpu().numpy())  # [head, pos, pos], masked once per layer
-            for head in range(cfg.n_head):
-                block = block_max(p[head], tile).values
-                image[layer * step:layer * step + tile, head * step:head * step + tile] = block
-            return pattern
-        return observe
-
-    edits = {act_name("pattern", layer): observer(layer) for layer in range(cfg.n_layer)}
-    model.run_with_capture(list(ids), names=[], edits=edits, keep_logits=False)
-    return AttentionOverview(HeadGrid(image, tile, cfg.n_layer, cfg.n_head), previous)
 
 
 def head_grid_figure(grid: HeadGrid, selected: tuple[int, int]) -> go.Figure:

@@ -22,7 +22,7 @@ class HeadScores:
     best: tuple[int, int, float]  # layer, head, score
 
 
-def head_scores(scores: torch.Tensor, title: str) -> HeadScores:
+def head_score_map(scores: torch.Tensor, title: str) -> HeadScores:
     """A [layer, head] score tensor with its title and its best head."""
     if scores.dim() != 2:
         raise ValueError(f"Head scores are [layer, head]; got shape {tuple(scores.shape)}.")

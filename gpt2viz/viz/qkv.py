@@ -52,7 +52,9 @@ class HeadComputation:
         return self.q.shape[0]
 
 
-def _softmax(x: np.ndarray) -> np.ndarray:
+def softmax(x: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis in float64 (−inf entries get weight 0)."""
+    x = np.asarray(x, dtype=np.float64)
     e = np.exp(x - x.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
 
@@ -78,7 +80,7 @@ def head_computation(model: GPT2, trace: Trace, layer: int, head: int, query: in
     dots = np.einsum("hd,khd->hk", q_all[query], k_all)
     scaled = dots / np.sqrt(d_head)
     masked = np.where(future[None, :], -np.inf, scaled)
-    weights = _softmax(masked)
+    weights = softmax(masked)
     z_heads = np.einsum("hk,khd->hd", weights, v_all)  # [head, d_head]
     z_concat = z_heads.reshape(-1)
     proj = model.h[layer].attn.c_proj  # nn.Linear: weight [out = d_model, in = head·d_head]

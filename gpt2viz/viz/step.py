@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from gpt2viz import GPT2, Trace
-from gpt2viz.step import CachedStep
+from gpt2viz.cached_step import CachedStep
 
 from .candidates import CHOSEN_COLOUR, OTHER_COLOUR
 from .tokens import thinned

@@ -43,9 +43,8 @@ def token_strip_html(prompt: Sequence[str], generated: Sequence[str], selected: 
     for byte-level tokens that are only part of a character alone. All text is HTML-escaped.
 
     While a generation of `progress` new tokens at most is being written, a progress bar above
-    the strip says how far it has got. It is part of the strip, not an element of its own: each
-    step then changes one element in the browser, not two, which cut the browsers' CPU during a
-    class's generations from 25-27 s to 16-20 s (bench/class_load.py)."""
+    the strip says how far it has got. It is part of the strip, not an element of its own, so that
+    each step changes one element in the browser, not two (bench/README.md, "Serving a class")."""
 
     def box(text: str, css: str, title: str) -> str:
         shown = html.escape(visible_token(text))

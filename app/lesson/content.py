@@ -3,7 +3,7 @@
 Small pure functions (attention from one token to another, how much sharper a softmax gets
 without the ÷√d_k, the causal and the bidirectional mask, probabilities at several temperatures)
 and `Lesson`, which runs the model once for a prompt and hands each card its data on first use.
-The card texts are in assets/lesson/cards.md (`load_cards`); the figures are in gpt2viz.viz.lesson.
+The card texts are in assets/lesson/cards.md (`load_cards`); the figures are in app.lesson.views.
 """
 
 from __future__ import annotations
@@ -17,21 +17,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .analysis import best_head
-from .attribution import DirectLogitAttribution, attribution_names, direct_logit_attribution
-from .generation import Generation, encode_prompt, top_tokens
-from .hooks import act_name
-from .lens import ResidualNorms, residual_names, residual_norms
-from .model import GPT2
-from .paths import ASSETS
-from .sampling import sampling_stages
-from .tokenizer import GPT2Tokenizer
-from .trace import Trace
+from gpt2viz import GPT2, Candidate, Generation, GPT2Tokenizer, Trace, act_name, encode_prompt
+from gpt2viz.analysis import best_head
+from gpt2viz.attribution import DirectLogitAttribution, attribution_names, direct_logit_attribution
+from gpt2viz.generation import top_tokens
+from gpt2viz.lens import ResidualNorms, residual_names, residual_norms
+from gpt2viz.paths import ASSETS
+from gpt2viz.sampling import sampling_stages
+from gpt2viz.viz.qkv import softmax
+
+from ..navigation import URL_PATHS
+from ..state import DEFAULT_PROMPT
 
 CARDS_FILE = ASSETS / "lesson" / "cards.md"
-PAGES = ("/", "attention", "qkv", "mlp", "step", "why")  # the url paths a card may link to
-
-CAT_SENTENCE = "I love the color black, I hope someday to have a cat like that."
+CAT_SENTENCE = DEFAULT_PROMPT  # the app opens on it: its "cat" looks back at "black"
 QUERY_WORD, KEY_WORD = "cat", "black"
 TEMPERATURES = (0.5, 1.0, 1.5)  # the model's own distribution (1) between a safe and a bold one
 MASK_TOKENS = 10  # the mask card shows the first this-many tokens
@@ -51,7 +50,7 @@ DEMOS = (
 
 @dataclass(frozen=True)
 class Card:
-    id: str  # which live numbers the card shows (gpt2viz.viz.lesson.VIEWS)
+    id: str  # which live numbers the card shows (app.lesson.views.VIEWS)
     title: str
     text: str  # Markdown
     see: str  # url path of the page that shows the same thing (one of PAGES)
@@ -70,8 +69,9 @@ def parse_cards(text: str) -> list[Card]:
         body = " ".join(body.split())
         if not fields.get("id") or "see" not in fields or not body:
             raise ValueError(f"Lesson card {title.strip()!r} needs an id: line, a see: line and a text.")
-        if fields["see"] not in PAGES:
-            raise ValueError(f"Lesson card {title.strip()!r} links to {fields['see']!r}, not one of {PAGES}.")
+        if fields["see"] not in URL_PATHS:
+            raise ValueError(f"Lesson card {title.strip()!r} links to {fields['see']!r}, not one of "
+                             f"{URL_PATHS}.")
         cards.append(Card(fields["id"], title.strip(), body, fields["see"]))
     return cards
 
@@ -109,12 +109,6 @@ def query_key_dots(trace: Trace, layer: int, head: int, query_pos: int) -> np.nd
     q = trace["q", layer][row, head].double()
     k = trace["k", layer][: query_pos + 1, head].double()
     return (k @ q).numpy()
-
-
-def softmax(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    e = np.exp(x - x.max())
-    return e / e.sum()
 
 
 def entropy_bits(p: np.ndarray) -> float:
@@ -229,7 +223,7 @@ class Lesson:
         return self.model.run_with_capture(self.ids, names=lesson_names(self.config.n_layer))
 
     @functools.cached_property
-    def next_tokens(self) -> list[tuple[int, str, float]]:
+    def next_tokens(self) -> list[Candidate]:
         return top_tokens(self.trace.logits[-1].float().softmax(-1), self.tok, 10)
 
     @functools.cached_property
@@ -267,7 +261,7 @@ class Lesson:
     @functools.cached_property
     def attribution(self) -> DirectLogitAttribution:
         """Each part's direct push on the top next token's logit at the prompt's last position."""
-        return direct_logit_attribution(self.model, self.trace, self.last, self.next_tokens[0][0])
+        return direct_logit_attribution(self.model, self.trace, self.last, self.next_tokens[0].token_id)
 
     @functools.cached_property
     def temperatures(self) -> TemperatureTable:

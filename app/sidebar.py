@@ -1,36 +1,21 @@
-"""The sidebar's model picker: every page calls `current_model()` to get the chosen model."""
+"""The sidebar every page draws first: `current_model()` shows the model picker, loads the chosen
+model, and draws the memory line, the figures' download format, the share link and the presenter
+switch."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import streamlit as st
-import torch
 
 import gpt2viz
-from gpt2viz import GPT2
 
-from . import links, state
+from . import share, state
 from .charts import image_format_picker
 from .memory import memory_box
+from .models import DEFAULT_SOURCE, CurrentModel, device_label, load
 from .presenter import presenter_toggle
-from .resources import DEFAULT_SOURCE, load
 
 LOCAL = "local folder or file…"
 _CHOICES = [DEFAULT_SOURCE, gpt2viz.BUNDLED_NAME, *gpt2viz.PRESETS, LOCAL]
-
-
-@dataclass(frozen=True)
-class CurrentModel:
-    source: str  # the key the model is cached under (DEFAULT_SOURCE for the default)
-    model: GPT2
-    fallback_reason: str | None  # why the default fell back to the bundled model, or None
-
-
-def device_label(model: GPT2) -> str:
-    if model.device.type == "cuda":
-        return f"GPU ({torch.cuda.get_device_name(model.device)})"
-    return "CPU"
 
 
 def _choice_label(choice: str) -> str:
@@ -43,7 +28,7 @@ def _choice_label(choice: str) -> str:
 
 def current_model() -> CurrentModel:
     """Draw the picker in the sidebar and load the chosen model; on failure show the reason
-    and stop the page. Below the picker, the "Share this view" link (app.links), drawn once a
+    and stop the page. Below the picker, the "Share this view" link (app.share), drawn once a
     link's settings have been checked against the model."""
     with st.sidebar:
         choice = state.widget(st.selectbox, "Model", _CHOICES, key=state.MODEL_CHOICE,
@@ -59,22 +44,21 @@ def current_model() -> CurrentModel:
                 st.info("Type the path of a local model.")
                 st.stop()
         try:
-            model, fallback_reason = load(source)
+            current = load(source)
         except gpt2viz.LoadError as err:
-            if links.model_failed():  # a link's model: fall back to the default, with a notice
+            if share.model_failed():  # a link's model: fall back to the default, with a notice
                 st.rerun()
             st.error(f"Could not load this model. {err}")
             st.stop()
-        config = model.config
+        model, config = current.model, current.model.config
         st.caption(f"**{model.name}** · {config.n_layer} layers × {config.n_head} heads · "
                    f"d_model {config.n_embd} · context {config.n_positions}")
         st.caption(f"Device: **{device_label(model)}**")
         memory_box()
         image_format_picker()
-        box = links.share_box()
+        box = share.share_box()
     presenter_toggle()
-    current = CurrentModel(source, model, fallback_reason)
-    links.update(current, box)  # a link's settings checked against the model, then the box filled
+    share.update(current, box)  # a link's settings checked against the model, then the box filled
     return current
 
 

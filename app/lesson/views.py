@@ -1,5 +1,5 @@
 """The Lesson's cards as views: for each card, the live numbers, one figure (or a token strip) and
-a note, built from a `gpt2viz.lesson.Lesson`. The page only draws a `CardView`."""
+a note, built from an `app.lesson.content.Lesson`. The page only draws a `CardView`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,13 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from gpt2viz import BUNDLED_NAME, EOT_TEXT, STOP_CONTEXT, STOP_ENDOFTEXT, kv_cache_bytes
-from gpt2viz.lesson import (
+from gpt2viz.budget import byte_size
+from gpt2viz.viz.candidates import CHOSEN_COLOUR, OTHER_COLOUR, Candidates, candidates_figure, percent
+from gpt2viz.viz.lens import MLP_COLOUR, residual_norms_figure
+from gpt2viz.viz.step import strips_figure
+from gpt2viz.viz.tokens import token_labels, token_strip_html, visible_token
+
+from .content import (
     MASK_TOKENS,
     MLP_LAYER,
     Continuation,
@@ -22,11 +28,6 @@ from gpt2viz.lesson import (
     bidirectional_mask,
     block_parameters,
 )
-
-from .candidates import CHOSEN_COLOUR, OTHER_COLOUR, Candidates, candidates_figure, percent
-from .lens import MLP_COLOUR, residual_norms_figure
-from .step import strips_figure
-from .tokens import token_labels, token_strip_html, visible_token
 
 UNSCALED_COLOUR = "#999999"
 ALLOWED_COLOUR, HIDDEN_COLOUR = "#6fa8dc", "#eeeeee"
@@ -45,14 +46,6 @@ class CardView:
 def quoted(text: str) -> str:
     """A token's text, visible and in quotes, for titles and notes."""
     return f"“{visible_token(text)}”"
-
-
-def size(n: int) -> str:
-    """Bytes for people: KiB below a MiB, MiB below a GiB, else GiB."""
-    for unit, scale in (("GiB", 2**30), ("MiB", 2**20)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n / 2**10:.1f} KiB"
 
 
 # --- figures and HTML ---------------------------------------------------------------------------
@@ -206,7 +199,7 @@ def next_token_view(ls: Lesson) -> CardView:
     fig = candidates_figure(Candidates(labels, [p for _, _, p in top], 0),
                             f"{ls.model.name}'s {len(top)} likeliest next tokens after “{_tail(ls.texts)}”")
     return CardView(
-        metrics=[("Top guess", quoted(top[0][1])), ("Its probability", percent(top[0][2])),
+        metrics=[("Top guess", quoted(top[0].text)), ("Its probability", percent(top[0].prob)),
                  ("Tokens scored", f"{ls.config.vocab_size:,}")],
         figure=fig,
         note=f"These {len(top)} tokens share {percent(sum(p for _, _, p in top))} of the probability; "
@@ -378,7 +371,7 @@ def residual_view(ls: Lesson) -> CardView:
 
 def stacking_view(ls: Lesson) -> CardView:
     dla, cfg = ls.attribution, ls.config
-    token = quoted(ls.next_tokens[0][1])
+    token = quoted(ls.next_tokens[0].text)
     attn, mlp = dla.heads.sum(1).numpy(), dla.mlps.numpy()
     fig = block_pushes_figure(attn, mlp, dla.rest["embeddings"],
                               f"How each block pushed the logit of {token}")
@@ -418,7 +411,7 @@ STOPS = {STOP_ENDOFTEXT: f"it chose `{EOT_TEXT}`", STOP_CONTEXT: "the context wi
 def kv_cache_view(ls: Lesson) -> CardView:
     cfg = ls.config
     c = ls.continuation
-    full = size(kv_cache_bytes(cfg, cfg.n_positions, ls.model.dtype))
+    full = byte_size(kv_cache_bytes(cfg, cfg.n_positions, ls.model.dtype))
     if c is None:
         return CardView(
             metrics=[("Context window", f"{cfg.n_positions:,} tokens"), ("Cache when full", full)],
@@ -427,7 +420,7 @@ def kv_cache_view(ls: Lesson) -> CardView:
     why = STOPS.get(c.stop_reason, f"it wrote the {len(c.new_ids)} tokens asked for")
     return CardView(
         metrics=[("Context window", f"{cfg.n_positions:,} tokens"),
-                 (f"Cache at {total} tokens", size(kv_cache_bytes(cfg, total, ls.model.dtype))),
+                 (f"Cache at {total} tokens", byte_size(kv_cache_bytes(cfg, total, ls.model.dtype))),
                  ("Cache when full", full)],
         html=_strip(c, ls.tok.token_texts),
         note=f"Blue: the {len(c.new_ids)} tokens {ls.model.name} wrote after your prompt, one per step, "

@@ -1,4 +1,5 @@
-"""Shareable links: the address holds the view, so a copied link opens the same view elsewhere.
+"""Shareable links, the pure part: an address's query parameters checked, and a view turned back
+into parameters. No session here (see app.share), so every rule is tested without Streamlit.
 
 The page is the address's path; the rest is query parameters, only those that differ from the
 defaults (a plain visit keeps a clean address):
@@ -10,11 +11,8 @@ defaults (a plain visit keeps a clean address):
 settings `greedy`, `temperature`, `top_k`, `top_p`, `seed`, `max_new_tokens`. With `step` the
 generation is run again (it is deterministic) up to that step.
 
-The first part of this module is plain Python, testable without Streamlit: `parse_params` checks
-an address's parameters, `fit_to_model` what needs the model, `to_params` is the inverse. The
-second part connects them to the session: `restore` (streamlit_app.py, before the page runs),
-`share_box` and `update` (app.model_picker.current_model, on every page), and `refresh`
-(streamlit_app.py, after the page ran to its end).
+`parse_params` checks an address's parameters, `fit_to_model` what needs the model, `to_params`
+is the inverse.
 """
 
 from __future__ import annotations
@@ -22,19 +20,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote, urlencode
-
-import streamlit as st
-from streamlit.delta_generator import DeltaGenerator
 
 import gpt2viz
 
 from . import state
-from .resources import advance_in_turns
-
-if TYPE_CHECKING:
-    from .model_picker import CurrentModel
+from .settings import MAX_SEED, MAX_TOP_K, TEMPERATURE_RANGE, TOP_P_RANGE
 
 # The query parameters, in the order a link lists them, and the session key each one restores
 # (`step` is 1-based here and 0-based in state.STEP).
@@ -49,11 +41,6 @@ KEYS = {
 DEFAULTS: dict[str, Any] = {param: state.DEFAULTS.get(key) for param, key in KEYS.items()}  # step: None
 MODELS = (gpt2viz.BUNDLED_NAME, *gpt2viz.PRESETS)  # the models a link may name ("" = the default)
 MAX_PROMPT_CHARS = 10_000  # more than the largest GPT-2 context (1024 tokens) holds of ordinary text
-# The ranges of the sampling widgets (app.run.settings_controls).
-TEMPERATURE_RANGE = (0.05, 2.0)
-TOP_P_RANGE = (0.05, 1.0)
-MAX_TOP_K = 50257
-MAX_SEED = 2**31 - 1
 _WHOLE = re.compile(r"[+-]?[0-9]+")
 _NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 _FLAGS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False,
@@ -219,149 +206,3 @@ def link_for(address: str | None, params: Mapping[str, str]) -> str:
     """The page's address with `params` (spaces as %20, which survives being pasted anywhere)."""
     query = urlencode(params, quote_via=quote)
     return (address or "") + ("?" + query if query else "")
-
-
-# --- the session ------------------------------------------------------------------------------
-
-
-def restore() -> None:
-    """Before the page runs. On a session's first run, the address's parameters go into the session
-    state (before any widget is drawn); what needs the model is checked by `update`."""
-    st.session_state.pop(state.SHARE, None)  # a box from an earlier run is not this run's
-    if state.LINK_READ in st.session_state:
-        return
-    st.session_state[state.LINK_READ] = True
-    link = parse_params(st.query_params.to_dict())
-    if not link.values and not link.notices:
-        return
-    for param, value in link.values.items():
-        if param != STEP:
-            state.put(KEYS[param], value)
-    st.session_state[state.LINK_PENDING] = link
-
-
-def model_failed() -> bool:
-    """When the chosen model did not load: True if it came from a link, which then falls back to
-    the default model with a notice (the caller reruns)."""
-    link = st.session_state.get(state.LINK_PENDING)
-    name = link.values.get(MODEL) if link is not None else None
-    if not name or state.get(state.MODEL_CHOICE) != name:
-        return False
-    del link.values[MODEL]
-    link.notices.append(f'model "{name}" (could not be loaded here)')
-    state.put(state.MODEL_CHOICE, DEFAULTS[MODEL])
-    return True
-
-
-def _apply_pending(current: CurrentModel) -> None:
-    """On the run that first loads the model after a link was opened: check the link's values
-    against the model, reset those that do not fit, run the generation again up to the link's
-    step, and show the notices (once)."""
-    link = st.session_state.pop(state.LINK_PENDING, None)
-    if link is None:
-        return
-    from .resources import tokenizer  # app.resources is heavy: not loaded before a link needs it
-
-    config = current.model.config
-    prompt_tokens = len(tokenizer().encode(link.values[PROMPT])) if PROMPT in link.values else None
-    fitted = fit_to_model(link, config.n_layer, config.n_head, config.n_positions, prompt_tokens)
-    for param in link.values.keys() - fitted.values.keys() - {STEP}:
-        state.put(KEYS[param], DEFAULTS[param])
-    notices = fitted.notices
-    if STEP in fitted.values:
-        _replay(current, fitted.values[STEP], notices)
-    if notices:
-        st.warning(notice_text(notices), icon="⚠️")
-
-
-def _replay(current: CurrentModel, step: int, notices: list[str]) -> None:
-    """The link's generation, run again (it is deterministic) until it has `step` steps."""
-    # app.run and app.sequence import app.model_picker, which imports this module.
-    from .run import kept_settings, start
-    from .sequence import select_step
-
-    try:
-        run = start(current.model, state.get(state.PROMPT), kept_settings())
-    except gpt2viz.PromptError as err:
-        notices.append(f"step {step} (the prompt cannot run: {err})")
-        return
-    with st.spinner(f"Writing the link's generation up to step {step}…"):
-        advance_in_turns(run, until=step)  # a step at a time, as the Generate page writes
-    st.session_state[state.RUN] = run
-    select_step(run, len(run.steps) - 1)
-    if len(run.steps) < step:
-        notices.append(f"step {step} (this generation ends after {len(run.steps)} tokens)")
-
-
-@dataclass
-class _Share:
-    current: CurrentModel
-    slot: DeltaGenerator
-    drawn: str | None = None  # the link the slot shows
-
-
-def view_values(current: CurrentModel) -> dict[str, Any]:
-    """This session's view as link values: the state, and when the page shows a generation of the
-    current prompt, the settings it was made with and its selected step. The step is left out for
-    the example a new session opens on (the default prompt and settings, written to the end, its
-    last step), so that a plain visit keeps a clean address."""
-    # app.run and app.sequence import app.model_picker, which imports this module.
-    from .run import DEFAULT_SETTINGS
-    from .sequence import session_run
-
-    values = {param: state.get(key) for param, key in KEYS.items() if param != STEP}
-    if values[MODEL] not in (DEFAULTS[MODEL], *MODELS):
-        values[MODEL] = DEFAULTS[MODEL]  # a local model's path stays out of links
-    run = session_run(current)
-    if run is not None:
-        values.update(settings_values(run.settings, float(values[TEMPERATURE])))
-        last, index = len(run.steps) - 1, state.get(state.STEP)
-        index = index if index in range(last + 1) else last
-        example = (run.finished and index == last and run.prompt == DEFAULTS[PROMPT]
-                   and run.settings == DEFAULT_SETTINGS.generate_kwargs())
-        if not example:
-            values[STEP] = index + 1
-    return values
-
-
-def share_box() -> DeltaGenerator:
-    """In the sidebar, on every page: a "Share this view" popover with a slot for the link (see
-    `update`). A popover, not the link itself: the code block is drawn in the browser only when it
-    opens (drawn on every page load, it cost about 0.3 s of the first screen)."""
-    with st.popover("Share this view", icon=":material/link:", width="stretch"):
-        return st.empty()
-
-
-def update(current: CurrentModel, box: DeltaGenerator) -> None:
-    """Once the model is loaded, in the page (where a link's notices show): a link's pending
-    settings applied, then the address and the sidebar's `box` (a link with a copy button) set to
-    this view."""
-    _apply_pending(current)
-    share = _Share(current, box)
-    st.session_state[state.SHARE] = share
-    _sync(share)
-
-
-def refresh() -> None:
-    """After the page ran to its end: the address and the link follow what the page changed (a
-    new generation, a step). A page that stopped early changed nothing they show."""
-    share = st.session_state.pop(state.SHARE, None)
-    if share is not None:
-        _sync(share)
-
-
-def _sync(share: _Share) -> None:
-    params = to_params(view_values(share.current))
-    if st.query_params.to_dict() != params:
-        st.query_params.from_dict(params)
-    link = link_for(st.context.url, params)
-    if link == share.drawn:
-        return
-    share.drawn = link
-    with share.slot.container():
-        # A long prompt makes a long link: at most ~8 lines high, the rest scrolls (copy takes all).
-        st.code(link, language=None, wrap_lines=True, height=min(200, 40 + 20 * (len(link) // 32)))
-        st.caption("Opens this page with the same prompt, settings and selection. The copy button "
-                   "shows when the pointer is over the link.")
-        if state.get(state.MODEL_CHOICE) not in (DEFAULTS[MODEL], *MODELS):
-            st.caption("The link leaves out the local model: it opens with the default one.")

@@ -1,0 +1,208 @@
+"""What the pages compute from the shared model, once per process: every session reads the same
+results (read-only).
+
+Recordings go through one process-wide `RecordingStore` (`@recording`), which keeps at most
+GPT2VIZ_RECORDING_BUDGET_MB of them and drops the least recently used first; the small results
+derived from them use `st.cache_resource`. Each computation runs the model in `model_turn`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+import streamlit as st
+import torch
+
+import gpt2viz
+from gpt2viz import GPT2, Trace
+from gpt2viz.analysis import AttentionOverview, attention_overview, induction_scores
+from gpt2viz.attribution import (
+    DirectLogitAttribution,
+    attribution_names,
+    direct_logit_attribution,
+    saliency,
+    saliency_in_bf16,
+)
+from gpt2viz.budget import RecordingStore, budget_from_env
+from gpt2viz.cached_step import CachedStep, cached_step, record_sequence
+from gpt2viz.interventions import ablate_heads, ablate_neurons
+from gpt2viz.lens import LogitLens, ResidualNorms, final_choice_logits, logit_lens, residual_norms
+from gpt2viz.viz.attention import HALF_PATTERNS, attention_layer_names
+from gpt2viz.viz.mlp import mlp_layer_names
+from gpt2viz.viz.qkv import qkv_layer_names
+
+from .lesson.content import Lesson
+from .lesson.views import CardView, card_view
+from .model_turn import advance_in_turns, model_turn
+from .models import load, tokenizer
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@st.cache_resource
+def recordings() -> RecordingStore:
+    """The process's store of recordings, GPT2VIZ_RECORDING_BUDGET_MB in size."""
+    return RecordingStore(budget_from_env())
+
+
+def recording(spinner: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Keep the results of the decorated function in the budgeted store, keyed by its name and
+    arguments; `spinner` shows while one is computed."""
+    def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(fn)
+        def kept(*args: P.args, **kwargs: P.kwargs) -> R:
+            key = (fn.__name__, args, tuple(sorted(kwargs.items())))
+            found, value = recordings().lookup(key)
+            if found:
+                return value
+
+            def compute() -> R:
+                with st.spinner(spinner):
+                    return fn(*args, **kwargs)
+            with model_turn():  # taken before the store's per-key wait: one lock order, no deadlock
+                return recordings().get(key, compute)
+        return kept
+    return decorate
+
+
+@recording("Recording the attention layer…")
+def attention_layer(source: str, ids: tuple[int, ...], layer: int) -> Trace:
+    """One layer's q, k and float16 pattern (the Attention page; scores are rebuilt from q, k)."""
+    return load(source).model.run_with_capture(list(ids), names=attention_layer_names(layer),
+                                            keep_as=HALF_PATTERNS, keep_logits=False)
+
+
+@recording("Recording the attention layer…")
+def qkv_layer(source: str, ids: tuple[int, ...], layer: int) -> Trace:
+    """One layer's q, k, v, scores, pattern, z and output in float32 (the Q·K·V page checks them)."""
+    return load(source).model.run_with_capture(list(ids), names=qkv_layer_names(layer), keep_logits=False)
+
+
+@recording("Recording the MLP layer…")
+def mlp_layer(source: str, ids: tuple[int, ...], layer: int) -> Trace:
+    return load(source).model.run_with_capture(list(ids), names=mlp_layer_names(layer), keep_logits=False)
+
+
+@st.cache_resource(show_spinner="Running the model…", max_entries=16)
+def next_token_logits(source: str, ids: tuple[int, ...]) -> torch.Tensor:
+    """[vocab] the logits after the last of `ids`."""
+    with model_turn():
+        return load(source).model.next_token_logits(ids)
+
+
+@st.cache_resource(show_spinner="Pooling every head's pattern…", max_entries=8)
+def overview(source: str, ids: tuple[int, ...]) -> AttentionOverview:
+    """Every head's pooled pattern and previous-token score (nothing large is kept)."""
+    with model_turn():
+        return attention_overview(load(source).model, ids)
+
+
+@st.cache_resource(show_spinner="Measuring induction heads on repeated random tokens…", max_entries=2)
+def induction(source: str) -> torch.Tensor:
+    """Every head's induction score, [layer, head]: 4 random blocks of up to 50 tokens, each repeated
+    (the test of the model card), shortened to fit a small context."""
+    with model_turn():
+        model = load(source).model
+        return induction_scores(model, seq_len=min(50, (model.config.n_positions - 1) // 2))
+
+
+@recording("Recording the residual stream, keys and values…")
+def sequence_trace(source: str, ids: tuple[int, ...]) -> Trace:
+    """The whole sequence's residual stream and every layer's keys and values (gpt2viz.cached_step)."""
+    return record_sequence(load(source).model, list(ids))
+
+
+@st.cache_resource(max_entries=4)
+def lens_overview(source: str, ids: tuple[int, ...]) -> torch.Tensor:
+    """[point, pos] the final choice's logit at every depth (gpt2viz.lens.final_choice_logits)."""
+    with model_turn():
+        return final_choice_logits(load(source).model, sequence_trace(source, ids))
+
+
+@st.cache_resource(max_entries=4)
+def sequence_norms(source: str, ids: tuple[int, ...]) -> ResidualNorms:
+    return residual_norms(sequence_trace(source, ids), load(source).model.config.n_layer)
+
+
+@recording("Running the step over the key/value cache…")
+def inside_step(source: str, ids: tuple[int, ...], query_position: int) -> CachedStep:
+    """Position `query_position` of `ids` re-run over the cache (later positions play no part:
+    the recording of the whole sequence serves every step)."""
+    return cached_step(load(source).model, sequence_trace(source, ids), query_position)
+
+
+@recording("Reading the residual stream through the unembedding…")
+def lens_at(source: str, ids: tuple[int, ...], positions: tuple[int, ...]) -> LogitLens:
+    """The logit lens at the given positions only (each position costs a full unembedding per point)."""
+    return logit_lens(load(source).model, sequence_trace(source, ids), positions=positions)
+
+
+@recording("Recording what each head and MLP wrote…")
+def attribution_trace(source: str, ids: tuple[int, ...]) -> Trace:
+    model = load(source).model
+    return model.run_with_capture(list(ids), names=attribution_names(model.config.n_layer))
+
+
+@st.cache_resource(show_spinner="Computing gradients × inputs…", max_entries=8)
+def input_saliency(source: str, ids: tuple[int, ...], position: int, target: int,
+                   distractor: int | None) -> torch.Tensor:
+    with model_turn():
+        return saliency(load(source).model, list(ids), position, target, distractor,
+                        bf16=saliency_in_bf16(position))
+
+
+def ablation_edits(model: GPT2, units: tuple[tuple[int, int], ...], kind: str, mode: str) -> dict:
+    """The edits that switch off `units`, heads or neurons (ValueError for one that does not exist)."""
+    ablate = ablate_heads if kind == "heads" else ablate_neurons
+    return ablate(list(units), mode, config=model.config)
+
+
+@st.cache_resource(max_entries=16)
+def attribution(source: str, ids: tuple[int, ...], position: int, target: int,
+                distractor: int | None) -> DirectLogitAttribution:
+    """Direct logit attribution of one position (no model run: it reads `attribution_trace`)."""
+    return direct_logit_attribution(load(source).model, attribution_trace(source, ids), position, target,
+                                    distractor)
+
+
+@st.cache_resource(show_spinner="Re-running with the ablation…", max_entries=8)
+def ablated_logits(source: str, ids: tuple[int, ...], units: tuple[tuple[int, int], ...], kind: str,
+                   mode: str) -> torch.Tensor:
+    """[vocab] the last position's logits with `units` (heads or neurons) ablated."""
+    with model_turn():
+        model = load(source).model
+        edits = ablation_edits(model, units, kind, mode)
+        return model.next_token_logits(ids, edits)
+
+
+@st.cache_resource(show_spinner="Writing the other continuation…", max_entries=8)
+def continuation(source: str, ids: tuple[int, ...], settings: tuple[tuple[str, object], ...],
+                 ablation: tuple[tuple[tuple[int, int], ...], str, str] | None = None) -> list[int]:
+    """Prompt + generated ids of a generation from `ids` with `settings` (and an ablation:
+    (units, "heads" | "neurons", mode)). A mean ablation generates without the cache (see
+    gpt2viz.interventions)."""
+    model, edits, use_cache = load(source).model, None, True
+    if ablation is not None:
+        units, kind, mode = ablation
+        edits = ablation_edits(model, units, kind, mode)
+        use_cache = mode == "zero"
+    branch = gpt2viz.Generation(model, tokenizer(), list(ids), record=False, edits=edits, use_cache=use_cache,
+                                **dict(settings))
+    advance_in_turns(branch)
+    return branch.ids
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def lesson(source: str, prompt: str) -> Lesson:
+    """The lesson for this model and prompt; it runs the model lazily, card by card."""
+    return Lesson(load(source).model, tokenizer(), prompt)
+
+
+@st.cache_resource(show_spinner="Running the model for the lesson…", max_entries=64)
+def lesson_card(source: str, prompt: str, card_id: str) -> CardView:
+    """One lesson card's numbers, figure and note for this model and prompt."""
+    with model_turn():  # the lesson's recordings are made here, when a card first needs them
+        return card_view(lesson(source, prompt), card_id)

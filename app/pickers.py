@@ -1,0 +1,95 @@
+"""The selections the pages share: layer, head (and the head-grid click that sets them), the
+generation step, and the Q·K·V page's query token."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
+
+from gpt2viz import GPT2Config, Step
+from gpt2viz.viz.attention import selected_head
+
+from . import state
+from .models import CurrentModel
+from .session import SessionGeneration, analysed_ids_or_stop, current, selected_step
+
+
+def pick_layer(config: GPT2Config, where: DeltaGenerator | None = None) -> int:
+    layers = list(range(config.n_layer))
+    state.keep_within(state.LAYER, layers, 0)
+    return state.widget((where or st).selectbox, "Layer", layers, key=state.LAYER)
+
+
+def pick_head(config: GPT2Config, where: DeltaGenerator | None = None) -> int:
+    heads = list(range(config.n_head))
+    state.keep_within(state.HEAD, heads, 0)
+    return state.widget((where or st).selectbox, "Head", heads, key=state.HEAD)
+
+
+def on_grid_click(chart_key: str = state.HEAD_GRID) -> None:
+    """Callback of a clickable [layer × head] chart (the head grid, the attribution heatmap): the
+    clicked cell becomes the selected layer and head."""
+    event = st.session_state.get(chart_key)
+    picked = selected_head(event.selection.points) if event else None
+    if picked is not None:
+        state.put(state.LAYER, picked[0])
+        state.put(state.HEAD, picked[1])
+
+
+def step_selector(kept: SessionGeneration) -> Step:
+    """The shared step picker (same key on every page); returns the selected step."""
+    steps = kept.generation.steps
+    options = list(range(len(steps)))
+    state.put(state.STEP, selected_step(kept))
+    if len(options) == 1:
+        return steps[0]
+    index = state.widget(st.select_slider, "Generation step", options, key=state.STEP,
+                         format_func=lambda i: f"{i + 1}: {steps[i].text!r}")
+    return steps[index]
+
+
+@dataclass(frozen=True)
+class Explained:
+    """The position a page explains: the selected generation step's, else the prompt's last."""
+
+    ids: list[int]  # the whole sequence (prompt + generated, or the prompt)
+    position: int  # the position whose output predicts the next token
+    kept: SessionGeneration | None
+    step: Step | None  # the selected step, None without a generation
+
+
+def explained_position(loaded: CurrentModel) -> Explained:
+    """The shared step selector's choice, or the prompt's last token when nothing was generated
+    (a prompt problem is shown and stops the page)."""
+    kept = current(loaded)
+    if kept is not None:
+        step = step_selector(kept)
+        return Explained(kept.generation.ids, step.query_position, kept, step)
+    ids = analysed_ids_or_stop(loaded)
+    return Explained(ids, len(ids) - 1, None, None)
+
+
+def pick_query(kept: SessionGeneration | None, labels: list[str], where: DeltaGenerator) -> int:
+    """The Q·K·V page's query token. It starts at the selected generation step's query (the token
+    whose output predicted it) whenever another step or generation has been selected since."""
+    positions = list(range(len(labels)))
+    if kept is not None:
+        index = selected_step(kept)
+        if state.get(state.QUERY_STEP) != (kept.serial, index):
+            state.put(state.QUERY_STEP, (kept.serial, index))
+            state.put(state.QUERY, kept.generation.steps[index].query_position)
+    state.keep_within(state.QUERY, positions, positions[-1])
+    return state.widget(where.selectbox, "Query token", positions, key=state.QUERY,
+                        format_func=labels.__getitem__,
+                        help="Selecting a generation step sets this to the token whose output predicted it.")
+
+
+def point_query_at(loaded: CurrentModel, position: int) -> None:
+    """Make `position` the Q·K·V page's query (a lesson card's "see it"), until another generation
+    step is selected."""
+    kept = current(loaded)
+    if kept is not None:
+        state.put(state.QUERY_STEP, (kept.serial, selected_step(kept)))
+    state.put(state.QUERY, position)

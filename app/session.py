@@ -1,0 +1,133 @@
+"""This session's generation, the one owner of it: which one is kept, its serial number, and the
+token sequence the analysis pages show (the generation's, else the prompt's).
+
+A generation is kept with `keep` (the Generate page, a link's replay, the example a new session
+opens on) and numbered by a serial that grows within the session: widgets that follow a
+generation (the step sampling controls, the Q·K·V query) compare serials, never objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+
+import gpt2viz
+from gpt2viz import GPT2, Generation, act_name
+from gpt2viz.viz.tokens import token_labels
+
+from . import state
+from .model_turn import advance_in_turns
+from .models import CurrentModel, tokenizer
+from .settings import DEFAULT_SETTINGS, Settings
+
+STOP_MESSAGES = {
+    gpt2viz.STOP_ENDOFTEXT: f"the model chose `{gpt2viz.EOT_TEXT}`",
+    gpt2viz.STOP_CONTEXT: "the context limit of the model is reached",
+    gpt2viz.STOP_MAX_TOKENS: "the number of new tokens asked for is reached",
+}
+# Every layer's pattern: what each step's attention row (shown on the Attention page) needs.
+PATTERNS = (act_name("pattern", "*"),)
+
+
+@dataclass(frozen=True)
+class SessionGeneration:
+    serial: int  # 1 for the session's first generation, then 2, …
+    generation: Generation
+
+    def is_for(self, model: GPT2, prompt: str, settings: Settings | None = None) -> bool:
+        """True when this is `model`'s generation of `prompt` (with these settings, if given)."""
+        g = self.generation
+        same = g.model is model and g.prompt == prompt
+        return same and (settings is None or g.settings == settings.generate_kwargs())
+
+
+def start(model: GPT2, prompt: str, settings: Settings) -> Generation:
+    """A new generation, not yet kept (raises gpt2viz.PromptError for a prompt that cannot run)."""
+    return Generation(model, tokenizer(), prompt, names=PATTERNS, **settings.generate_kwargs())
+
+
+def keep(generation: Generation) -> SessionGeneration:
+    """Make `generation` this session's, under a new serial; its last step becomes the selected one."""
+    serial = st.session_state.get(state.GENERATION_SERIAL, 0) + 1
+    st.session_state[state.GENERATION_SERIAL] = serial
+    kept = SessionGeneration(serial, generation)
+    st.session_state[state.GENERATION] = kept
+    state.put(state.STEP, max(0, len(generation.steps) - 1))
+    return kept
+
+
+def forget() -> None:
+    st.session_state.pop(state.GENERATION, None)
+
+
+def last() -> SessionGeneration | None:
+    """The session's generation, whatever prompt or model it was made with."""
+    kept = st.session_state.get(state.GENERATION)
+    return kept if kept is not None and kept.generation.steps else None
+
+
+def current(loaded: CurrentModel) -> SessionGeneration | None:
+    """The session's generation when it is of the current model and prompt: what the pages analyse."""
+    kept = last()
+    return kept if kept is not None and kept.is_for(loaded.model, state.get(state.PROMPT)) else None
+
+
+def selected_step(kept: SessionGeneration) -> int:
+    """The index of the selected step, the last one when none (or one past the end) was selected."""
+    index, count = state.get(state.STEP), len(kept.generation.steps)
+    return index if index in range(count) else count - 1
+
+
+@st.cache_resource(show_spinner="Writing the example…", max_entries=2)
+def example(_model: GPT2, source: str) -> Generation:
+    """The default prompt written to the end with the default settings, once per process and model:
+    the finished example a new session opens on. Finished, so sessions can share it."""
+    generation = start(_model, state.DEFAULT_PROMPT, DEFAULT_SETTINGS)
+    advance_in_turns(generation)  # sessions opening together interleave
+    return generation
+
+
+def is_example(kept: SessionGeneration) -> bool:
+    """True for the example a new session opens on, shown at its last step (a plain visit's view)."""
+    g = kept.generation
+    return (g.finished and selected_step(kept) == len(g.steps) - 1 and g.prompt == state.DEFAULT_PROMPT
+            and g.settings == DEFAULT_SETTINGS.generate_kwargs())
+
+
+def analysed_ids(loaded: CurrentModel) -> list[int]:
+    """Prompt + generated tokens; raises gpt2viz.PromptError for a prompt that cannot run."""
+    kept = current(loaded)
+    if kept is not None:
+        return kept.generation.ids
+    return gpt2viz.encode_prompt(loaded.model, tokenizer(), state.get(state.PROMPT), reserve=0)
+
+
+def analysed_ids_or_stop(loaded: CurrentModel) -> list[int]:
+    """`analysed_ids`, or the prompt's problem shown as a warning and the page stopped."""
+    try:
+        return analysed_ids(loaded)
+    except gpt2viz.PromptError as err:
+        st.warning(str(err))
+        st.stop()
+
+
+def labels_for(ids: list[int]) -> list[str]:
+    """Each token's display label (unique: text and position)."""
+    return token_labels(tokenizer().token_texts(ids))
+
+
+def to_extend(loaded: CurrentModel, prompt: str, settings: Settings,
+              restart_finished: bool) -> SessionGeneration | None:
+    """The generation Next token / Generate goes on with: the session's, if it is of this model,
+    prompt and settings and can go on, else a new one, kept (raises gpt2viz.PromptError). None,
+    with a note, for Next token on a finished one."""
+    kept = last()
+    if kept is not None and kept.is_for(loaded.model, prompt, settings):
+        if not kept.generation.finished:
+            return kept
+        if not restart_finished:
+            st.info("This generation has finished. Press Generate to run it again, or change the "
+                    "prompt or settings.")
+            return None
+    return keep(start(loaded.model, prompt, settings))

@@ -1,0 +1,89 @@
+"""The sampling settings of a generation: their ranges (the widgets' and the links'), the
+`Settings` the Generate page starts a generation with, and the widgets that set them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import streamlit as st
+
+from . import state
+
+TEMPERATURE_RANGE = (0.05, 2.0)
+TOP_P_RANGE = (0.05, 1.0)  # 1.0 = off
+SLIDER_STEP = 0.05
+MAX_TOP_K = 50257  # the vocabulary: 0 = off
+MAX_SEED = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class Settings:
+    greedy: bool
+    temperature: float
+    top_k: int  # 0 = off
+    top_p: float  # 1.0 = off
+    seed: int
+    max_new_tokens: int
+
+    def summary(self) -> str:
+        """One line for beside the Sampling button, whose widgets are folded away."""
+        if self.greedy:
+            parts = ["greedy"]
+        else:
+            parts = [f"temperature {self.temperature:g}", f"seed {self.seed}"]
+            parts += [f"top-k {self.top_k}"] if self.top_k else []
+            parts += [f"top-p {self.top_p:g}"] if self.top_p < 1.0 else []
+        tokens = f"{self.max_new_tokens} new token" + ("s" if self.max_new_tokens != 1 else "")
+        return " · ".join([*parts, tokens])
+
+    def generate_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of gpt2viz.Generation (and its `settings`)."""
+        return {
+            "max_new_tokens": self.max_new_tokens,
+            "temperature": 0.0 if self.greedy else self.temperature,
+            "top_k": self.top_k or None,
+            "top_p": self.top_p if self.top_p < 1.0 else None,
+            "seed": self.seed,
+        }
+
+
+DEFAULT_SETTINGS = Settings(
+    greedy=state.DEFAULTS[state.GREEDY], temperature=state.DEFAULTS[state.TEMPERATURE],
+    top_k=state.DEFAULTS[state.TOP_K], top_p=state.DEFAULTS[state.TOP_P], seed=state.DEFAULTS[state.SEED],
+    max_new_tokens=state.DEFAULTS[state.MAX_NEW_TOKENS],
+)
+
+
+def kept_settings() -> Settings:
+    """The sampling settings as the widgets last left them (for when they are not drawn)."""
+    get = state.get
+    return Settings(bool(get(state.GREEDY)), float(get(state.TEMPERATURE)), int(get(state.TOP_K)),
+                    float(get(state.TOP_P)), int(get(state.SEED)), int(get(state.MAX_NEW_TOKENS)))
+
+
+def sampling_widgets(temperature_key: str, top_k_key: str, top_p_key: str,
+                     disabled: bool = False) -> tuple[float, int, float]:
+    """Temperature, top-k and top-p side by side, over the ranges links accept too."""
+    temperature_column, top_k_column, top_p_column = st.columns(3)
+    temperature = state.widget(temperature_column.slider, "Temperature", *TEMPERATURE_RANGE, step=SLIDER_STEP,
+                               key=temperature_key, disabled=disabled)
+    top_k = state.widget(top_k_column.number_input, "Top-k (0 = off)", 0, MAX_TOP_K, step=1, key=top_k_key,
+                         disabled=disabled)
+    top_p = state.widget(top_p_column.slider, "Top-p (1 = off)", *TOP_P_RANGE, step=SLIDER_STEP,
+                         key=top_p_key, disabled=disabled)
+    return float(temperature), int(top_k), float(top_p)
+
+
+def settings_controls(max_tokens: int) -> Settings:
+    """The sampling widgets (in the Generate page's popover); their values as Settings."""
+    greedy = state.widget(st.toggle, "Greedy (always the most likely token)", key=state.GREEDY)
+    temperature, top_k, top_p = sampling_widgets(state.TEMPERATURE, state.TOP_K, state.TOP_P, disabled=greedy)
+    seed_column, length_column = st.columns(2)
+    seed = state.widget(seed_column.number_input, "Seed", 0, MAX_SEED, step=1, key=state.SEED,
+                        disabled=greedy)
+    state.keep_within(state.MAX_NEW_TOKENS, range(1, max_tokens + 1),
+                      min(state.DEFAULTS[state.MAX_NEW_TOKENS], max_tokens))
+    max_new = state.widget(length_column.number_input, "Max new tokens", 1, max_tokens, step=1,
+                           key=state.MAX_NEW_TOKENS)
+    return Settings(greedy, temperature, top_k, top_p, int(seed), int(max_new))
