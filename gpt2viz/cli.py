@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from collections.abc import Sequence
 from typing import NoReturn, TextIO
 
@@ -19,7 +20,7 @@ from .model import GPT2
 from .saved_trace import save_trace
 from .tokenizer import load_tokenizer
 
-PROG = "python -m gpt2viz"
+PROG = "python -m gpt2viz"  # or `gpt2viz`, the installed command: messages name the one run (`_prog`)
 LONG_RUN = 32  # a progress bar on stderr from this many new tokens on
 
 
@@ -29,8 +30,12 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
+def _prog() -> str:
+    return "gpt2viz" if Path(sys.argv[0]).name == "gpt2viz" else PROG
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description="See inside GPT-2 while it writes.")
+    parser = _Parser(prog=_prog(), description="See inside GPT-2 while it writes.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     gen = commands.add_parser("generate", help="generate text and print each step's candidates")
     gen.add_argument("prompt")
@@ -115,7 +120,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout, err: TextI
     try:
         {"generate": _generate, "hooks": _hooks}[args.command](args, out, err)
     except (PromptError, LoadError, ValueError, OSError) as error:
-        err.write(f"{PROG}: error: {error}\n")
+        err.write(f"{_prog()}: error: {error}\n")
         return 1
     except KeyboardInterrupt:
         err.write("\ninterrupted\n")

@@ -1,5 +1,8 @@
-"""Where the files gpt2viz ships live: one ASSETS folder beside the package."""
+"""Where the files gpt2viz ships live: the ASSETS folder."""
 
 from pathlib import Path
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
+_PACKAGE = Path(__file__).resolve().parent
+
+# An installed wheel carries them inside the package; a checkout (or `pip install -e .`) beside it.
+ASSETS = _PACKAGE / "assets" if (_PACKAGE / "assets").is_dir() else _PACKAGE.parent / "assets"

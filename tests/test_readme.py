@@ -45,6 +45,12 @@ def test_readme_notebook_example_runs(capsys) -> None:
     assert patterns.shape[:2] == (ns["model"].config.n_layer, ns["model"].config.n_head)
     diagonal = patterns[layer, head].diagonal(offset=-1)
     assert score == float(diagonal.mean()) == float(ns["scores"].max())
+    # the head-score map: every head's score as computed here, the best head outlined
+    grid = figures[0].data[0]
+    np.testing.assert_allclose(np.asarray(grid.z, dtype=float), ns["scores"].numpy(), rtol=1e-6)
+    (outline,) = figures[0].layout.shapes
+    assert (outline.x0 + outline.x1) / 2 == head and (outline.y0 + outline.y1) / 2 == layer
+    assert ns["best"].best == (layer, head, score)
     heatmap = figures[1].data[0]
     want = patterns[layer, head].numpy()
     z, n = np.asarray(heatmap.z, dtype=float), want.shape[0]
