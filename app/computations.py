@@ -195,6 +195,12 @@ def continuation(source: str, ids: tuple[int, ...], settings: tuple[tuple[str, o
     return branch.ids
 
 
+def full_recording(source: str, ids: tuple[int, ...]) -> Trace:
+    """Every hook point of the sequence (for a download: made when clicked, not kept)."""
+    with model_turn():
+        return load(source).model.run_with_capture(list(ids))
+
+
 @st.cache_resource(show_spinner=False, max_entries=2)
 def lesson(source: str, prompt: str) -> Lesson:
     """The lesson for this model and prompt; it runs the model lazily, card by card."""

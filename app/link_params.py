@@ -1,15 +1,15 @@
 """Shareable links, the pure part: an address's query parameters checked, and a view turned back
 into parameters. No session here (see app.share), so every rule is tested without Streamlit.
 
-The page is the address's path; the rest is query parameters, only those that differ from the
-defaults (a plain visit keeps a clean address):
+The page is the address's path; the rest is query parameters, only those that differ from what
+a fresh visit shows (a plain visit keeps a clean address):
 
-    http://localhost:8501/attention?prompt=The%20cat%20sat&layer=2&head=5&step=3&greedy=false&seed=7
+    http://192.168.1.20:8501/attention?prompt=The%20cat%20sat&tokens=12&step=3&layer=2&head=5
 
-`prompt`, `model` (a preset or the bundled model; a local path is never put in or read from a link),
-`layer`, `head`, `step` (1 = the first generated token, as the pages number steps), and the sampling
-settings `greedy`, `temperature`, `top_k`, `top_p`, `seed`, `max_new_tokens`. With `step` the
-generation is run again (it is deterministic) up to that step.
+Every widget's parameter comes from `app.state.LINKED` (`prompt`, `model` — a preset or the
+bundled model, never a local path —, `layer`, `head`, the sampling settings, each page's choices);
+`tokens` is how far the generation went (it is written again, deterministically, to that length)
+and `step` the selected step (1 = the first generated token, as the pages number steps).
 
 `parse_params` checks an address's parameters, `fit_to_model` what needs the model, `to_params`
 is the inverse.
@@ -21,26 +21,29 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 import gpt2viz
+from gpt2viz.viz.attention import KINDS
+from gpt2viz.viz.mlp import POST, PRE
 
 from . import state
 from .settings import MAX_SEED, MAX_TOP_K, TEMPERATURE_RANGE, TOP_P_RANGE
 
 # The query parameters, in the order a link lists them, and the session key each one restores
-# (`step` is 1-based here and 0-based in state.STEP).
-PROMPT, MODEL, LAYER, HEAD, STEP = "prompt", "model", "layer", "head", "step"
-GREEDY, TEMPERATURE, TOP_K, TOP_P, SEED = "greedy", "temperature", "top_k", "top_p", "seed"
-MAX_NEW_TOKENS = "max_new_tokens"
-KEYS = {
-    PROMPT: state.PROMPT, MODEL: state.MODEL_CHOICE, LAYER: state.LAYER, HEAD: state.HEAD,
-    STEP: state.STEP, GREEDY: state.GREEDY, TEMPERATURE: state.TEMPERATURE, TOP_K: state.TOP_K,
-    TOP_P: state.TOP_P, SEED: state.SEED, MAX_NEW_TOKENS: state.MAX_NEW_TOKENS,
-}
-DEFAULTS: dict[str, Any] = {param: state.DEFAULTS.get(key) for param, key in KEYS.items()}  # step: None
+# (`step` is 1-based here and 0-based in state.STEP; `tokens` restores no key: it is replayed).
+KEYS = {param: key for key, param in state.LINKED.items()}
+PROMPT, MODEL, LAYER, HEAD, STEP = (state.LINKED[key] for key in (
+    state.PROMPT, state.MODEL_CHOICE, state.LAYER, state.HEAD, state.STEP))
+GREEDY, TEMPERATURE, TOP_K, TOP_P, SEED, MAX_NEW_TOKENS = (state.LINKED[key] for key in (
+    state.GREEDY, state.TEMPERATURE, state.TOP_K, state.TOP_P, state.SEED, state.MAX_NEW_TOKENS))
+TOKENS = "tokens"
+DEFAULTS: dict[str, Any] = {param: state.DEFAULTS.get(key) for param, key in KEYS.items()}  # None: no default
+DEFAULTS[TOKENS] = None
+ORDER = (*list(KEYS)[:list(KEYS).index(STEP)], TOKENS, *list(KEYS)[list(KEYS).index(STEP):])
 MODELS = (gpt2viz.BUNDLED_NAME, *gpt2viz.PRESETS)  # the models a link may name ("" = the default)
 MAX_PROMPT_CHARS = 10_000  # more than the largest GPT-2 context (1024 tokens) holds of ordinary text
+MAX_TEXT_CHARS = 200  # a searched token, a typed distractor, ablated units
 _WHOLE = re.compile(r"[+-]?[0-9]+")
 _NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 _FLAGS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False,
@@ -61,7 +64,9 @@ def _whole(low: int, high: int | None = None) -> Callable[[str], int]:
         text = raw.strip()
         if not _WHOLE.fullmatch(text):
             raise _Unusable("not a whole number")
-        n = int(text) if len(text) <= 20 else None  # a longer one is out of range anyway
+        n = int(text) if len(text.lstrip("+-")) <= 20 else None  # a longer one is out of range anyway
+        if n is None and not text.startswith("-"):
+            raise _Unusable("too large")
         if n is None or n < low or (high is not None and n > high):
             raise _Unusable(f"must be {low}–{high}" if high is not None else f"must be at least {low}")
         return n
@@ -102,11 +107,42 @@ def _prompt(raw: str) -> str:
     return raw
 
 
-_PARSERS: dict[str, Callable[[str], Any]] = {
-    PROMPT: _prompt, MODEL: _model, LAYER: _whole(0), HEAD: _whole(0), STEP: _whole(1),
-    GREEDY: _flag, TEMPERATURE: _between(*TEMPERATURE_RANGE), TOP_K: _whole(0, MAX_TOP_K),
-    TOP_P: _between(*TOP_P_RANGE), SEED: _whole(0, MAX_SEED), MAX_NEW_TOKENS: _whole(1),
+def _text(raw: str) -> str:
+    if len(raw) > MAX_TEXT_CHARS:
+        raise _Unusable(f"too long: {len(raw):,} characters, at most {MAX_TEXT_CHARS}")
+    return raw
+
+
+def _second_prompt(raw: str) -> str:
+    if len(raw) > MAX_PROMPT_CHARS:
+        raise _Unusable(f"too long for a link: {len(raw):,} characters, at most {MAX_PROMPT_CHARS:,}")
+    return raw
+
+
+def _one_of(*options: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if raw.strip() not in options:
+            raise _Unusable("must be " + " or ".join(options))
+        return raw.strip()
+    return parse
+
+
+_PARSERS: dict[str, Callable[[str], Any]] = {  # every parameter of state.LINKED, and `tokens`
+    state.PROMPT: _prompt, state.MODEL_CHOICE: _model, state.LAYER: _whole(0), state.HEAD: _whole(0),
+    state.ATTN_KIND: _one_of(*KINDS), state.GREEDY: _flag, state.TEMPERATURE: _between(*TEMPERATURE_RANGE),
+    state.TOP_K: _whole(0, MAX_TOP_K), state.TOP_P: _between(*TOP_P_RANGE), state.SEED: _whole(0, MAX_SEED),
+    state.MAX_NEW_TOKENS: _whole(1), state.STEP: _whole(1), state.QUERY: _whole(0),
+    state.ZOOM_QUERY: _whole(0), state.ZOOM_KEY: _whole(0), state.FIND_TOKEN: _text,
+    state.MLP_STAGE: _one_of(PRE, POST), state.MLP_TOP_N: _whole(1),
+    state.STEP_TEMPERATURE: _between(*TEMPERATURE_RANGE), state.STEP_TOP_K: _whole(0, MAX_TOP_K),
+    state.STEP_TOP_P: _between(*TOP_P_RANGE), state.DISTRACTOR: _whole(-2, MAX_TOP_K),
+    state.DISTRACTOR_TEXT: _text, state.ABLATE_KIND: _one_of(*state.ABLATE_KINDS), state.ABLATE_UNITS: _text,
+    state.ABLATE_MODE: _one_of(*state.ABLATE_MODES), state.ABLATE_RERUN: _flag,
+    state.FORCED: _whole(0, MAX_TOP_K), state.COMPARE_PROMPT: _second_prompt, state.LESSON_CARD: _whole(0),
+    state.PRESENTER: _flag,
 }
+PARSERS: dict[str, Callable[[str], Any]] = {state.LINKED[key]: parse for key, parse in _PARSERS.items()}
+PARSERS[TOKENS] = _whole(1)
 
 
 def _shown(raw: str) -> str:
@@ -130,19 +166,24 @@ def parse_params(params: Mapping[str, str]) -> Link:
     is left out, so its default stands, with a notice. A `step` beyond `max_new_tokens` becomes
     the last step."""
     link = Link()
-    for param, parse in _PARSERS.items():
+    for param in ORDER:
+        parse = PARSERS[param]
         if param not in params:
             continue
         raw = str(params[param])
         try:
             link.values[param] = parse(raw)
         except _Unusable as why:
-            shown = "" if param == PROMPT else " " + _shown(raw)
+            shown = "" if param in (PROMPT, state.LINKED[state.COMPARE_PROMPT]) else " " + _shown(raw)
             link.notices.append(f"{param}{shown} ({why})")
-    step, most = link.values.get(STEP), link.values.get(MAX_NEW_TOKENS, DEFAULTS[MAX_NEW_TOKENS])
-    if step is not None and step > most:
-        link.notices.append(f"step {step} (the link asks for {most} new tokens; showing the last)")
-        link.values[STEP] = most
+    most = link.values.get(MAX_NEW_TOKENS, DEFAULTS[MAX_NEW_TOKENS])
+    if link.values.get(TOKENS, 0) > most:
+        link.notices.append(f"tokens {link.values[TOKENS]} (the link asks for {most} new tokens at most)")
+        link.values[TOKENS] = most
+    step, written = link.values.get(STEP), link.values.get(TOKENS, most)
+    if step is not None and step > written:
+        link.notices.append(f"step {step} (the link's generation has {written} new tokens; showing the last)")
+        link.values[STEP] = written
     return link
 
 
@@ -161,6 +202,7 @@ def fit_to_model(link: Link, n_layer: int, n_head: int, n_positions: int,
     if prompt_tokens is not None and prompt_tokens > most:
         del values[PROMPT]
         values.pop(STEP, None)
+        values.pop(TOKENS, None)
         notices.append(f"prompt ({prompt_tokens:,} tokens; this model's context holds {n_positions})")
     return Link(values, notices)
 
@@ -195,7 +237,7 @@ def to_params(values: Mapping[str, Any]) -> dict[str, str]:
     """The query parameters for a view (parameter → value, as `parse_params` returns them): only
     the values that differ from the defaults, in a fixed order. The inverse of `parse_params`."""
     params = {}
-    for param in KEYS:
+    for param in ORDER:
         value = values.get(param)
         if value is not None and value != DEFAULTS[param]:
             params[param] = _param_text(value)
@@ -206,3 +248,39 @@ def link_for(address: str | None, params: Mapping[str, str]) -> str:
     """The page's address with `params` (spaces as %20, which survives being pasted anywhere)."""
     query = urlencode(params, quote_via=quote)
     return (address or "") + ("?" + query if query else "")
+
+
+PUBLIC_URL_ENV = "GPT2VIZ_PUBLIC_URL"
+_LOOPBACK = {"localhost", "127.0.0.1", "::1"}
+_ALL_ADDRESSES = {"", "0.0.0.0", "::"}
+
+
+def is_loopback(host: str) -> bool:
+    return host.strip("[]") in _LOOPBACK or host.startswith("127.")
+
+
+def public_address(page_url: str, listen_address: str | None, public_url: str | None,
+                   network_host: str | None) -> tuple[str, str | None]:
+    """(the address a share link starts with, a hint for the person sharing it or None).
+
+    `page_url` is the address this browser opened; `listen_address` the server's
+    `server.address` (None or empty: every address); `public_url` the GPT2VIZ_PUBLIC_URL setting;
+    `network_host` this machine's address on its network (None when it has none). A link must
+    open on the students' machines, so an address only this machine can reach is replaced when
+    the server can be reached otherwise, and the teacher is told either way."""
+    parts = urlsplit(page_url)
+    if public_url:
+        base = urlsplit(public_url.strip().rstrip("/"))
+        return urlunsplit((base.scheme, base.netloc, base.path + parts.path, "", "")), None
+    if not is_loopback(parts.hostname or ""):
+        return page_url, None
+    if (listen_address or "").strip() not in _ALL_ADDRESSES:
+        return page_url, (f"This server listens only on {listen_address}: other machines cannot open this "
+                          f"link. Start it on every address (`make run` does) or set {PUBLIC_URL_ENV}.")
+    if network_host is None:
+        return page_url, (f"This link names {parts.hostname}, which only this machine can open, and no "
+                          f"network address was found: set {PUBLIC_URL_ENV} to the address students use.")
+    netloc = f"{network_host}:{parts.port}" if parts.port else network_host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", "")), (
+        f"You opened the app as {parts.hostname}: the link uses this machine's network address "
+        f"({network_host}) so that students can open it. Set {PUBLIC_URL_ENV} to use another.")

@@ -72,15 +72,18 @@ def explained_position(loaded: CurrentModel) -> Explained:
 
 
 def pick_query(kept: SessionGeneration | None, labels: list[str], where: DeltaGenerator) -> int:
-    """The Q·K·V page's query token. It starts at the selected generation step's query (the token
-    whose output predicted it) whenever another step or generation has been selected since."""
+    """The Q·K·V page's query token: the selected generation step's query (the token whose output
+    predicted it) until another is chosen, and again whenever another step or generation is
+    selected."""
     positions = list(range(len(labels)))
+    follows = positions[-1]
     if kept is not None:
         index = selected_step(kept)
+        follows = kept.generation.steps[index].query_position
         if state.get(state.QUERY_STEP) != (kept.serial, index):
             state.put(state.QUERY_STEP, (kept.serial, index))
-            state.put(state.QUERY, kept.generation.steps[index].query_position)
-    state.keep_within(state.QUERY, positions, positions[-1])
+            state.put(state.QUERY, follows)  # a choice made for another step no longer holds
+    state.keep_within(state.QUERY, positions, follows)
     return state.widget(where.selectbox, "Query token", positions, key=state.QUERY,
                         format_func=labels.__getitem__,
                         help="Selecting a generation step sets this to the token whose output predicted it.")
@@ -92,4 +95,4 @@ def point_query_at(loaded: CurrentModel, position: int) -> None:
     kept = current(loaded)
     if kept is not None:
         state.put(state.QUERY_STEP, (kept.serial, selected_step(kept)))
-    state.put(state.QUERY, position)
+    state.choose(state.QUERY, position)

@@ -37,9 +37,9 @@ class SessionGeneration:
 
     def is_for(self, model: GPT2, prompt: str, settings: Settings | None = None) -> bool:
         """True when this is `model`'s generation of `prompt` (with these settings, if given)."""
-        g = self.generation
-        same = g.model is model and g.prompt == prompt
-        return same and (settings is None or g.settings == settings.generate_kwargs())
+        generation = self.generation
+        same = generation.model is model and generation.prompt == prompt
+        return same and (settings is None or generation.settings == settings.generate_kwargs())
 
 
 def start(model: GPT2, prompt: str, settings: Settings) -> Generation:
@@ -88,11 +88,28 @@ def example(_model: GPT2, source: str) -> Generation:
     return generation
 
 
+def open_example(loaded: CurrentModel) -> None:
+    """A session with no generation, on the default prompt, opens on the finished example, on
+    whatever page it starts (as a fresh visit does)."""
+    if last() is None and state.get(state.PROMPT) == state.DEFAULT_PROMPT:
+        keep(example(loaded.model, loaded.source))
+
+
 def is_example(kept: SessionGeneration) -> bool:
-    """True for the example a new session opens on, shown at its last step (a plain visit's view)."""
-    g = kept.generation
-    return (g.finished and selected_step(kept) == len(g.steps) - 1 and g.prompt == state.DEFAULT_PROMPT
-            and g.settings == DEFAULT_SETTINGS.generate_kwargs())
+    """True when the generation is the example a new session opens on (written to the end with
+    the default prompt and settings): a fresh visit shows the same tokens."""
+    generation = kept.generation
+    return (generation.finished and generation.prompt == state.DEFAULT_PROMPT
+            and generation.settings == DEFAULT_SETTINGS.generate_kwargs())
+
+
+def adopt_choices(kept: SessionGeneration) -> None:
+    """The choices made for a generation before it was kept (a link's query, its step sampling
+    controls) stay: the widgets that follow a new generation take this one as already followed."""
+    if state.chosen(state.QUERY):
+        state.put(state.QUERY_STEP, (kept.serial, selected_step(kept)))
+    if any(state.chosen(key) for key in (state.STEP_TEMPERATURE, state.STEP_TOP_K, state.STEP_TOP_P)):
+        st.session_state[state.STEP_SAMPLING_FOR] = kept.serial
 
 
 def analysed_ids(loaded: CurrentModel) -> list[int]:

@@ -1,16 +1,19 @@
 """Shareable links, the session's part: the address holds the view, so a copied link opens the
 same view elsewhere (the parameters themselves: app.link_params).
 
-`restore` (streamlit_app.py, before the page runs) reads a new session's address; `share_box`,
-`model_failed` and `update` (app.sidebar, on every page) apply it once the model is loaded and
-draw the "Share this view" link; `refresh` (streamlit_app.py, after the page ran to its end) sets
-the address and the link to what the page changed.
+`restore` (streamlit_app.py, before the page runs) reads a new session's address; `model_failed`,
+`apply_link`, `share_box` and `show` (app.sidebar, on every page) apply it once the model is
+loaded and draw the "Share this view" link; `refresh` (streamlit_app.py, after the page ran to
+its end) sets the address and the link to what the page changed.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
@@ -24,12 +27,16 @@ from .link_params import (
     MODEL,
     MODELS,
     PROMPT,
+    PUBLIC_URL_ENV,
     STEP,
     TEMPERATURE,
+    TOKENS,
     fit_to_model,
+    is_loopback,
     link_for,
     notice_text,
     parse_params,
+    public_address,
     settings_values,
     to_params,
 )
@@ -37,10 +44,13 @@ from .model_turn import advance_in_turns
 from .models import CurrentModel, tokenizer
 from .settings import kept_settings
 
+_REPLAYED = (STEP, TOKENS)  # applied once the model is loaded, not restored as they are
+
 
 def restore() -> None:
     """Before the page runs. On a session's first run, the address's parameters go into the session
-    state (before any widget is drawn); what needs the model is checked by `update`."""
+    state as the person's choices (before any widget is drawn); what needs the model is checked by
+    `apply_link`."""
     st.session_state.pop(state.SHARE, None)  # a box from an earlier run is not this run's
     if state.LINK_READ in st.session_state:
         return
@@ -49,8 +59,8 @@ def restore() -> None:
     if not link.values and not link.notices:
         return
     for param, value in link.values.items():
-        if param != STEP:
-            state.put(KEYS[param], value)
+        if param not in _REPLAYED:
+            state.choose(KEYS[param], value)
     st.session_state[state.LINK_PENDING] = link
 
 
@@ -67,37 +77,67 @@ def model_failed() -> bool:
     return True
 
 
-def _apply_pending(current: CurrentModel) -> None:
+def apply_link(current: CurrentModel) -> None:
     """On the run that first loads the model after a link was opened: check the link's values
-    against the model, reset those that do not fit, run the generation again up to the link's
-    step, and show the notices (once)."""
+    against the model, reset those that do not fit, write the generation again to the link's
+    length, select its step, and show the notices (once)."""
     link = st.session_state.pop(state.LINK_PENDING, None)
     if link is None:
         return
     config = current.model.config
     prompt_tokens = len(tokenizer().encode(link.values[PROMPT])) if PROMPT in link.values else None
     fitted = fit_to_model(link, config.n_layer, config.n_head, config.n_positions, prompt_tokens)
-    for param in link.values.keys() - fitted.values.keys() - {STEP}:
+    for param in link.values.keys() - fitted.values.keys() - set(_REPLAYED):
         state.put(KEYS[param], DEFAULTS[param])
     notices = fitted.notices
-    if STEP in fitted.values:
-        _replay(current, fitted.values[STEP], notices)
+    values = fitted.values
+    param = TOKENS if TOKENS in values else STEP  # a link of an earlier version gave the step alone
+    if param in values:
+        _replay(current, param, values[param], notices)
+    session.open_example(current)
+    kept = session.current(current)
+    if kept is not None:
+        if STEP in values:
+            state.choose(state.STEP, min(values[STEP], len(kept.generation.steps)) - 1)
+        session.adopt_choices(kept)
     if notices:
         st.warning(notice_text(notices), icon="⚠️")
 
 
-def _replay(current: CurrentModel, step: int, notices: list[str]) -> None:
-    """The link's generation, run again (it is deterministic) until it has `step` steps."""
+def _replay(current: CurrentModel, param: str, tokens: int, notices: list[str]) -> None:
+    """The link's generation, written again (it is deterministic) until it has `tokens` steps, and
+    kept (`param` names the link's parameter in a notice)."""
     try:
         generation = session.start(current.model, state.get(state.PROMPT), kept_settings())
     except gpt2viz.PromptError as err:
-        notices.append(f"step {step} (the prompt cannot run: {err})")
+        notices.append(f"{param} {tokens} (the prompt cannot run: {err})")
         return
-    with st.spinner(f"Writing the link's generation up to step {step}…"):
-        advance_in_turns(generation, until=step)  # a step at a time, as the Generate page writes
-    session.keep(generation)  # its last step selected
-    if len(generation.steps) < step:
-        notices.append(f"step {step} (this generation ends after {len(generation.steps)} tokens)")
+    with st.spinner(f"Writing the link's generation, {tokens} tokens…"):
+        advance_in_turns(generation, until=tokens)  # a step at a time, as the Generate page writes
+    session.keep(generation)
+    if len(generation.steps) < tokens:
+        notices.append(f"{param} {tokens} (this generation ends after {len(generation.steps)} tokens)")
+
+
+def view_values(current: CurrentModel) -> dict[str, Any]:
+    """This session's view as link values: every linked choice (those without a default only once
+    chosen), and when the pages show a generation, its settings, its length (unless it is the
+    example a fresh visit shows) and its selected step (unless the last)."""
+    values = {}
+    for param, key in KEYS.items():
+        if param != STEP and (key in state.DEFAULTS or state.chosen(key)):
+            values[param] = state.get(key)
+    if values[MODEL] not in (DEFAULTS[MODEL], *MODELS):
+        values[MODEL] = DEFAULTS[MODEL]  # a local model's path stays out of links
+    kept = session.current(current)
+    if kept is not None:
+        values.update(settings_values(kept.generation.settings, float(values[TEMPERATURE])))
+        last = len(kept.generation.steps) - 1
+        if not session.is_example(kept):
+            values[TOKENS] = last + 1
+        if session.selected_step(kept) != last:
+            values[STEP] = session.selected_step(kept) + 1
+    return values
 
 
 @dataclass
@@ -107,35 +147,16 @@ class _Share:
     drawn: str | None = None  # the link the slot shows
 
 
-def view_values(current: CurrentModel) -> dict[str, Any]:
-    """This session's view as link values: the state, and when the page shows a generation of the
-    current prompt, the settings it was made with and its selected step. The step is left out for
-    the example a new session opens on (the default prompt and settings, written to the end, its
-    last step), so that a plain visit keeps a clean address."""
-    values = {param: state.get(key) for param, key in KEYS.items() if param != STEP}
-    if values[MODEL] not in (DEFAULTS[MODEL], *MODELS):
-        values[MODEL] = DEFAULTS[MODEL]  # a local model's path stays out of links
-    kept = session.current(current)
-    if kept is not None:
-        values.update(settings_values(kept.generation.settings, float(values[TEMPERATURE])))
-        if not session.is_example(kept):
-            values[STEP] = session.selected_step(kept) + 1
-    return values
-
-
 def share_box() -> DeltaGenerator:
     """In the sidebar, on every page: a "Share this view" popover with a slot for the link (see
-    `update`). A popover keeps the link's code block off the first screen: the browser draws it
+    `show`). A popover keeps the link's code block off the first screen: the browser draws it
     only when the popover opens (bench/README.md, "Serving a class")."""
     with st.popover("Share this view", icon=":material/link:", width="stretch"):
         return st.empty()
 
 
-def update(current: CurrentModel, box: DeltaGenerator) -> None:
-    """Once the model is loaded, in the page (where a link's notices show): a link's pending
-    settings applied, then the address and the sidebar's `box` (a link with a copy button) set to
-    this view."""
-    _apply_pending(current)
+def show(current: CurrentModel, box: DeltaGenerator) -> None:
+    """The address and the sidebar's `box` (a link with a copy button) set to this view."""
     share = _Share(current, box)
     st.session_state[state.SHARE] = share
     _sync(share)
@@ -149,18 +170,36 @@ def refresh() -> None:
         _sync(share)
 
 
+def network_host() -> str | None:
+    """This machine's address on its network, or None. Connecting a UDP socket sends nothing: it
+    only asks the kernel which address it would send from."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect(("192.0.2.1", 9))  # TEST-NET-1: never routed anywhere real
+            host = probe.getsockname()[0]
+    except OSError:
+        host = socket.gethostbyname(socket.gethostname())
+    return None if is_loopback(host) else host
+
+
 def _sync(share: _Share) -> None:
     params = to_params(view_values(share.current))
     if st.query_params.to_dict() != params:
         st.query_params.from_dict(params)
-    link = link_for(st.context.url, params)
+    page_url = st.context.url or ""
+    loopback = is_loopback(urlsplit(page_url).hostname or "")
+    address, hint = public_address(page_url, st.get_option("server.address"), os.environ.get(PUBLIC_URL_ENV),
+                                   network_host() if loopback else None)
+    link = link_for(address, params)
     if link == share.drawn:
         return
     share.drawn = link
     with share.slot.container():
         # A long prompt makes a long link: at most ~8 lines high, the rest scrolls (copy takes all).
         st.code(link, language=None, wrap_lines=True, height=min(200, 40 + 20 * (len(link) // 32)))
-        st.caption("Opens this page with the same prompt, settings and selection. The copy button "
-                   "shows when the pointer is over the link.")
+        st.caption("Opens this page with the same prompt, generation, settings and choices. The copy "
+                   "button shows when the pointer is over the link.")
+        if hint:
+            st.caption(hint)
         if state.get(state.MODEL_CHOICE) not in (DEFAULTS[MODEL], *MODELS):
             st.caption("The link leaves out the local model: it opens with the default one.")

@@ -8,7 +8,7 @@ import streamlit as st
 
 import gpt2viz
 
-from . import share, state
+from . import session, share, state
 from .charts import image_format_picker
 from .memory import memory_box
 from .models import DEFAULT_SOURCE, CurrentModel, device_label, load
@@ -58,7 +58,9 @@ def current_model() -> CurrentModel:
         image_format_picker()
         box = share.share_box()
     presenter_toggle()
-    share.update(current, box)  # a link's settings checked against the model, then the box filled
+    share.apply_link(current)  # a link's settings checked against the model, its generation written
+    session.open_example(current)  # a new session on the default prompt opens on the finished example
+    share.show(current, box)
     return current
 
 

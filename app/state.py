@@ -1,8 +1,11 @@
-"""Every session-state key the app uses, with its default. Pages share state only through these.
+"""Every session-state key the app uses, with its default and its share-link parameter. Pages
+share state only through these.
 
 A widget drawn with `widget()` keeps its value in a copy under "<key>.kept", which outlives the
 widget: a value chosen on one page (the layer, the head, the selected step) is still chosen on
-the others. Read and set these values with `get` and `put`, never through the widget key.
+the others. Read and set these values with `get` and `put` (a value the app sets) or `choose` (a
+value the person chose), never through the widget key. Every widget's key is in `LINKED` (its
+share-link parameter) or in `NOT_LINKED` (why not): `widget()` refuses any other.
 """
 
 from __future__ import annotations
@@ -48,9 +51,11 @@ STEP_SAMPLING_FOR = "step_sampling_for"  # serial of the generation these contro
 # Why this token?
 DISTRACTOR = "distractor"  # token id of the distractor, or why_sections.TYPED / NONE
 DISTRACTOR_TEXT = "distractor_text"  # the typed distractor token
-ABLATE_KIND = "ablate_kind"  # "selected head", "heads" or "neurons"
+ABLATE_KIND = "ablate_kind"  # one of ABLATE_KINDS
+ABLATE_KINDS = ("selected head", "heads", "neurons")
 ABLATE_UNITS = "ablate_units"  # typed "layer.index" pairs
-ABLATE_MODE = "ablate_mode"  # "zero" or "mean"
+ABLATE_MODE = "ablate_mode"  # one of ABLATE_MODES
+ABLATE_MODES = ("zero", "mean")
 ABLATE_RERUN = "ablate_rerun"  # bool: also re-run the whole generation with the ablation
 FORCED = "forced"  # token id the branch is forced to take
 COMPARE_PROMPT = "compare_prompt"
@@ -64,6 +69,7 @@ LINK_READ = "link_read"  # True once this session has read its address's query p
 LINK_PENDING = "link_pending"  # the address's settings, checked against the model once it is loaded
 MEMORY_BOX = "memory_box"  # the sidebar's slot for the recordings' memory line, refreshed when the page ends
 SHARE = "share"  # this run's "Share this view" box in the sidebar, refreshed when the page ends
+CHOSEN = "chosen"  # the keys whose value the person chose (not a value the app worked out)
 
 DEFAULT_PROMPT = "I love the color black, I hope someday to have a cat like that."
 DEFAULTS: dict[str, Any] = {
@@ -97,6 +103,24 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+# Each widget's share-link parameter, in the order a link lists them. Keys without a default (the
+# value depends on the sequence: a position, a token) go into a link only once chosen.
+LINKED: dict[str, str] = {
+    PROMPT: "prompt", MODEL_CHOICE: "model", LAYER: "layer", HEAD: "head", ATTN_KIND: "kind",
+    GREEDY: "greedy", TEMPERATURE: "temperature", TOP_K: "top_k", TOP_P: "top_p", SEED: "seed",
+    MAX_NEW_TOKENS: "max_new_tokens", STEP: "step", QUERY: "query", ZOOM_QUERY: "zoom_query",
+    ZOOM_KEY: "zoom_key", FIND_TOKEN: "find", MLP_STAGE: "mlp_stage", MLP_TOP_N: "neurons",
+    STEP_TEMPERATURE: "step_temperature", STEP_TOP_K: "step_top_k", STEP_TOP_P: "step_top_p",
+    DISTRACTOR: "distractor", DISTRACTOR_TEXT: "distractor_text", ABLATE_KIND: "ablate",
+    ABLATE_UNITS: "units", ABLATE_MODE: "ablate_mode", ABLATE_RERUN: "ablate_rerun", FORCED: "forced",
+    COMPARE_PROMPT: "compare", LESSON_CARD: "card", PRESENTER: "presenter",
+}
+NOT_LINKED: dict[str, str] = {
+    IMAGE_FORMAT: "how this browser saves figures, not what it shows",
+    LOCAL_PATH: "a path on the teacher's machine (the link opens the default model instead)",
+}
+
+
 def _kept(key: str) -> str:
     return key + ".kept"
 
@@ -106,15 +130,30 @@ def get(key: str) -> Any:
 
 
 def put(key: str, value: Any) -> None:
+    """Set a value the app worked out (a default for this sequence, a step's query)."""
     st.session_state[_kept(key)] = value
+    st.session_state.setdefault(CHOSEN, set()).discard(key)
+
+
+def choose(key: str, value: Any) -> None:
+    """Set a value as the person's choice: it goes into share links even where it has no default."""
+    st.session_state[_kept(key)] = value
+    st.session_state.setdefault(CHOSEN, set()).add(key)
+
+
+def chosen(key: str) -> bool:
+    return key in st.session_state.get(CHOSEN, set())
 
 
 def _keep(key: str) -> None:
-    put(key, st.session_state[key])
+    choose(key, st.session_state[key])
 
 
 def widget(draw: Callable[..., Any], label: str, *args: Any, key: str, **kwargs: Any) -> Any:
     """`draw(label, *args, key=key, **kwargs)` (e.g. st.selectbox) showing the kept value."""
+    if key not in LINKED and key not in NOT_LINKED:
+        raise KeyError(f"The widget key {key!r} has no share-link parameter: add it to app.state.LINKED "
+                       "(or to NOT_LINKED, saying why a link leaves it out).")
     if _kept(key) in st.session_state or key in DEFAULTS:
         st.session_state[key] = get(key)
     return draw(label, *args, key=key, on_change=_keep, args=(key,), **kwargs)
@@ -122,6 +161,8 @@ def widget(draw: Callable[..., Any], label: str, *args: Any, key: str, **kwargs:
 
 def keep_within(key: str, options: Sequence[Any], fallback: Any) -> None:
     """Before the widget on `key` is drawn: reset its value to `fallback` when it is no longer
-    one of `options` (a smaller model, a shorter sequence)."""
-    if get(key) not in options:
+    one of `options` (a smaller model, a shorter sequence). A key with no default (a position, a
+    token of this sequence) shows `fallback` until the person chooses: a fresh visit works out the
+    same value, so a share link can leave it out."""
+    if get(key) not in options or (key not in DEFAULTS and not chosen(key)):
         put(key, fallback)

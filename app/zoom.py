@@ -14,8 +14,8 @@ def _jump(n: int) -> None:
     position = st.session_state.get(state.ZOOM_FOUND)
     if position is not None:
         first_query, first_key = window_around(position, n)
-        state.put(state.ZOOM_QUERY, first_query)
-        state.put(state.ZOOM_KEY, first_key)
+        state.choose(state.ZOOM_QUERY, first_query)
+        state.choose(state.ZOOM_KEY, first_key)
 
 
 def zoom_controls(texts: list[str], labels: list[str]) -> tuple[int, int]:

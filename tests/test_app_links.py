@@ -1,6 +1,6 @@
 """Shareable links in the app: the address follows the view, and a fresh session opened from it
-shows the same view (the same generation, re-run up to the step); bad parameters fall back with
-one notice, never an error.
+shows the same view (the same generation, written again to the same length, the same step and
+choices); bad parameters fall back with one notice, never an error.
 
 AppTest cannot open a page from an address's path: it selects pages by a hash. Before the first
 run `switch_page` uses the hash of the file's name, which is the hash the page's address gives
@@ -16,7 +16,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import gpt2viz
-from app.link_params import link_for
+from app import share
+from app.link_params import PUBLIC_URL_ENV, link_for
 from gpt2viz.paths import ASSETS
 from tests.app_support import (
     APP,
@@ -33,7 +34,7 @@ from tests.app_support import (
     texts,
 )
 
-pytestmark = pytest.mark.usefixtures("app_model")
+pytestmark = pytest.mark.usefixtures("app_model", "public_url")
 
 HOST = "http://localhost:8501/"
 ADDRESSES = {GENERATE: "", ATTENTION: "attention", QKV: "qkv", MLP: "mlp", INSIDE_STEP: "step", WHY: "why"}
@@ -41,6 +42,13 @@ TITLES = {GENERATE: "Generate", ATTENTION: "Attention", QKV: "Q · K · V", MLP:
           INSIDE_STEP: "Inside a step", WHY: "Why this token?"}
 PROMPT = "The cat sat on the mat because it was warm"
 NOTICE = "Some link settings were not usable and were reset: "
+
+
+@pytest.fixture
+def public_url(monkeypatch):
+    """Links name the address these tests give the app; the rule for a teacher on localhost (the
+    machine's network address instead) is tested on its own below."""
+    monkeypatch.setenv(PUBLIC_URL_ENV, HOST.rstrip("/"))
 
 
 def address(page: str) -> str:
@@ -86,15 +94,17 @@ def test_a_plain_visit_has_a_clean_address_and_the_address_follows_the_view():
     assert shared_link(at) == address(GENERATE)  # the bare address: the default view
     generate(at, PROMPT, max_new_tokens=3)
     steps = len(session_generation(at).steps)
-    # made by the page after the sidebar was drawn: the address and the link follow at the page's end
-    assert at.query_params == {"prompt": PROMPT, "step": str(steps), "max_new_tokens": "3"}
+    # made by the page after the sidebar was drawn: the address and the link follow at the page's end;
+    # the last step is selected, as a fresh visit selects it: no step in the link
+    assert at.query_params == {"prompt": PROMPT, "tokens": str(steps), "max_new_tokens": "3"}
     assert shared_link(at) == link_for(address(GENERATE), at.query_params)
     at.select_slider(key="step").set_value(0).run()
     assert at.query_params["step"] == "1"
     at.context["url"] = address(ATTENTION)
     at.switch_page(ATTENTION).run()
     at.selectbox(key="layer").set_value(1).run()
-    assert at.query_params == {"prompt": PROMPT, "layer": "1", "step": "1", "max_new_tokens": "3"}
+    assert at.query_params == {"prompt": PROMPT, "layer": "1", "tokens": str(steps), "step": "1",
+                               "max_new_tokens": "3"}
     assert shared_link(at) == link_for(address(ATTENTION), at.query_params)
     assert shared_link(at).startswith(HOST + "attention?prompt=The%20cat%20sat")
 
@@ -118,7 +128,8 @@ def test_round_trip_a_view_through_its_link():
     at.selectbox(key="head").set_value(1)
     at.select_slider(key="step").set_value(index).run()
     params = dict(at.query_params)
-    assert params["step"] == str(index + 1) and params["model"] == gpt2viz.BUNDLED_NAME
+    assert params["step"] == str(index + 1) and params["tokens"] == str(len(first.steps))
+    assert params["model"] == gpt2viz.BUNDLED_NAME
     assert params["greedy"] == "false" and params["seed"] == "11" and params["top_k"] == "50"
     assert shared_link(at) == link_for(address(ATTENTION), params)
 
@@ -134,8 +145,7 @@ def test_round_trip_a_view_through_its_link():
     assert other.select_slider(key="step").value == index
     again = session_generation(other)
     assert again.settings == first.settings and again.prompt == PROMPT
-    assert len(again.steps) == index + 1
-    assert again.ids == first.ids[: len(first.prompt_ids) + index + 1]
+    assert again.ids == first.ids  # written again to the whole length, not only up to the step
     # on the Generate page it is this session's generation, made with its settings: no "another" caption
     other.switch_page(GENERATE).run()
     assert not other.exception
@@ -185,12 +195,16 @@ def test_a_step_the_generation_does_not_reach():
     n = app_config().n_positions
     prompt = " a" * (n - 3)  # three positions left: the generation stops at the context limit
     assert len(gpt2viz.load_tokenizer().encode(prompt)) == n - 3
-    at = open_link({"prompt": prompt, "step": "5"})
+    at = open_link({"prompt": prompt, "tokens": "5"})
     run = session_generation(at)
     assert run.finished and len(run.steps) <= 3
-    assert notices(at) == [f"{NOTICE}step 5 (this generation ends after {len(run.steps)} tokens)."]
+    assert notices(at) == [f"{NOTICE}tokens 5 (this generation ends after {len(run.steps)} tokens)."]
     assert kept(at, "step") == len(run.steps) - 1  # its last step
-    assert at.query_params["step"] == str(len(run.steps))
+    assert at.query_params["tokens"] == str(len(run.steps)) and "step" not in at.query_params
+    # a link of an earlier version named the step alone: it is written up to that step
+    old = open_link({"prompt": prompt, "step": "5"})
+    assert notices(old) == [f"{NOTICE}step 5 (this generation ends after {len(run.steps)} tokens)."]
+    assert session_generation(old).ids == run.ids
 
 
 def test_a_link_to_a_model_that_cannot_load_here_falls_back_to_the_default():
@@ -218,11 +232,11 @@ def test_a_local_model_stays_out_of_the_link():
 
 @pytest.mark.parametrize("page", [ATTENTION, QKV, MLP, INSIDE_STEP, WHY])
 def test_each_page_opens_from_a_link(page):
-    params = {"prompt": PROMPT, "layer": "1", "head": "2", "step": "2", "max_new_tokens": "3"}
+    params = {"prompt": PROMPT, "layer": "1", "head": "2", "max_new_tokens": "3", "tokens": "3", "step": "2"}
     at = open_link(params, page)
     assert notices(at) == [] and texts(at, "error") == []
     run = session_generation(at)
-    assert run.prompt == PROMPT and len(run.steps) == 2  # re-run up to the step, not further
+    assert run.prompt == PROMPT and len(run.steps) == 3  # written to the link's length, past the step
     assert kept(at, "layer") == 1 and kept(at, "head") == 2 and kept(at, "step") == 1
     assert at.selectbox(key="layer").value == 1
     if page != MLP:  # the MLP page has no head
@@ -233,3 +247,46 @@ def test_each_page_opens_from_a_link(page):
         assert at.selectbox(key="query").value == run.steps[1].query_position
     assert dict(at.query_params) == params
     assert shared_link(at) == link_for(address(page), params)
+
+
+@pytest.mark.parametrize("page", [ATTENTION, QKV, WHY])
+def test_a_link_without_a_generation_opens_on_the_example_as_a_fresh_visit_does(page):
+    """The teacher opened the app, went to a page and picked head 1: the students' link has no
+    prompt and no tokens, and shows the same finished example, not the prompt alone."""
+    teacher = new_app()
+    example = session_generation(teacher)
+    teacher.context["url"] = address(page)
+    teacher.switch_page(page).run()
+    teacher.selectbox(key="head").set_value(1).run()
+    assert dict(teacher.query_params) == {"head": "1"}
+    student = open_link(dict(teacher.query_params), page)
+    assert session_generation(student) is example  # the process's finished example
+    assert student.selectbox(key="head").value == 1
+    if page != QKV:
+        assert student.select_slider(key="step").value == len(example.steps) - 1
+
+
+def test_a_links_choices_hold_on_the_generation_it_writes_again():
+    """Choices that follow a generation (the Q·K·V query, the step's sampling controls) are kept for
+    the generation the link writes again, not reset as for a new one; presenter view and the
+    pattern/scores choice come along."""
+    params = {"prompt": PROMPT, "tokens": "3", "max_new_tokens": "3", "query": "2", "step_temperature": "1.5",
+              "kind": "scores", "presenter": "true"}
+    at = open_link(params, QKV)
+    assert notices(at) == []
+    assert at.selectbox(key="query").value == 2  # not the last step's query
+    assert kept(at, "attn_kind") == "scores" and at.toggle(key="presenter").value is True
+    at.switch_page(INSIDE_STEP).run()
+    assert at.slider(key="step_temperature").value == 1.5
+    assert {k: v for k, v in at.query_params.items() if k in params} == params
+
+
+def test_a_teacher_on_localhost_shares_the_machines_network_address(monkeypatch):
+    monkeypatch.delenv(PUBLIC_URL_ENV)
+    monkeypatch.setattr(share, "network_host", lambda: "10.1.2.3")
+    at = new_app()
+    at.context["url"] = address(ATTENTION)
+    at.switch_page(ATTENTION).run()
+    at.selectbox(key="head").set_value(1).run()
+    assert shared_link(at) == "http://10.1.2.3:8501/attention?head=1"
+    assert any("uses this machine's network address (10.1.2.3)" in c for c in texts(at.sidebar, "caption"))

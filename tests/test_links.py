@@ -23,6 +23,27 @@ ALL = {
     "top_p": 0.9,
     "seed": 12345,
     "max_new_tokens": 30,
+    "tokens": 12,
+    "kind": "scores",
+    "query": 4,
+    "zoom_query": 64,
+    "zoom_key": 32,
+    "find": " cat",
+    "mlp_stage": "pre",
+    "neurons": 48,
+    "step_temperature": 1.25,
+    "step_top_k": 5,
+    "step_top_p": 0.5,
+    "distractor": -1,  # app.why_sections.TYPED: the distractor is typed
+    "distractor_text": " dog",
+    "ablate": "heads",
+    "units": "0.1, 1.2",
+    "ablate_mode": "mean",
+    "ablate_rerun": True,
+    "forced": 262,
+    "compare": "The dog sat on the mat",
+    "card": 3,
+    "presenter": True,
 }
 
 
@@ -34,7 +55,7 @@ def test_no_parameters_is_the_default_view():
 
 def test_every_parameter_read():
     params = to_params(ALL)
-    assert list(params) == list(links.KEYS)  # a fixed order, the one the module lists
+    assert list(params) == list(links.ORDER)  # a fixed order, the one the module lists
     link = parse_params(params)
     assert link.notices == []
     assert link.values == ALL
@@ -60,14 +81,30 @@ def test_keys_are_the_session_keys_with_their_defaults():
     assert links.KEYS["model"] == state.MODEL_CHOICE and links.KEYS["step"] == state.STEP
     for param, key in links.KEYS.items():
         assert links.DEFAULTS[param] == state.DEFAULTS.get(key)
-    assert links.DEFAULTS["step"] is None  # no generation
+    assert links.DEFAULTS["step"] is None and links.DEFAULTS["tokens"] is None  # no generation
+
+
+def test_every_linked_key_has_a_parameter_and_a_parser():
+    """The link table: each widget key of app.state is linked or says why not; each link parameter
+    is read by a parser and written in ORDER."""
+    assert set(ALL) == set(links.ORDER) == set(links.PARSERS)
+    assert set(links.KEYS.values()) == set(state.LINKED)
+    assert not set(state.LINKED) & set(state.NOT_LINKED)
+    assert all(reason for reason in state.NOT_LINKED.values())
 
 
 @pytest.mark.parametrize(("param", "raw", "why"), [
     ("layer", "abc", 'layer "abc" (not a whole number)'),
     ("layer", "-1", "layer -1 (must be at least 0)"),
     ("layer", "1.5", "layer 1.5 (not a whole number)"),
-    ("layer", "9" * 40, "(must be at least 0)"),  # too many digits: out of range, not a crash
+    ("layer", "9" * 40, "(too large)"),  # too many digits: out of range, not a crash
+    ("step", "99999999999999999999999", "step 99999999999999999999999 (too large)"),
+    ("layer", "-" + "9" * 40, "(must be at least 0)"),
+    ("kind", "weights", 'kind "weights" (must be pattern or scores)'),
+    ("ablate", "all", 'ablate "all" (must be selected head or heads or neurons)'),
+    ("presenter", "big", 'presenter "big" (must be true or false)'),
+    ("distractor", "-3", "distractor -3 (must be -2–50257)"),
+    ("find", "x" * 201, "(too long: 201 characters, at most 200)"),
     ("head", "", 'head "" (not a whole number)'),
     ("seed", "abc", 'seed "abc" (not a whole number)'),
     ("seed", str(2**31), f"seed {2**31} (must be 0–{2**31 - 1})"),
@@ -120,9 +157,18 @@ def test_unknown_parameters_are_ignored():
 def test_a_step_beyond_the_new_tokens_asked_for_becomes_the_last():
     link = parse_params({"step": "30", "max_new_tokens": "8"})
     assert link.values == {"step": 8, "max_new_tokens": 8}
-    assert link.notices == ["step 30 (the link asks for 8 new tokens; showing the last)"]
+    assert link.notices == ["step 30 (the link's generation has 8 new tokens; showing the last)"]
     assert parse_params({"step": "25"}).values == {"step": 20}  # the default max_new_tokens
     assert parse_params({"step": "20"}).notices == []
+
+
+def test_tokens_bound_the_step_and_are_bounded_by_the_new_tokens_asked_for():
+    link = parse_params({"tokens": "12", "step": "15", "max_new_tokens": "30"})
+    assert link.values == {"tokens": 12, "step": 12, "max_new_tokens": 30}
+    assert link.notices == ["step 15 (the link's generation has 12 new tokens; showing the last)"]
+    link = parse_params({"tokens": "40", "max_new_tokens": "30"})
+    assert link.values == {"tokens": 30, "max_new_tokens": 30}
+    assert link.notices == ["tokens 40 (the link asks for 30 new tokens at most)"]
 
 
 def test_fit_to_model():
@@ -140,7 +186,7 @@ def test_fit_to_model_keeps_values_that_fit():
 
 
 def test_a_prompt_longer_than_the_context_drops_it_and_its_step():
-    link = parse_params({"prompt": "a " * 600, "step": "3", "layer": "1"})
+    link = parse_params({"prompt": "a " * 600, "step": "3", "tokens": "5", "layer": "1"})
     fitted = fit_to_model(link, 4, 4, 512, prompt_tokens=600)
     assert fitted.values == {"layer": 1}
     assert fitted.notices == ["prompt (600 tokens; this model's context holds 512)"]
@@ -174,3 +220,23 @@ def test_round_trip_of_a_generation_settings():
         rebuilt = Settings(values["greedy"], values["temperature"], values["top_k"], values["top_p"],
                            values["seed"], values["max_new_tokens"])
         assert rebuilt.generate_kwargs() == settings
+
+
+@pytest.mark.parametrize(("page", "listen", "public", "network", "address", "hint"), [
+    # a public address set by whoever started the server wins
+    ("http://localhost:8501/attention", None, "https://class.example.org/gpt2/", "10.0.0.5",
+     "https://class.example.org/gpt2/attention", None),
+    # the teacher opened the app by its network address: students can use the same
+    ("http://10.0.0.5:8501/attention", None, None, "10.0.0.5", "http://10.0.0.5:8501/attention", None),
+    # on localhost, listening on every address: the machine's network address instead, with a hint
+    ("http://localhost:8501/qkv", None, None, "10.0.0.5", "http://10.0.0.5:8501/qkv", "network address"),
+    ("http://127.0.0.1:8501/", "0.0.0.0", None, "192.168.1.7", "http://192.168.1.7:8501/", "network address"),
+    # on localhost with no network: the link stays, and says how to fix it
+    ("http://localhost:8501/", "", None, None, "http://localhost:8501/", "GPT2VIZ_PUBLIC_URL"),
+    # listening on this machine only: nobody else can open it, whatever the address
+    ("http://localhost:8501/", "127.0.0.1", None, "10.0.0.5", "http://localhost:8501/", "listens only on"),
+])
+def test_the_link_names_an_address_students_can_reach(page, listen, public, network, address, hint):
+    got, told = links.public_address(page, listen, public, network)
+    assert got == address
+    assert (told is None) if hint is None else (hint in told)

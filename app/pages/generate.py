@@ -8,7 +8,8 @@ from streamlit.delta_generator import DeltaGenerator
 import gpt2viz
 from app import session, state
 from app.charts import chart
-from app.model_turn import LiveRedraw, advance_in_turns, model_turn
+from app.computations import full_recording
+from app.model_turn import LiveRedraw, advance_in_turns
 from app.models import device_label, tokenizer
 from app.pickers import step_selector
 from app.presenter import presenter_on
@@ -32,12 +33,6 @@ def strip(generation: Generation, selected: int | None = None, progress: int | N
     tok = tokenizer()
     return token_strip_html(tok.token_texts(generation.prompt_ids), [step.text for step in generation.steps],
                             selected, tok.character_groups(generation.ids), progress)
-
-
-def full_recording(model: gpt2viz.GPT2, ids: list[int]) -> gpt2viz.Trace:
-    """Every hook point of the sequence, recorded when the download is clicked, in the model's turn."""
-    with model_turn():
-        return model.run_with_capture(ids)
 
 
 def extend(generation: Generation, to_end: bool, live: DeltaGenerator) -> None:
@@ -91,8 +86,6 @@ if next_clicked or generate_clicked:
         st.error(str(err))
         st.stop()  # the one message: no hint below it
 
-if session.last() is None and prompt == state.DEFAULT_PROMPT:
-    session.keep(session.example(current.model, current.source))  # a finished example
 kept = session.last()
 if kept is None:
     st.info("Press **Next token** for one step, or **Generate** to write to the end.")
@@ -113,7 +106,7 @@ json_column.download_button("Download the generation (JSON)", on_click="ignore",
                             data=lambda: json.dumps(generation.to_dict(), indent=1, ensure_ascii=False))
 trace_column.download_button("Download the recording (trace)", on_click="ignore",
                              file_name="gpt2viz-trace.safetensors", mime="application/octet-stream",
-                             data=lambda: trace_bytes(full_recording(current.model, generation.ids)),
+                             data=lambda: trace_bytes(full_recording(current.source, tuple(generation.ids))),
                              help="Every hook point of the whole sequence; open it with gpt2viz.load_trace")
 if generation.finished:
     reason = session.STOP_MESSAGES[generation.steps[-1].stop_reason]
