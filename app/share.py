@@ -91,9 +91,10 @@ def apply_link(current: CurrentModel) -> None:
         state.put(KEYS[param], DEFAULTS[param])
     notices = fitted.notices
     values = fitted.values
-    param = TOKENS if TOKENS in values else STEP  # a link of an earlier version gave the step alone
-    if param in values:
-        _replay(current, param, values[param], notices)
+    if TOKENS in values:
+        _replay(current, TOKENS, values[TOKENS], notices)
+    elif STEP in values and state.get(state.PROMPT) != state.DEFAULT_PROMPT:
+        _replay(current, STEP, values[STEP], notices)  # a link from before `tokens`: up to its step
     session.open_example(current)
     kept = session.current(current)
     if kept is not None:

@@ -24,6 +24,7 @@ from tests.app_support import (
     ATTENTION,
     GENERATE,
     INSIDE_STEP,
+    LESSON,
     MLP,
     QKV,
     WHY,
@@ -37,9 +38,10 @@ from tests.app_support import (
 pytestmark = pytest.mark.usefixtures("app_model", "public_url")
 
 HOST = "http://localhost:8501/"
-ADDRESSES = {GENERATE: "", ATTENTION: "attention", QKV: "qkv", MLP: "mlp", INSIDE_STEP: "step", WHY: "why"}
+ADDRESSES = {GENERATE: "", ATTENTION: "attention", QKV: "qkv", MLP: "mlp", INSIDE_STEP: "step", WHY: "why",
+             LESSON: "lesson"}
 TITLES = {GENERATE: "Generate", ATTENTION: "Attention", QKV: "Q · K · V", MLP: "MLP",
-          INSIDE_STEP: "Inside a step", WHY: "Why this token?"}
+          INSIDE_STEP: "Inside a step", WHY: "Why this token?", LESSON: "Lesson: how GPT-2 works"}
 PROMPT = "The cat sat on the mat because it was warm"
 NOTICE = "Some link settings were not usable and were reset: "
 

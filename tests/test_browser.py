@@ -250,7 +250,7 @@ def test_a_share_link_opens_the_same_view(server, browser):
     from gpt2viz.viz.tokens import token_labels
 
     prompt = "The cat sat on the mat because it was warm"
-    url = link_for(server + "/attention", to_params({"prompt": prompt, "layer": 1, "head": 2, "step": 2}))
+    url = link_for(server + "/attention", to_params({"prompt": prompt, "layer": 1, "head": 2, "tokens": 2}))
     page = open_link(browser, url, "Layer 1, head 2: attention pattern")
     page.get_by_role("heading", name="Attention").wait_for(timeout=180_000)
     assert drawn(page, "[data-testid='stPlotlyChart'] .heatmaplayer image")
