@@ -10,6 +10,7 @@ from .generation import (
     Candidate,
     Generation,
     Step,
+    advance_together,
     encode_prompt,
     generate,
 )
@@ -26,7 +27,7 @@ from .trace import Trace
 __all__ = [
     "BUNDLED_NAME", "Candidate", "EOT_ID", "EOT_TEXT", "GPT2", "GPT2Config", "GPT2Tokenizer", "Generation",
     "LoadError", "PRESETS", "PromptError", "Recorder", "STOP_CONTEXT", "STOP_ENDOFTEXT",
-    "STOP_MAX_TOKENS", "SamplingStages", "Step", "Trace", "act_name", "encode_prompt", "generate",
-    "kv_cache_bytes", "lens", "load_default_model", "load_model", "load_tokenizer", "load_trace",
-    "cached_step", "sampling_stages", "save_model", "save_trace",
+    "STOP_MAX_TOKENS", "SamplingStages", "Step", "Trace", "act_name", "advance_together", "cached_step",
+    "encode_prompt", "generate", "kv_cache_bytes", "lens", "load_default_model", "load_model",
+    "load_tokenizer", "load_trace", "sampling_stages", "save_model", "save_trace",
 ]

@@ -11,7 +11,7 @@ import torch
 from .errors import EMPTY_PROMPT, PromptError
 from .hooks import act_name
 from .model import GPT2
-from .recording import Edit, Recorder
+from .recording import Edit, PackedRecorder, Recorder
 from .sampling import check_sampling, draw, sampling_stages
 from .tokenizer import EOT_ID, GPT2Tokenizer
 from .trace import Trace
@@ -158,30 +158,40 @@ class Generation:
 
     def advance(self) -> Step:
         """Generate one more token and return its step (with this step's trace)."""
-        if self.finished:
-            raise RuntimeError(f"This generation has finished ({self.stop_reason}); start a new "
-                               "Generation to write more.")
-        index, model = len(self.steps), self.model
-        start = self._cache.length if self._cache is not None else 0
-        rec = None
-        if self._record or self._edits:
-            rec = Recorder(self._names if self._record else [], self._edits)
+        rec = self._next_recorder()
         with torch.inference_mode():
-            idx = torch.tensor([self._pending], device=model.device)  # [1, pos]
+            idx = torch.tensor([self._pending], device=self.model.device)  # [1, pos]
             # A recorded step keeps every position's logits in its trace; otherwise only the last
             # position's are computed (the prompt's first step, and every step without a cache).
             if self._record:
-                logits = model(idx, self._cache, rec)  # [1, pos, vocab]
-                last = logits[0, -1]
+                logits = self.model(idx, self._cache, rec)[0]  # [pos, vocab]
             else:
-                logits, last = None, model.last_logits(idx, self._cache, rec)[0]
-            last = last.float().cpu()  # [vocab]
-            probs = last.softmax(-1)
-            token = self._choose(last, index)
+                logits = self.model.last_logits(idx, self._cache, rec)  # [1, vocab]
+        return self._take(logits, rec)
+
+    def _next_recorder(self) -> Recorder | None:
+        """The recorder of the next step (None when it neither records nor edits); raises once the
+        generation has finished."""
+        if self.finished:
+            raise RuntimeError(f"This generation has finished ({self.stop_reason}); start a new "
+                               "Generation to write more.")
+        if self._record or self._edits:
+            return Recorder(self._names if self._record else [], self._edits)
+        return None
+
+    @torch.inference_mode()
+    def _take(self, logits: torch.Tensor, rec: Recorder | None) -> Step:
+        """The step whose forward pass gave `logits` ([pos, vocab] when recorded, else [1, vocab]
+        of the last position) and filled `rec`: the token chosen, the step kept, the cache moved."""
+        index, model = len(self.steps), self.model
+        last = logits[-1].float().cpu()  # [vocab]
+        probs = last.softmax(-1)
+        token = self._choose(last, index)
         position = len(self.prompt_ids) + index
         trace = None
         if self._record:
-            trace = Trace(rec.tensors, logits, self._pending, start, model.config, model.name)
+            start = position - len(self._pending)
+            trace = Trace(rec.tensors, logits[None], self._pending, start, model.config, model.name)
         step = Step(
             index=index,
             position=position,
@@ -219,6 +229,35 @@ class Generation:
         if trace is None or not all(name in trace for name in self._patterns):
             return None
         return torch.stack([trace[name][:, -1, :] for name in self._patterns]).to(torch.float16)
+
+
+def advance_together(generations: Sequence[Generation]) -> list[Step]:
+    """Advance every generation by one step in one forward pass of their shared model; their
+    steps, in order, each what its own `advance()` would have returned (up to float rounding).
+
+    Prompts of any length, first steps (the whole prompt) and later ones (one token over the
+    cache), recorded or not, edited or not, go together: their new positions are packed along one
+    axis with no padding, so the weights are read once for all of them (`GPT2.run_packed`). A
+    finished generation raises as `advance()` does, before anything runs."""
+    if not generations:
+        return []
+    model = generations[0].model
+    if any(g.model is not model for g in generations):
+        raise ValueError("advance_together needs generations of one model: they share its forward pass.")
+    if len({id(g) for g in generations}) < len(generations):
+        raise ValueError("A generation appears twice: each advances by one step.")
+    recorders = [g._next_recorder() for g in generations]  # raises for a finished one
+    with torch.inference_mode():
+        resid, rec = model.run_packed([g._pending for g in generations], [g._cache for g in generations],
+                                      recorders)
+        # Only what each one's own step unembeds: every position when it records, else its last.
+        rows = [part if g._record else part[:, -1:] for g, part in
+                zip(generations, resid.split([len(g._pending) for g in generations], 1), strict=True)]
+        lengths = [row.shape[1] for row in rows]
+        final = PackedRecorder(recorders, lengths) if rec is not None else None
+        logits = model.unembed(torch.cat(rows, 1), final)[0]  # [sum of lengths, vocab]
+    return [g._take(part.clone(), r) for g, part, r in
+            zip(generations, logits.split(lengths), recorders, strict=True)]
 
 
 def generate(model: GPT2, tok: GPT2Tokenizer, prompt: str | Sequence[int], *args: Any,

@@ -2,7 +2,7 @@
 
 Parameter names follow the Hugging Face Hub file without the `transformer.` prefix (`wte`,
 `h.0.attn.c_attn`, ...), so loading is a copy plus the Conv1D transposes. Hook names follow
-TransformerLens (`blocks.0.attn.hook_pattern`); see docs/ARCHITECTURE.md and gpt2viz/hooks.py for the table of shapes.
+TransformerLens (`blocks.0.attn.hook_pattern`); gpt2viz/hooks.py declares them with their shapes.
 Attention is written out (Q·Kᵀ, ÷√d_head, mask, softmax, ·V) whenever a recorder asks for the
 scores, mask or pattern; otherwise the fused kernel computes the same thing faster.
 """
@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .config import GPT2Config
-from .errors import EMPTY_PROMPT, PromptError
+from .errors import EMPTY_PROMPT, PromptError, prompt_too_long
 from .hooks import EMBED_HOOKS, FINAL_HOOKS, hook_names_for, layer_names
 from .kv_cache import KVCache
-from .recording import Edit, Recorder, hook
+from .recording import Edit, PackedRecorder, Recorder, hook
 from .trace import Trace
 
 _EMBED, _POS_EMBED = (h.name() for h in EMBED_HOOKS)
@@ -60,6 +61,17 @@ def _softmax(scores: torch.Tensor, in_place: bool) -> torch.Tensor:
 def _gelu(pre: torch.Tensor) -> torch.Tensor:
     """GPT-2's GELU (the tanh approximation)."""
     return F.gelu(pre, approximate="tanh")
+
+
+@dataclass(frozen=True)
+class Packed:
+    """Several sequences' new positions packed along one axis, [1, N, ...] with N = sum of
+    `lengths` (`GPT2.run_packed`): token-wise layers run them together, and attention runs each
+    over its own cache (None: over its own positions only) with its own recorder."""
+
+    lengths: list[int]
+    caches: list[KVCache | None]
+    recorders: list[Recorder | None]
 
 
 class LayerNorm(nn.LayerNorm):
@@ -103,14 +115,27 @@ class Attention(nn.Module):
         self._explicit = tuple(self.names[s] for s in ("mask", "attn_scores", "pattern"))
 
     def forward(
-        self, x: torch.Tensor, cache: KVCache | None, rec: Recorder | None
+        self, x: torch.Tensor, cache: KVCache | Packed | None, rec: Recorder | PackedRecorder | None
     ) -> torch.Tensor:
         B, T, C = x.shape  # batch, new positions, d_model
-        H, D, n = self.n_head, self.d_head, self.names
-        q, k, v = self.c_attn(x).split(C, dim=2)
-        q = hook(rec, n["q"], q.view(B, T, H, D))  # [B, T, H, D]
-        k = hook(rec, n["k"], k.view(B, T, H, D))  # [B, T, H, D]
-        v = hook(rec, n["v"], v.view(B, T, H, D))  # [B, T, H, D]
+        H, D = self.n_head, self.d_head
+        q, k, v = (t.view(B, T, H, D) for t in self.c_attn(x).split(C, dim=2))  # [B, T, H, D] each
+        if not isinstance(cache, Packed):
+            return self._project(self._attend(q, k, v, cache, rec), rec)
+        # Several sequences packed along T: each attends over its own cache, with its own recorder.
+        zs = [self._attend(*parts, seq_cache, seq_rec) for *parts, seq_cache, seq_rec in zip(
+            q.split(cache.lengths, 1), k.split(cache.lengths, 1), v.split(cache.lengths, 1),
+            cache.caches, cache.recorders, strict=True)]
+        if not any(r is not None and r.wants(self.names["result"]) for r in cache.recorders):
+            return self.c_proj(torch.cat(zs, 1).reshape(B, T, C))  # [B, T, C]: one projection for all
+        return torch.cat([self._project(z, r) for z, r in zip(zs, cache.recorders, strict=True)], 1)
+
+    def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cache: KVCache | None,
+                rec: Recorder | None) -> torch.Tensor:
+        """z [B, T, H, D] of one sequence's new positions q, k, v [B, T, H, D] over its cache."""
+        B, T, _, _ = q.shape
+        n = self.names
+        q, k, v = hook(rec, n["q"], q), hook(rec, n["k"], k), hook(rec, n["v"], v)  # [B, T, H, D]
         past = 0
         if cache is not None:
             past = cache.length
@@ -118,7 +143,7 @@ class Attention(nn.Module):
         S = past + T
 
         if rec is not None and any(rec.wants(name) for name in self._explicit):
-            allowed = hook(rec, n["mask"], causal_mask(past, S, x.device).expand(B, T, S))
+            allowed = hook(rec, n["mask"], causal_mask(past, S, q.device).expand(B, T, S))
             scores = attention_scores(q, k, allowed)  # [B, H, T, S]
             # A whole sequence's kept scores are rebuilt from q and k when read: keeping them would
             # double the largest memory of a recording. Over a cache (a generation step) they are
@@ -131,15 +156,20 @@ class Attention(nn.Module):
             pattern = hook(rec, n["pattern"], _softmax(scores, in_place=reuse))  # [B, H, T, S]
             z = torch.matmul(pattern, v.transpose(1, 2)).transpose(1, 2)  # [B, T, H, D]
         else:
-            mask = causal_mask(past, S, x.device) if T > 1 and past > 0 else None
+            mask = causal_mask(past, S, q.device) if T > 1 and past > 0 else None
             z = F.scaled_dot_product_attention(
                 q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
                 attn_mask=mask, is_causal=(past == 0 and T > 1),
             ).transpose(1, 2)  # [B, T, H, D]
-        z = hook(rec, n["z"], z)
-        if rec is not None and rec.wants(n["result"]):
+        return hook(rec, n["z"], z)
+
+    def _project(self, z: torch.Tensor, rec: Recorder | PackedRecorder | None) -> torch.Tensor:
+        """The output projection W_O · z + b_O, [B, T, C], through each head's result when asked."""
+        B, T, H, D = z.shape
+        C = H * D
+        if rec is not None and rec.wants(self.names["result"]):
             w_o = self.c_proj.weight.view(C, H, D)  # [d_model, H, D]: column block h is head h's slice
-            result = hook(rec, n["result"], torch.einsum("bthd,chd->bthc", z, w_o))  # [B, T, H, C]
+            result = hook(rec, self.names["result"], torch.einsum("bthd,chd->bthc", z, w_o))  # [B, T, H, C]
             return result.sum(2) + self.c_proj.bias  # [B, T, C]
         return self.c_proj(z.reshape(B, T, C))  # [B, T, C]
 
@@ -176,7 +206,7 @@ class Block(nn.Module):
         self.mlp = MLP(config, layer)
 
     def forward(
-        self, x: torch.Tensor, cache: KVCache | None, rec: Recorder | None
+        self, x: torch.Tensor, cache: KVCache | Packed | None, rec: Recorder | PackedRecorder | None
     ) -> torch.Tensor:
         n = self.names
         x = hook(rec, n["resid_pre"], x)  # [B, T, C]
@@ -265,6 +295,36 @@ class GPT2(nn.Module):
             cache.advance(T)
         return x
 
+    def run_packed(self, pending: Sequence[Sequence[int]], caches: Sequence[KVCache | None],
+                   recorders: Sequence[Recorder | None]) -> tuple[torch.Tensor, PackedRecorder | None]:
+        """Several sequences' next positions in one pass: `pending[i]` follows `caches[i]` (None:
+        the sequence from its start) and is recorded by `recorders[i]`. Their positions are packed
+        along one axis, with no padding: the linear layers and the MLP run them together, each
+        attends over its own cache. Returns the residual stream leaving the last block, [1, N,
+        d_model] in `pending`'s order, and the recorders as one (None when there are none)."""
+        lengths = [len(ids) for ids in pending]
+        pasts = [cache.length if cache is not None else 0 for cache in caches]
+        for past, length in zip(pasts, lengths, strict=True):
+            if past + length > self.config.n_positions:
+                raise PromptError(f"{past + length} tokens exceed the model's context of "
+                                  f"{self.config.n_positions}.")
+        for rec in recorders:
+            if rec is not None:
+                rec.bind(self._hook_names)
+        rec = PackedRecorder(recorders, lengths) if any(r is not None for r in recorders) else None
+        flat = [i for ids in pending for i in ids]
+        idx = torch.tensor([flat], dtype=torch.long, device=self.device)  # [1, N]
+        pos = torch.cat([torch.arange(past, past + length, device=self.device)
+                         for past, length in zip(pasts, lengths, strict=True)])  # [N]
+        x = hook(rec, _EMBED, self.wte(idx)) + hook(rec, _POS_EMBED, self.wpe(pos)[None])  # [1, N, C]
+        packed = Packed(lengths, list(caches), list(recorders))
+        for block in self.h:
+            x = block(x, packed, rec)
+        for cache, length in zip(caches, lengths, strict=True):
+            if cache is not None:
+                cache.advance(length)
+        return x, rec
+
     def last_logits(
         self,
         idx: torch.Tensor,
@@ -296,7 +356,8 @@ class GPT2(nn.Module):
     def check_ids(self, ids: Sequence[int], reserve: int = 0) -> list[int]:
         """`ids` as a list, or a PromptError that says what is wrong with them.
 
-        `reserve` positions of the context must stay free (1 when a token is to be generated).
+        `reserve` positions of the context must stay free (1 when a token is to be generated); a
+        prompt too long gets the same message either way (`errors.prompt_too_long`).
         """
         ids = [int(i) for i in ids]
         if not ids:
@@ -305,13 +366,8 @@ class GPT2(nn.Module):
         bad = [i for i in ids if not 0 <= int(i) < vocab]
         if bad:
             raise PromptError(f"Token ids {bad[:5]} are outside this model's vocabulary (0..{vocab - 1}).")
-        limit = self.config.n_positions
-        if len(ids) > limit - reserve:
-            free = " and one position must stay free for the next token" if reserve else ""
-            raise PromptError(
-                f"The prompt is {len(ids)} tokens; this model's context holds {limit}{free}. "
-                f"Shorten it by {len(ids) - limit + reserve} tokens or more."
-            )
+        if len(ids) > self.config.n_positions - reserve:
+            raise PromptError(prompt_too_long(len(ids), self.config.n_positions))
         return ids
 
     @torch.inference_mode()

@@ -131,3 +131,37 @@ class Recorder:
 def hook(recorder: Recorder | None, name: str, x: torch.Tensor) -> torch.Tensor:
     """A hook point: the identity, unless a recorder keeps or edits `name`."""
     return x if recorder is None else recorder(name, x)
+
+
+class PackedRecorder:
+    """The recorders of several sequences whose new positions are packed along one axis
+    ([1, N, ...], N = sum of `lengths`; `gpt2viz.advance_together`): each hook point hands each
+    recorder its own sequence's slice, as that sequence's own forward pass would."""
+
+    def __init__(self, recorders: Sequence[Recorder | None], lengths: Sequence[int]) -> None:
+        self.recorders, self.lengths = list(recorders), list(lengths)
+        self.edits = {name: edit for r in self.recorders if r is not None for name, edit in r.edits.items()}
+
+    def wants(self, name: str) -> bool:
+        return any(r is not None and r.wants(name) for r in self.recorders)
+
+    def defer(self, name: str, compute: Callable[..., torch.Tensor], *inputs: torch.Tensor) -> bool:
+        """Each recorder defers its slice; True only when every recorder that keeps or edits `name`
+        deferred it (otherwise the caller hooks the computed tensor)."""
+        pieces = [t.split(self.lengths, dim=1) for t in inputs]
+        deferred = True
+        for i, r in enumerate(self.recorders):
+            if r is not None and r.wants(name):
+                deferred &= r.defer(name, compute, *(p[i].clone() for p in pieces))
+        return deferred
+
+    def __call__(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        pieces = list(x.split(self.lengths, dim=1))
+        changed = False
+        for i, r in enumerate(self.recorders):
+            if r is not None and r.wants(name):
+                piece = pieces[i].clone()  # its own storage: a kept slice holds no other sequence
+                out = r(name, piece)
+                changed |= name in r.edits
+                pieces[i] = out
+        return torch.cat(pieces, dim=1) if changed else x
