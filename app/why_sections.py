@@ -30,10 +30,17 @@ def top_candidates(logits: torch.Tensor) -> Top:
     return top_tokens(logits.float().softmax(-1), tokenizer(), 10)
 
 
-def _chart(top: Top, target: int, title: str, key: str, where) -> None:
-    prob = next((p for t, _, p in top if t == target), 0.0)
+def probability(logits: torch.Tensor, token: int) -> float:
+    """The softmax probability of `token` under `logits` [vocab] (in float64: a token far down the
+    list keeps its small probability instead of rounding to 0)."""
+    return float(logits.double().softmax(-1)[token])
+
+
+def _chart(top: Top, target: int, prob: float, title: str, key: str, where) -> None:
+    """The candidates with the target marked; a target outside `top` gets its own last bar, with
+    its probability `prob`."""
     chart(where, candidates_figure(step_candidates(top, target, tokenizer().token_text(target), prob),
-                                         title), key=key)
+                                   title), key=key)
 
 
 def distractor_picker(top: Top, target: int) -> int | None:
@@ -45,7 +52,7 @@ def distractor_picker(top: Top, target: int) -> int | None:
     names = {t: f"#{i + 1} {visible_token(text)!r}" for i, (t, text, _) in enumerate(top)}
     names.update({TYPED: "type a token…", NONE: "none: the target's logit alone"})
     choice = state.widget(st.selectbox, "Against which token?", options, key=state.DISTRACTOR,
-                          format_func=names.get)
+                          format_func=names.__getitem__)
     if choice == NONE:
         return None
     if choice != TYPED:
@@ -61,12 +68,14 @@ def distractor_picker(top: Top, target: int) -> int | None:
 
 
 def ablation_section(current: CurrentModel, kept: SessionGeneration | None, ids: list[int], position: int,
-                     top: Top, selected: tuple[int, int]) -> None:
+                     top: Top, logits: torch.Tensor, selected: tuple[int, int]) -> None:
+    """The candidates at `position` as the model ran (`top`, from `logits`) and with the chosen
+    heads or neurons switched off."""
     st.subheader("Switch parts off")
     c1, c2, c3 = st.columns([2, 2, 1])
-    kind = state.widget(c1.radio, "Ablate", ["selected head", "heads", "neurons"], key=state.ABLATE_KIND,
+    kind = state.widget(c1.radio, "Ablate", state.ABLATE_KINDS, key=state.ABLATE_KIND,
                         horizontal=True)
-    mode = state.widget(c3.radio, "Set to", ["zero", "mean"], key=state.ABLATE_MODE, horizontal=True,
+    mode = state.widget(c3.radio, "Set to", state.ABLATE_MODES, key=state.ABLATE_MODE, horizontal=True,
                         help="mean: the head's (neuron's) mean over the sequence's positions")
     try:
         if kind == "selected head":
@@ -83,9 +92,10 @@ def ablation_section(current: CurrentModel, kept: SessionGeneration | None, ids:
     target = top[0].token_id if generation is None else generation.ids[position + 1]
     names = ", ".join(f"{la}.{u}" for la, u in units)
     left, right = st.columns(2)
-    _chart(top, target, "As the model ran", "before_ablation", left)
+    _chart(top, target, probability(logits, target), "As the model ran", "before_ablation", left)
     what = unit_kind if len(units) > 1 else unit_kind[:-1]
-    _chart(top_candidates(after), target, f"With {what} {names} set to {mode}", "after_ablation", right)
+    _chart(top_candidates(after), target, probability(after, target), f"With {what} {names} set to {mode}",
+           "after_ablation", right)
     rerun = generation is not None and state.widget(
         st.toggle, "Also write the whole generation again with it", key=state.ABLATE_RERUN,
         help="Runs the model for every generated token: on only when asked for")
@@ -138,4 +148,5 @@ def compare_section(current: CurrentModel, selected: tuple[int, int]) -> None:
         matrix = attention_matrix(trace, layer, head, "pattern", labels)
         chart(column, attention_heatmap_figure(matrix), key=f"compare_attention_{i}")
         top = top_candidates(next_token_logits(current.source, tuple(ids)))
-        _chart(top, top[0].token_id, f"Next token after prompt {i + 1}", f"compare_candidates_{i}", column)
+        _chart(top, top[0].token_id, top[0].prob, f"Next token after prompt {i + 1}",
+               f"compare_candidates_{i}", column)

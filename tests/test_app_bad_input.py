@@ -36,15 +36,31 @@ def test_empty_prompt_says_so_on_every_page(prompt):
         assert any("The prompt is empty" in w for w in texts(at, "warning"))
 
 
-def test_prompt_longer_than_the_context():
+def test_prompt_longer_than_the_context_gets_one_message_on_every_page():
+    """Generate keeps a position free for the token it writes, the analysis pages need none; both
+    ask for the same cut, so that a prompt shortened as told runs everywhere."""
     n = app_config().n_positions
     at = new_app()
-    at.text_area(key="prompt").input(" a" * (n + 5))
+    at.text_area(key="prompt").input(" a" * (n + 5))  # n + 5 tokens: " a" is one
     at.button[1].click().run()
     assert not at.exception
-    assert any(f"context holds {n}" in e for e in texts(at, "error"))
-    at.switch_page(PAGES[1]).run()
-    assert not at.exception and any(f"context holds {n}" in w for w in texts(at, "warning"))
+    want = (f"The prompt is {n + 5:,} tokens; this model's context holds {n:,}, and generating keeps one "
+            f"of them free for the new token. Shorten it by 6 tokens or more (to {n - 1:,} at most).")
+    assert texts(at, "error") == [want]
+    for page in PAGES[1:]:
+        at.switch_page(page).run()
+        assert not at.exception and texts(at, "warning") == [want], page
+
+
+def test_a_prompt_that_fills_the_context_runs_but_cannot_generate():
+    n = app_config().n_positions
+    at = new_app()
+    at.text_area(key="prompt").input("a" + " a" * (n - 1))  # exactly n tokens
+    at.button[1].click().run()
+    assert texts(at, "error") == [gpt2viz.errors.prompt_too_long(n, n)]
+    assert texts(at, "error")[0].endswith(f"Shorten it by 1 token or more (to {n - 1:,} at most).")
+    at.switch_page(PAGES[2]).run()  # Q·K·V reads the prompt alone: it fits
+    assert not at.exception and texts(at, "warning") == [] and len(at.dataframe[0].value) == n
 
 
 def test_endoftext_typed_in_the_prompt_is_plain_text():

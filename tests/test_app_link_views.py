@@ -83,7 +83,8 @@ def set_every_control(at: AppTest) -> set[str]:
     """Change each linked control once, including those that appear after another changed."""
     done: set[str] = set()
     while True:
-        todo = [w for w in linked_widgets(at) if w.key not in done]
+        # the step first: other controls offer what the selected step has (its candidates)
+        todo = sorted((w for w in linked_widgets(at) if w.key not in done), key=lambda w: w.key != state.STEP)
         if not todo:
             return done
         done.add(todo[0].key)

@@ -9,11 +9,21 @@ import streamlit as st
 import torch
 
 import gpt2viz
-from gpt2viz.attribution import direct_logit_attribution
+from gpt2viz.attribution import direct_logit_attribution, saliency
 from gpt2viz.interventions import ablate_heads, ablate_neurons
 from gpt2viz.loading import MODEL_ENV
+from gpt2viz.viz.candidates import CHOSEN_COLOUR, percent
 from gpt2viz.viz.tokens import visible_token
-from tests.app_support import GENERATE, WHY, chart_keys, figure, generate, new_app, session_generation, texts
+from tests.app_support import (
+    GENERATE,
+    WHY,
+    chart_keys,
+    figure,
+    generate,
+    new_app,
+    session_generation,
+    texts,
+)
 from tests.conftest import tiny_model
 
 LOUD = (1, 2)  # the head whose output is scaled up
@@ -43,7 +53,8 @@ def why(loud_model):
 
 def test_attribution_is_drawn_for_the_chosen_step(why, loud_model):
     assert not why.exception
-    assert chart_keys(why)[:4] == ["dla_grid", "dla_parts", "before_ablation", "after_ablation"]
+    assert chart_keys(why)[:5] == ["dla_grid", "dla_parts", "saliency_ranked", "before_ablation",
+                                   "after_ablation"]
     run = session_generation(why)
     step = run.steps[-1]
     runner_up = next(t for t, _, _ in step.top if t != step.token_id)
@@ -83,6 +94,47 @@ def test_ablating_the_loud_head_changes_the_candidates_and_not_the_run(why, loud
     tok = gpt2viz.load_tokenizer()
     shown = re.findall(r'<span class="sal[^"]*">(.*?)</span>', strip.split("<b>ablated</b>", 1)[1])
     assert shown == [html.escape(visible_token(tok.token_text(t))) for t in rerun.ids[len(run.prompt_ids):]]
+
+
+def test_a_chosen_token_that_leaves_the_top_list_keeps_its_bar(why, loud_model):
+    """At step 1 the loud head alone puts the chosen token first: switched off, the token falls out
+    of the ten likeliest, and its bar comes last with the probability the ablated run gives it."""
+    run = session_generation(why)
+    step = run.steps[0]
+    why.switch_page(GENERATE).run()
+    why.select_slider(key="step").set_value(0).run()
+    why.switch_page(WHY).run()
+    why.selectbox(key="layer").select(LOUD[0]).run()
+    why.selectbox(key="head").select(LOUD[1]).run()
+    assert not why.exception
+    edits = ablate_heads([LOUD], config=loud_model.config)
+    logits = loud_model.run_with_capture(run.ids[: step.position], names=[], edits=edits).logits[-1]
+    probs = logits.double().softmax(-1)
+    assert step.token_id not in probs.topk(10).indices.tolist()  # the case: out of the top ten
+    after = figure(why, "after_ablation")
+    bar = after["data"][0]
+    assert len(bar["x"]) == 11 and list(after["layout"]["yaxis"]["ticktext"])[-1] == (
+        f"{visible_token(step.text)}  ◀ chosen")
+    assert float(bar["x"][-1]) == pytest.approx(float(probs[step.token_id]), rel=1e-4)
+    assert float(bar["x"][-1]) > 0 and bar["text"][-1] == percent(float(probs[step.token_id]))
+    assert bar["marker"]["color"][-1] == CHOSEN_COLOUR
+
+
+def test_saliency_ranks_the_earlier_tokens(why, loud_model):
+    run = session_generation(why)
+    step = run.steps[-1]
+    runner_up = next(t for t, _, _ in step.top if t != step.token_id)  # the default distractor
+    values = saliency(loud_model, run.ids, step.query_position, step.token_id, runner_up).numpy()
+    bar = figure(why, "saliency_ranked")["data"][0]
+    want = sorted(range(step.query_position), key=lambda i: -abs(values[i]))[:15]
+    texts_ = gpt2viz.load_tokenizer().token_texts(run.ids)
+    assert list(bar["y"]) == [f"{i} {visible_token(texts_[i])}" for i in want]
+    np.testing.assert_allclose(np.asarray(bar["x"], dtype=float), values[want], rtol=1e-3, atol=1e-6)
+    # the strip: every token up to the explained one (a short sequence), that one outlined
+    strip = next(m for m in texts(why, "markdown") if "sal-strip" in m and "sal-explained" in m)
+    positions = [int(p) for p in re.findall(r'title="position (\d+):', strip)]
+    assert positions == list(range(step.query_position + 1)) and "earlier tokens</span>" not in strip
+    assert any("the largest among the earlier tokens" in c for c in texts(why, "caption"))
 
 
 def test_selection_changes_that_need_no_model_do_not_run_it(why, monkeypatch):

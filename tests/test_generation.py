@@ -77,6 +77,32 @@ def test_bad_prompts_get_clear_errors(small_model, tok, prompt, message) -> None
         list(gpt2viz.generate(small_model, tok, prompt, max_new_tokens=2))
 
 
+def test_a_prompt_too_long_gets_one_message_whoever_runs_it(small_model, tok) -> None:
+    """Generating (one position kept free) and only reading the prompt name the same cut: to 127
+    tokens of the 128-token context."""
+    prompt = list(range(1000, 1500))  # 500 tokens
+    want = ("The prompt is 500 tokens; this model's context holds 128, and generating keeps one of them "
+            "free for the new token. Shorten it by 373 tokens or more (to 127 at most).")
+    assert gpt2viz.errors.prompt_too_long(500, 128) == want
+    said = []
+    for run in (lambda: gpt2viz.Generation(small_model, tok, prompt),
+                lambda: gpt2viz.encode_prompt(small_model, tok, prompt, reserve=0),
+                lambda: small_model.next_token_logits(prompt),
+                lambda: small_model.run_with_capture(prompt)):
+        with pytest.raises(gpt2viz.PromptError) as err:
+            run()
+        said.append(str(err.value))
+    assert said == [want] * 4
+    # a prompt that fills the context runs where nothing is generated, and needs one token fewer to generate
+    full = list(range(1000, 1128))
+    assert gpt2viz.encode_prompt(small_model, tok, full, reserve=0) == full
+    with pytest.raises(gpt2viz.PromptError, match=r"Shorten it by 1 token or more \(to 127 at most\)\.$"):
+        gpt2viz.Generation(small_model, tok, full)
+    long = gpt2viz.errors.prompt_too_long(3000, 1024)
+    assert long.startswith("The prompt is 3,000 tokens; this model's context holds 1,024,")
+    assert long.endswith("Shorten it by 1,977 tokens or more (to 1,023 at most).")
+
+
 @pytest.mark.parametrize("kwargs, message", [
     (dict(temperature=-1.0), "temperature"), (dict(top_k=0), "top_k"),
     (dict(top_p=0.0), "top_p"), (dict(top_p=1.5), "top_p"), (dict(max_new_tokens=0), "max_new"),

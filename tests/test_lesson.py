@@ -25,7 +25,7 @@ from app.lesson.content import (
     temperature_table,
     word_position,
 )
-from app.lesson.views import VIEWS, card_view, demo_note
+from app.lesson.views import VIEWS, card_view, demo_note, short_name
 from app.navigation import URL_PATHS
 from gpt2viz.analysis import best_head
 
@@ -220,3 +220,33 @@ def test_demos_are_labelled_honestly(lesson):
     assert "poorly" in demo_note("gpt2")
     v = card_view(lesson, "beyond")
     assert "lesson-test" in v.html and "French" in v.html  # the prompts are shown with the output
+
+
+def test_next_token_card_ticks_never_repeat(lesson):
+    """The random model's likeliest tokens have about 1/50,257 each: d3 at .2% wrote 0.00%, 0.01%, 0.01%."""
+    fig = card_view(lesson, "next_token").figure
+    top = max(p for _, _, p in lesson.next_tokens)
+    assert top < 1e-3  # the case of the issue: every candidate unlikely
+    axis = fig.layout.xaxis
+    decimals = int(axis.tickformat[1:-1])
+    ticks = [k * axis.dtick for k in range(int(round(axis.range[1] / axis.dtick, 9)) + 1)]
+    labels = [f"{t * 100:.{decimals}f}%" for t in ticks]  # as d3 writes them
+    assert axis.tick0 == 0 and len(ticks) >= 3 and len(set(labels)) == len(labels), labels
+    assert axis.range[1] == pytest.approx(1.25 * top)
+
+
+@pytest.mark.parametrize("name, short", [
+    ("/home/teacher/models/my-model", "my-model"), ("models/my-model/", "my-model"), ("gpt2", "gpt2"),
+    ("/data/gpt2-small/model.safetensors", "gpt2-small"), ("model.safetensors", "model"),
+    ("openai-community/gpt2", "gpt2"), (gpt2viz.BUNDLED_NAME, gpt2viz.BUNDLED_NAME),
+])
+def test_short_name(name, short):
+    assert short_name(name) == short
+
+
+def test_a_model_loaded_from_a_folder_is_named_by_the_folder(lesson, monkeypatch):
+    monkeypatch.setattr(lesson.model, "name", "/home/teacher/models/my-model")
+    title = card_view(lesson, "next_token").figure.layout.title.text
+    assert title.startswith("my-model's 10 likeliest next tokens after") and "/home" not in title
+    assert f"{len(lesson.continuation.new_ids)} tokens my-model wrote" in card_view(lesson, "kv_cache").note
+    assert "/home" not in card_view(lesson, "beyond").html + card_view(lesson, "beyond").note

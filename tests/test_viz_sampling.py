@@ -1,5 +1,5 @@
 """The sampling chain: its rows against softmax(logits / T) and top-k / top-p done by hand, and
-the four-column figure built from them."""
+the four-column figure built from them; the candidates chart's probability axis and chosen bar."""
 
 from __future__ import annotations
 
@@ -11,7 +11,15 @@ import torch
 
 import gpt2viz
 from gpt2viz.sampling import sampling_stages
-from gpt2viz.viz.candidates import CHOSEN_COLOUR, OTHER_COLOUR, percent
+from gpt2viz.viz.candidates import (
+    CHOSEN_COLOUR,
+    OTHER_COLOUR,
+    candidates_figure,
+    percent,
+    percent_axis,
+    percent_ticks,
+    step_candidates,
+)
 from gpt2viz.viz.sampling import CUT_COLOUR, bar_floor, chain_data, sampling_chain_figure
 from gpt2viz.viz.tokens import visible_token
 
@@ -147,3 +155,45 @@ def test_bars_of_negative_logits_grow_with_the_logit(tok, logits) -> None:
         assert (lengths > 0).all() and lengths.argmax() == 0 and (np.diff(lengths) <= 0).all()
     with pytest.raises(ValueError, match="positive number of rows"):
         chain_data(sampling_stages(logits, 1.0), tok, None, n=0)
+
+
+# --- the candidates chart ------------------------------------------------------------------------
+
+def tick_labels(fig) -> list[str]:
+    """The x ticks a candidates chart shows, as d3 writes them: from 0 every dtick up to the range's end,
+    each in percent with the format's decimals."""
+    axis = fig.layout.xaxis
+    decimals = int(axis.tickformat[1:-1])
+    n = int(round(axis.range[1] / axis.dtick, 9))
+    return [f"{k * axis.dtick * 100:.{decimals}f}%" for k in range(n + 1)]
+
+
+@pytest.mark.parametrize("largest", [0.9, 0.31, 0.04, 0.0072, 0.0009, 2.3e-5, 4e-6])
+def test_probability_ticks_never_repeat(largest) -> None:
+    top = [(1, " a", largest), (2, " b", largest / 2)]
+    fig = candidates_figure(step_candidates(top, 1, " a", largest), "t")
+    labels = tick_labels(fig)
+    assert fig.layout.xaxis.tick0 == 0 and fig.layout.xaxis.range[1] == pytest.approx(min(1, 1.25 * largest))
+    assert 3 <= len(labels) <= 7 and len(set(labels)) == len(labels), labels
+
+
+def test_percent_ticks_steps() -> None:
+    # 1, 2 or 5 × 10ⁿ, the least of those giving at most 6 steps, with the decimals that step needs
+    assert percent_ticks(1.0) == (0.2, ".0%") and percent_ticks(0.3) == (0.05, ".0%")
+    assert percent_ticks(0.0064) == (0.002, ".1%") and percent_ticks(2.9e-5) == (5e-6, ".4%")
+    assert percent_ticks(0.00025) == (5e-5, ".3%")
+    # the untrained model of the issue: top probabilities near 1/50257 gave 0.00%, 0.01%, 0.01% at .2%
+    assert percent_ticks(1.25 * 2.0e-5)[1] == ".4%"
+    assert [percent_axis(x) for x in (0.6, 0.03, 0.004, 0.0004, 2e-5)] == [".0%", ".1%", ".2%", ".3%", ".4%"]
+
+
+def test_a_chosen_token_outside_the_top_list_gets_its_bar_and_number() -> None:
+    top = [(1, " a", 0.6), (2, " b", 0.2), (3, " c", 0.1)]
+    fig = candidates_figure(step_candidates(top, 9, " to", 3e-4), "after")
+    bar = fig.data[0]
+    assert list(bar.x) == [0.6, 0.2, 0.1, 3e-4] and list(fig.layout.yaxis.ticktext)[-1] == "·to  ◀ chosen"
+    assert list(bar.text) == ["60.0%", "20.0%", "10.0%", "0.03%"]
+    # too short for its number inside: beside the bar, and outlined in the chosen colour so that it shows
+    assert list(bar.textposition) == ["auto", "auto", "outside", "outside"]
+    assert bar.marker.color[-1] == CHOSEN_COLOUR and bar.marker.line.color[-1] == CHOSEN_COLOUR
+    assert bar.marker.line.color[0] == "rgba(0,0,0,0)" and bar.cliponaxis is False

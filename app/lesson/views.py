@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import PurePath
 
 import numpy as np
 import plotly.graph_objects as go
@@ -41,6 +42,15 @@ class CardView:
     note: str = ""  # Markdown: what the live numbers say
     # What the "see it" page should select: any of "layer", "head", "query".
     selection: dict[str, int] = field(default_factory=dict)
+
+
+def short_name(name: str) -> str:
+    """A model's name for titles and notes: the last part of a path or repo id (for a weights file,
+    its folder's name), so a model loaded from /home/…/my-model reads "my-model"."""
+    path = PurePath(name)
+    if path.suffix == ".safetensors":
+        path = path.parent if path.parent.name else PurePath(path.stem)
+    return path.name or name
 
 
 def quoted(text: str) -> str:
@@ -196,8 +206,8 @@ def _tail(texts: Sequence[str], n: int = 4) -> str:
 def next_token_view(ls: Lesson) -> CardView:
     top = ls.next_tokens
     labels = [visible_token(t) for _, t, _ in top]
-    fig = candidates_figure(Candidates(labels, [p for _, _, p in top], 0),
-                            f"{ls.model.name}'s {len(top)} likeliest next tokens after “{_tail(ls.texts)}”")
+    title = f"{short_name(ls.model.name)}'s {len(top)} likeliest next tokens after “{_tail(ls.texts)}”"
+    fig = candidates_figure(Candidates(labels, [p for _, _, p in top], 0), title)
     return CardView(
         metrics=[("Top guess", quoted(top[0].text)), ("Its probability", percent(top[0].prob)),
                  ("Tokens scored", f"{ls.config.vocab_size:,}")],
@@ -423,9 +433,9 @@ def kv_cache_view(ls: Lesson) -> CardView:
                  (f"Cache at {total} tokens", byte_size(kv_cache_bytes(cfg, total, ls.model.dtype))),
                  ("Cache when full", full)],
         html=_strip(c, ls.tok.token_texts),
-        note=f"Blue: the {len(c.new_ids)} tokens {ls.model.name} wrote after your prompt, one per step, "
-             f"always taking the likeliest. It stopped because {why}. The cache holds a key and a value "
-             f"for every token in each of the {cfg.n_layer} layers.",
+        note=f"Blue: the {len(c.new_ids)} tokens {short_name(ls.model.name)} wrote after your prompt, one "
+             f"per step, always taking the likeliest. It stopped because {why}. The cache holds a key and a "
+             f"value for every token in each of the {cfg.n_layer} layers.",
     )
 
 
@@ -435,8 +445,8 @@ def demo_note(model_name: str) -> str:
         return (f"{BUNDLED_NAME} is a tiny model trained on little text (1960s American English and "
                 "Python documentation). It has not learned to summarise or translate, so do not expect "
                 "either here: this shows how the prompt steers a model, not a working summary.")
-    return (f"{model_name} was never trained for these tasks, and GPT-2 of any size does them poorly; "
-            "larger, newer models do them well.")
+    return (f"{short_name(model_name)} was never trained for these tasks, and GPT-2 of any size does them "
+            "poorly; larger, newer models do them well.")
 
 
 def beyond_view(ls: Lesson) -> CardView:
@@ -444,7 +454,7 @@ def beyond_view(ls: Lesson) -> CardView:
     for c in ls.demos:
         written = html.escape(ls.tok.decode(c.new_ids).strip() or "(nothing)")
         parts.append(f"<div class='lesson-demo'><p><b>{html.escape(c.label)}</b>: what "
-                     f"{html.escape(ls.model.name)} wrote ({len(c.new_ids)} tokens, greedy):</p>"
+                     f"{html.escape(short_name(ls.model.name))} wrote ({len(c.new_ids)} tokens, greedy):</p>"
                      f"<blockquote>{written}</blockquote>{_strip(c, ls.tok.token_texts)}</div>")
     return CardView(
         metrics=[(c.label + ": tokens written", str(len(c.new_ids))) for c in ls.demos],

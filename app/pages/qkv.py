@@ -9,11 +9,14 @@ from app.pickers import pick_head, pick_layer, pick_query
 from app.sidebar import current_model
 from gpt2viz import act_name
 from gpt2viz.viz.qkv import (
+    HALF_WIDTH_KEYS,
     HeadComputation,
     head_computation,
+    key_window,
     matrix_figure,
     score_table,
     scores_figure,
+    strongest_keys,
     vector_figure,
 )
 
@@ -54,11 +57,23 @@ with right:
     chart(st, matrix_figure(computed.keys, computed.key_labels, "K (keys)", query), key="k_matrix")
 st.markdown(f"**3. Scores**: q·k for each key, ÷ √{computed.d_head}, + mask (−∞ on future positions), "
             "then softmax.")
-left, right = st.columns(2)
 numbers = {name: st.column_config.NumberColumn(format="%.5f") for name in ("q·k", "÷√d_head", "softmax")}
-left.dataframe(score_table(computed), hide_index=True, height=min(560, 38 + 35 * len(ids)),
-               column_config={**numbers, "+ mask": st.column_config.TextColumn(alignment="right")})
-chart(right, scores_figure(computed), key="scores")
+columns = {**numbers, "+ mask": st.column_config.TextColumn(alignment="right")}
+shown = key_window(len(ids), query)
+if len(ids) <= HALF_WIDTH_KEYS:  # the table and the chart side by side
+    left, right = st.columns(2)
+    left.dataframe(score_table(computed), hide_index=True, height=min(560, 38 + 35 * len(ids)),
+                   column_config=columns)
+    chart(right, scores_figure(computed), key="scores")
+else:  # the chart across the page, so that its keys' labels have room; then the table of every key
+    chart(st, scores_figure(computed), key="scores")
+    if len(shown) < len(ids):
+        strongest = ", ".join(f"{computed.key_labels[i]} ({computed.weights[i]:.3f})"
+                              for i in strongest_keys(computed.weights))
+        st.caption(f"The bars show {len(shown)} of the {len(ids):,} keys; the line above them shows every "
+                   f"key's weight. Strongest keys: {strongest}. The table below lists every key.")
+    st.dataframe(score_table(computed), hide_index=True, height=min(420, 38 + 35 * len(ids)),
+                 column_config=columns)
 check_caption(computed, act_name("attn_scores", layer), act_name("pattern", layer))
 left, right = st.columns(2)
 with left:

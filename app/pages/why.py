@@ -16,7 +16,15 @@ from app.why_sections import (
     top_candidates,
 )
 from gpt2viz.attribution import SALIENCY_BF16_FROM, saliency_in_bf16
-from gpt2viz.viz.why import dla_heads_figure, dla_parts_figure, saliency_html
+from gpt2viz.viz.why import (
+    dla_heads_figure,
+    dla_parts_figure,
+    ranked_saliency,
+    ranked_saliency_figure,
+    saliency_caption,
+    saliency_html,
+    saliency_window,
+)
 
 st.title("Why this token?")
 st.caption("Which parts of the model pushed it to this token rather than another: each head's and "
@@ -56,12 +64,22 @@ st.markdown("**Which input tokens mattered** (gradient × input; red pushed towa
 if position == 0:
     st.info("This is the first position: there is no earlier token to attribute to.")
 values = input_saliency(current.source, tuple(ids), position, target, distractor).numpy()
-st.markdown(saliency_html(tok.token_texts(ids[: position + 1]), values), unsafe_allow_html=True)
+texts = tok.token_texts(ids[: position + 1])
+shown = saliency_window(len(values))
+left, right = st.columns([3, 2])
+left.markdown(saliency_html(texts, values, shown), unsafe_allow_html=True)
+window_note = (f" The strip shows the last {len(shown)} tokens, up to the explained one; the list ranks all "
+               f"{position:,} earlier tokens." if shown.start else "")
+left.caption(saliency_caption(values) + window_note)
 if saliency_in_bf16(position):
-    st.caption(f"At {SALIENCY_BF16_FROM} tokens or more the gradients run in bfloat16, about 2.5× faster "
-               "on this CPU: each value is within about 1% of the largest.")
+    left.caption(f"At {SALIENCY_BF16_FROM} tokens or more the gradients run in bfloat16, about 2.5× faster "
+                 "on this CPU: each value is within about 1% of the largest.")
+if position > 0:
+    ranked = ranked_saliency(texts, values)
+    chart(right, ranked_saliency_figure(ranked, f"The {len(ranked)} earlier tokens that mattered most"),
+          key="saliency_ranked")
 
-ablation_section(current, here.kept, ids, position, top, (layer, head))
+ablation_section(current, here.kept, ids, position, top, logits, (layer, head))
 if here.kept is not None:
     force_section(current, here.kept, record)
 compare_section(current, (layer, head))

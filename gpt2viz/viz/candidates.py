@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,8 +23,24 @@ def percent(p: float) -> str:
 
 
 def percent_axis(largest: float) -> str:
-    """A d3 tick format in percent with enough decimals for an axis up to `largest`."""
-    return ".0%" if largest > 0.05 else ".1%" if largest > 0.005 else ".2%"
+    """A d3 tick format in percent with enough decimals for an axis up to `largest` (one more
+    for each tenth: .0% above 5%, .1% above 0.5%, … up to .6%)."""
+    decimals = 0
+    while largest <= 0.05 * 10.0 ** -decimals and decimals < 6:
+        decimals += 1
+    return f".{decimals}%"
+
+
+def percent_ticks(upper: float, most: int = 6) -> tuple[float, str]:
+    """(dtick, d3 tick format) for a probability axis from 0 to `upper`: a step of 1, 2 or 5 × 10ⁿ
+    giving at most `most` steps, and just enough decimals in percent that no two ticks read the
+    same (Plotly's own ticks can be finer than the format: 0.00%, 0.01%, 0.01%)."""
+    raw = max(upper, 1e-12) / most
+    exponent = math.floor(math.log10(raw))
+    steps = (float(f"{m}e{exponent + e}") for e in (0, 1) for m in (1, 2, 5))
+    step = next(s for s in steps if s >= raw * (1 - 1e-9))
+    decimals = max(0, math.ceil(-math.log10(step * 100) - 1e-9))
+    return step, f".{decimals}%"
 
 
 @dataclass(frozen=True)
@@ -50,16 +67,22 @@ def candidates_figure(c: Candidates, title: str) -> go.Figure:
     # Bars are keyed by rank so that two candidates with the same text stay separate.
     ranks = [f"#{i + 1}" for i in range(len(c.labels))]
     names = [f"{lab}  ◀ chosen" if i == c.chosen else lab for i, lab in enumerate(c.labels)]
+    # Up to 100%, or zoomed in when every candidate is unlikely (an untrained model).
+    upper = min(1.0, 1.25 * max(c.probs)) or 1.0
+    chosen = [i == c.chosen for i in range(len(ranks))]
     fig = go.Figure(go.Bar(
         x=c.probs, y=ranks, orientation="h",
-        marker_color=[CHOSEN_COLOUR if i == c.chosen else OTHER_COLOUR for i in range(len(ranks))],
-        text=[percent(p) for p in c.probs], textposition="auto",
-        customdata=names, hovertemplate="%{customdata}<br>p = %{x:.4f}<extra></extra>",
+        marker=dict(color=[CHOSEN_COLOUR if ch else OTHER_COLOUR for ch in chosen],
+                    # outlined, so that a chosen token too unlikely for a visible bar still has a mark
+                    line=dict(color=[CHOSEN_COLOUR if ch else "rgba(0,0,0,0)" for ch in chosen], width=2)),
+        text=[percent(p) for p in c.probs], cliponaxis=False,
+        # a short bar has no room for its number inside: it goes beside the bar
+        textposition=["auto" if p >= 0.2 * upper else "outside" for p in c.probs],
+        customdata=names, hovertemplate="%{customdata}<br>p = %{x:.6f}<extra></extra>",
     ))
     fig.update_yaxes(title_text="candidate token", autorange="reversed",
                      tickmode="array", tickvals=ranks, ticktext=names)
-    # Up to 100%, or zoomed in when every candidate is unlikely (an untrained model).
-    fig.update_xaxes(title_text="probability", range=[0, min(1.0, 1.25 * max(c.probs))],
-                     tickformat=percent_axis(max(c.probs)))
+    dtick, tickformat = percent_ticks(upper)
+    fig.update_xaxes(title_text="probability", range=[0, upper], tick0=0, dtick=dtick, tickformat=tickformat)
     fig.update_layout(title=title, height=80 + 28 * len(ranks), margin=dict(l=10, r=10, t=50, b=40))
     return fig

@@ -12,7 +12,7 @@ from plotly.subplots import make_subplots
 
 from gpt2viz import GPT2, Trace, act_name
 
-from .attention import MASK_COLOUR
+from .attention import MASK_COLOUR, WINDOW, window_around
 from .tokens import thinned
 
 
@@ -156,28 +156,109 @@ def matrix_figure(matrix: np.ndarray, row_labels: Sequence[str], title: str, que
     return fig
 
 
-def scores_figure(c: HeadComputation, max_ticks: int = 40) -> go.Figure:
-    """Top: q·k/√d_head per key (masked keys as grey −∞ markers). Bottom: softmax weights."""
-    keys = c.key_labels
-    future = np.isneginf(c.masked)
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
-                        subplot_titles=("scaled score q·k/√d_head (+ mask)", "softmax weight"))
-    fig.add_trace(go.Bar(x=keys, y=np.where(future, np.nan, c.scaled), name="q·k/√d",
+HALF_WIDTH_KEYS = 24  # keys whose labels (slanted) fit a scores chart half the page wide
+
+
+def key_window(n_keys: int, query: int, size: int = WINDOW) -> range:
+    """The keys the scores chart draws one by one: all of them up to 2 × `size`, else the `size`
+    keys ending at the query (from key 0 for an early query), as the Attention page's window."""
+    if n_keys <= 2 * size:
+        return range(n_keys)
+    first, _ = window_around(query, n_keys, size)
+    return range(first, first + size)
+
+
+def strongest_keys(weights: np.ndarray, k: int = 3) -> list[int]:
+    """The `k` key positions with the largest softmax weight, largest first (earlier on a tie)."""
+    order = sorted(range(len(weights)), key=lambda i: (-float(weights[i]), i))
+    return [i for i in order[:k] if weights[i] > 0]
+
+
+def scores_figure(c: HeadComputation, size: int = WINDOW) -> go.Figure:
+    """The scaled scores q·k/√d_head per key (masked keys as grey −∞ markers) and their softmax
+    weights, one labelled bar per key. Past 2 × `size` keys only the `key_window` is drawn so,
+    under a line of every key's weight with that window shaded and the strongest keys marked;
+    the title says which keys are shown."""
+    n = len(c.key_labels)
+    shown = key_window(n, c.query, size)
+    keys = c.key_labels[shown.start:shown.stop]
+    scaled, weights = c.scaled[shown.start:shown.stop], c.weights[shown.start:shown.stop]
+    future = np.isneginf(c.masked[shown.start:shown.stop])
+    long = len(shown) < n
+    titles = ("scaled score q·k/√d_head (+ mask)", "softmax weight")
+    if long:
+        titles = ("softmax weight of every key, by position (shaded: the keys drawn below)", *titles)
+    fig = make_subplots(rows=len(titles), cols=1, vertical_spacing=0.1 if long else 0.08,
+                        shared_xaxes=not long, subplot_titles=titles,
+                        row_heights=[0.26, 0.37, 0.37] if long else None)
+    top = 2 if long else 1  # the row of the scores
+    fig.add_trace(go.Bar(x=keys, y=np.where(future, np.nan, scaled), name="q·k/√d",
                          marker_color="#6fa8dc", hovertemplate="key %{x}<br>score %{y:.4f}<extra></extra>"),
-                  row=1, col=1)
+                  row=top, col=1)
     fig.add_trace(go.Scatter(x=[k for k, f in zip(keys, future, strict=True) if f],
                              y=[0.0] * int(future.sum()), mode="markers+text", text="−∞",
                              textposition="top center", name="masked (−∞)",
                              marker=dict(color=MASK_COLOUR, symbol="x", size=9),
                              hovertemplate="key %{x}: masked, −∞<extra></extra>"),
-                  row=1, col=1)
-    fig.add_trace(go.Bar(x=keys, y=c.weights, name="softmax", marker_color="#e4572e",
+                  row=top, col=1)
+    fig.add_trace(go.Bar(x=keys, y=weights, name="softmax", marker_color="#e4572e",
                          hovertemplate="key %{x}<br>weight %{y:.4f}<extra></extra>"),
-                  row=2, col=1)
-    ticks = thinned(keys, max_ticks)
-    fig.update_xaxes(tickmode="array", tickvals=ticks, tickangle=-60, row=1, col=1)
-    fig.update_xaxes(title_text="key position", tickmode="array", tickvals=ticks, tickangle=-60, row=2, col=1)
-    fig.update_yaxes(title_text="score", row=1, col=1)
-    fig.update_yaxes(title_text="weight", rangemode="tozero", row=2, col=1)
-    fig.update_layout(height=520, showlegend=False, margin=dict(l=10, r=10, t=40, b=10))
+                  row=top + 1, col=1)
+    # Every key of the window gets its label, upright; a few keys' labels slant.
+    few = len(keys) <= HALF_WIDTH_KEYS
+    ticks, angle, font = (keys, -60, None) if few else (thinned(keys, size), -90, dict(size=10))
+    for row in (top, top + 1):
+        fig.update_xaxes(type="category", tickmode="array", tickvals=ticks, tickangle=angle, tickfont=font,
+                         row=row, col=1)
+    if long:  # the score and weight rows share their keys; only the lower one is labelled
+        fig.update_xaxes(matches="x3", showticklabels=False, row=top, col=1)
+    fig.update_xaxes(title_text="key position", row=top + 1, col=1)
+    fig.update_yaxes(title_text="score", row=top, col=1)
+    fig.update_yaxes(title_text="weight", rangemode="tozero", row=top + 1, col=1)
+    if long:
+        _overview(fig, c, shown)
+        later = n - 1 - c.query
+        masked = ("" if not later else "; the key after the query is masked" if later == 1
+                  else f"; the {later:,} keys after the query are masked")
+        title = (f"Keys {shown.start}–{shown.stop - 1} of {n:,}: the {len(shown)} up to the query "
+                 f"{c.key_labels[c.query]}{masked}")
+    else:
+        title = f"All {n} keys of the query {c.key_labels[c.query]}"
+    fig.update_layout(title=dict(text=title, font=dict(size=14)), height=720 if long else 540,
+                      showlegend=False, margin=dict(l=10, r=10, t=70, b=10))
     return fig
+
+
+def _overview(fig: go.Figure, c: HeadComputation, shown: range) -> None:
+    """Row 1: every visible key's weight as a line over positions, the window shaded, the keys
+    after the query greyed and the strongest keys marked with their label and weight."""
+    n = len(c.key_labels)
+    visible = np.arange(c.query + 1)
+    fig.add_trace(go.Scatter(x=visible, y=c.weights[: c.query + 1].astype(np.float32), mode="lines",
+                             line=dict(color="#e4572e", width=1), fill="tozeroy", name="every key",
+                             customdata=c.key_labels[: c.query + 1],
+                             hovertemplate="key %{customdata}<br>weight %{y:.4f}<extra></extra>"),
+                  row=1, col=1)
+    best = strongest_keys(c.weights)
+    # A label for each strongest key not next to a stronger one (they would overlap), on the side
+    # of its point that has room.
+    labelled: list[int] = []
+    for i in best:
+        if all(abs(i - j) > n / 12 for j in labelled):
+            labelled.append(i)
+    text = [f"{c.key_labels[i]} ({c.weights[i]:.2f})" if i in labelled else "" for i in best]
+    fig.add_trace(go.Scatter(x=best, y=[float(c.weights[i]) for i in best], mode="markers+text", text=text,
+                             textposition=["top left" if i > 0.75 * n else "top right" if i < 0.25 * n
+                                           else "top center" for i in best],
+                             customdata=[f"{c.key_labels[i]}: {c.weights[i]:.4f}" for i in best],
+                             textfont=dict(size=11), cliponaxis=False,
+                             marker=dict(color="#333333", size=6), name="strongest keys",
+                             hovertemplate="strongest: key %{customdata}<extra></extra>"),
+                  row=1, col=1)
+    fig.add_vrect(x0=shown.start - 0.5, x1=shown.stop - 0.5, fillcolor="#6fa8dc", opacity=0.25,
+                  line_width=0, row=1, col=1)
+    if c.query < n - 1:
+        fig.add_vrect(x0=c.query + 0.5, x1=n - 0.5, fillcolor=MASK_COLOUR, opacity=0.6, line_width=0,
+                      row=1, col=1)
+    fig.update_xaxes(range=[-0.5, n - 0.5], row=1, col=1)
+    fig.update_yaxes(title_text="weight", range=[0, 1.35 * float(c.weights.max())], row=1, col=1)

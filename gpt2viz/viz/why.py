@@ -1,5 +1,5 @@
-"""Why this token: direct logit attribution as a head grid and bars, input saliency and two
-continuations side by side, as data steps and figures (no Streamlit)."""
+"""Why this token: direct logit attribution as a head grid and bars, input saliency (a strip and a
+ranked list) and two continuations side by side, as data steps and figures (no Streamlit)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 
 from gpt2viz.attribution import DirectLogitAttribution
 
+from .attention import WINDOW
 from .candidates import CHOSEN_COLOUR, OTHER_COLOUR
 from .tokens import visible_token
 
@@ -74,17 +75,99 @@ def dla_parts_figure(dla: DirectLogitAttribution, actual: float) -> go.Figure:
     return fig
 
 
-def saliency_html(texts: Sequence[str], values: np.ndarray) -> str:
+def saliency_scale(values: np.ndarray) -> float:
+    """The |value| that gets full colour in the saliency strip: the largest among the tokens
+    before the explained one (the last), whose own value often dwarfs them all. With no earlier
+    token, the explained token's own."""
+    values = np.abs(np.asarray(values, dtype=np.float64))
+    earlier = values[:-1]
+    limit = float(earlier.max()) if earlier.size else 0.0
+    return limit or float(values.max()) or 1.0
+
+
+def saliency_window(n: int, size: int = WINDOW) -> range:
+    """The positions the saliency strip shows of `n`: all of them up to 2 × `size`, else the last
+    `size`, ending at the explained token."""
+    return range(0 if n <= 2 * size else n - size, n)
+
+
+def saliency_html(texts: Sequence[str], values: np.ndarray, shown: range | None = None) -> str:
     """The tokens as boxes tinted by gradient × input (red pushes towards the target, blue away),
-    each value on hover. All text is HTML-escaped."""
-    limit = float(np.abs(values).max()) or 1.0
-    boxes = []
-    for i, (text, value) in enumerate(zip(texts, values, strict=True)):
-        alpha = min(1.0, abs(float(value)) / limit)
+    each value on hover. `values` ends at the explained token, which is outlined; the colour scale
+    is `saliency_scale`'s (so the explained token may lie beyond it, at full colour). `shown` (a
+    range of positions, default all) leaves out earlier tokens, counted at the start. All text is
+    HTML-escaped."""
+    limit = saliency_scale(values)
+    shown = range(len(values)) if shown is None else shown
+    explained = len(values) - 1
+    boxes = [f"<span class='sal-more'>… {shown.start:,} earlier tokens</span>"] if shown.start else []
+    for i in shown:
+        value = float(values[i])
+        alpha = min(1.0, abs(value) / limit)
         rgb = "228,87,46" if value > 0 else "33,102,172"
-        boxes.append(f'<span class="sal" style="background:rgba({rgb},{alpha:.2f})" '
-                     f'title="position {i}: {float(value):+.4f}">{html.escape(visible_token(text))}</span>')
+        css, note = "sal", ""
+        if i == explained:
+            css += " sal-explained"
+            note = " (the explained token" + ("; beyond the colour scale)" if abs(value) > limit else ")")
+        shown_text = html.escape(visible_token(texts[i]))
+        boxes.append(f'<span class="{css}" style="background:rgba({rgb},{alpha:.2f})" '
+                     f'title="position {i}: {value:+.4f}{note}">{shown_text}</span>')
     return f"<style>{_CSS}</style><div class='sal-strip'>{''.join(boxes)}</div>"
+
+
+def saliency_caption(values: np.ndarray) -> str:
+    """What the strip's colours mean, with the numbers of this strip (Markdown)."""
+    limit, own = saliency_scale(values), float(values[-1])
+    if len(values) < 2:
+        return f"Full colour: |gradient × input| = {limit:.4f}."
+    text = (f"Full colour: |gradient × input| = {limit:.4f}, the largest among the earlier tokens. The "
+            f"explained token (outlined) scores {own:+.4f}")
+    return text + (f", {abs(own) / limit:.1f}× that: drawn at full colour." if abs(own) > limit else ".")
+
+
+@dataclass(frozen=True)
+class Influence:
+    """One input token's gradient × input."""
+
+    position: int
+    text: str
+    value: float  # > 0 pushed towards the target, < 0 away
+
+
+def ranked_saliency(texts: Sequence[str], values: np.ndarray, k: int = 15) -> list[Influence]:
+    """The `k` tokens before the explained one (the last of `values`) with the largest
+    |gradient × input|, largest first (the earlier position first on a tie)."""
+    values = np.asarray(values, dtype=np.float64)[:-1]
+    order = sorted(range(values.shape[0]), key=lambda i: (-abs(values[i]), i))[:k]
+    return [Influence(i, texts[i], float(values[i])) for i in order]
+
+
+def ranked_saliency_figure(rows: Sequence[Influence], title: str) -> go.Figure:
+    """Horizontal bars, the largest |value| on top; red pushes towards the target, blue away. Each
+    bar is named by its position and token, and shows its signed value."""
+    names = [f"{r.position} {visible_token(r.text)}" for r in rows]
+    values = [r.value for r in rows]
+    limit = max((abs(v) for v in values), default=1.0) or 1.0
+    fig = go.Figure(go.Bar(
+        x=values, y=names, orientation="h",
+        marker_color=[CHOSEN_COLOUR if v > 0 else NEGATIVE_COLOUR for v in values],
+        text=[f"{v:+.4f}" for v in values], cliponaxis=False,
+        # a long bar holds its number; a short one has it beside it, where the axis leaves room
+        textposition=["inside" if abs(v) >= 0.5 * limit else "outside" for v in values],
+        insidetextanchor="middle",
+        customdata=["towards the target" if v > 0 else "away from it" for v in values],
+        hovertemplate="position %{y}: %{x:+.5f}<br>%{customdata}<extra></extra>",
+    ))
+    low, high = min([0.0, *values]), max([0.0, *values])
+    pad = 0.45 * limit  # room for the numbers beside the short bars, on the side(s) with bars
+    fig.update_xaxes(title_text="gradient × input", range=[low - (pad if low < 0 else 0.1 * limit),
+                                                           high + (pad if high > 0 else 0.1 * limit)],
+                     zeroline=True, zerolinecolor="black")
+    fig.update_yaxes(autorange="reversed", tickmode="array", tickvals=names, ticktext=names,
+                     type="category")
+    fig.update_layout(title=title, height=int(110 + 24 * max(1, len(rows))), showlegend=False,
+                      margin=dict(l=10, r=10, t=50, b=40))
+    return fig
 
 
 @dataclass(frozen=True)
@@ -120,6 +203,8 @@ _CSS = (
     ".sal-strip{line-height:2.2;font-family:monospace;font-size:0.95rem}"
     ".sal{border:1px solid #bbb;border-radius:4px;padding:1px 3px;margin:0 1px;white-space:pre;"
     "unicode-bidi:isolate}"
+    ".sal-explained{outline:2px solid #333;outline-offset:1px}"
+    ".sal-more{color:#777;margin-right:6px;font-style:italic;white-space:nowrap;font-family:sans-serif}"
     f".differs{{outline:2px solid {CHOSEN_COLOUR};outline-offset:1px}}"
     f".sal-strip b{{color:{OTHER_COLOUR}}}"
 )
