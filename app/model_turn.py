@@ -1,14 +1,18 @@
-"""Sessions take turns at the shared model, one forward pass at a time, and while they do, page
-threads run below the server's event loop so that it keeps answering every browser. The figures
-behind each choice are in bench/README.md ("Serving a class")."""
+"""How sessions share the model: every session's generation steps go to one worker, which runs
+whatever is waiting as one batched forward pass (`StepWorker`); other computations take turns at
+the model one at a time (`model_turn`); and while several wait, page threads run below the
+server's event loop so that it keeps answering every browser. The figures behind each choice are
+in bench/README.md ("Serving a class")."""
 
 from __future__ import annotations
 
 import os
+import queue
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 
 import gpt2viz
@@ -88,13 +92,98 @@ class LiveRedraw:
         return True
 
 
+class StepWorker:
+    """One thread that runs every session's next generation step. A step asked for waits at most
+    `gather` seconds (only while other sessions are generating too) for others to join it; then
+    whatever is waiting, `max_batch` at most, runs as one `gpt2viz.advance_together` pass in the
+    model's turn, so the weights are read once for all of them. One request's failure reaches
+    its own session only: the batch is then run again one generation at a time."""
+
+    def __init__(self, gather: float = 0.003, max_batch: int = 32) -> None:
+        self.gather, self.max_batch = gather, max_batch
+        self._requests: queue.SimpleQueue[tuple[gpt2viz.Generation, Future]] = queue.SimpleQueue()
+        self._generating = 0  # threads in `step` now: a lone one does not wait for company
+        self._lock = threading.Lock()
+        self.batches: list[int] = []  # the size of each batch run (for tests and benches)
+        threading.Thread(target=self._serve, name="gpt2viz-steps", daemon=True).start()
+
+    def step(self, generation: gpt2viz.Generation) -> gpt2viz.Step:
+        """`generation.advance()`, batched with the other sessions' steps."""
+        future: Future = Future()
+        with self._lock:
+            self._generating += 1
+        try:
+            self._requests.put((generation, future))
+            return future.result()
+        finally:
+            with self._lock:
+                self._generating -= 1
+
+    def _serve(self) -> None:
+        while True:
+            batch = [self._requests.get()]
+            deadline = time.monotonic() + self.gather
+            while len(batch) < self.max_batch:
+                with self._lock:
+                    waiting_for_more = self._generating > len(batch)
+                try:
+                    wait = max(0.0, deadline - time.monotonic()) if waiting_for_more else 0.0
+                    batch.append(self._requests.get(timeout=wait) if wait else self._requests.get_nowait())
+                except queue.Empty:
+                    break
+            self._run(batch)
+
+    def _run(self, batch: list[tuple[gpt2viz.Generation, Future]]) -> None:
+        self.batches.append(len(batch))
+        by_model: dict[int, list[tuple[gpt2viz.Generation, Future]]] = {}
+        for request in batch:
+            by_model.setdefault(id(request[0].model), []).append(request)
+        for group in by_model.values():
+            counts = [len(generation.steps) for generation, _ in group]
+            try:
+                with model_turn():
+                    steps = gpt2viz.advance_together([generation for generation, _ in group])
+            except BaseException:  # noqa: BLE001 (each request's own error goes to its own session)
+                self._one_by_one(group, counts)
+                continue
+            for (_, future), step in zip(group, steps, strict=True):
+                future.set_result(step)
+
+    @staticmethod
+    def _one_by_one(group: list[tuple[gpt2viz.Generation, Future]], counts: list[int]) -> None:
+        for (generation, future), count in zip(group, counts, strict=True):
+            if len(generation.steps) > count:  # it took its step before another failed
+                future.set_result(generation.steps[-1])
+                continue
+            try:
+                with model_turn():
+                    future.set_result(generation.advance())
+            except BaseException as error:  # noqa: BLE001
+                future.set_exception(error)
+
+
+_WORKER: StepWorker | None = None
+_WORKER_LOCK = threading.Lock()
+
+
+def step_worker() -> StepWorker:
+    """The process's step worker, started on first use."""
+    global _WORKER
+    with _WORKER_LOCK:
+        if _WORKER is None:
+            _WORKER = StepWorker()
+        return _WORKER
+
+
 def advance_in_turns(generation: gpt2viz.Generation, until: int | None = None,
                      after_step: Callable[[], None] | None = None) -> None:
-    """Advance `generation` to its end, or until it has `until` steps, taking the model's turn for
-    one step at a time (other sessions' steps interleave with these); `after_step` runs after
-    each step, outside the turn."""
+    """Advance `generation` to its end, or until it has `until` steps, one step at a time through
+    the step worker (other sessions' steps share its forward passes); `after_step` runs after
+    each step. A thread already in the model's turn steps by itself: the worker would wait for it."""
     while not generation.finished and (until is None or len(generation.steps) < until):
-        with model_turn():
+        if getattr(_DEPTH, "n", 0):
             generation.advance()
+        else:
+            step_worker().step(generation)
         if after_step is not None:
             after_step()

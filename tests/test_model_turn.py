@@ -105,23 +105,84 @@ def test_loading_a_model_settles_the_heap(tmp_path) -> None:
         gc.unfreeze()
 
 
-def test_advance_in_turns_takes_the_turn_for_each_step(small_model, tok) -> None:
+def test_advance_in_turns_takes_the_turn_for_each_step(small_model, tok, monkeypatch) -> None:
     import gpt2viz
 
     run = gpt2viz.Generation(small_model, tok, "Hello there", max_new_tokens=5, record=False)
-    turns: list[int] = []  # threads at the model while each step runs
-    advance = run.advance
+    turns: list[tuple[int, str]] = []  # (threads at the model, thread) while each step runs
+    together = gpt2viz.advance_together
 
-    def counted():
-        turns.append(taking_turns.threads_at_model())
-        return advance()
+    def counted(generations):
+        turns.append((taking_turns.threads_at_model(), threading.current_thread().name))
+        return together(generations)
 
-    run.advance = counted
+    monkeypatch.setattr(gpt2viz, "advance_together", counted)
     taking_turns.advance_in_turns(run, until=2)
-    assert len(run.steps) == 2 and turns == [1, 1]
+    assert len(run.steps) == 2 and turns == [(1, "gpt2viz-steps")] * 2  # in the worker, in its turn
     taking_turns.advance_in_turns(run)
-    assert run.finished and len(run.steps) == 5 and turns == [1] * 5
+    assert run.finished and len(run.steps) == 5 and len(turns) == 5
     assert taking_turns.threads_at_model() == 0  # each turn given back
+
+
+def test_sessions_stepping_at_once_share_forward_passes(small_model, tok) -> None:
+    """Six threads each write their own generation: the worker runs their steps in batches, and
+    each gets exactly the tokens it would get alone."""
+    import gpt2viz
+
+    worker = taking_turns.StepWorker(gather=0.05)
+    prompts = [f"Story number {i} begins with" for i in range(6)]
+    alone = [gpt2viz.Generation(small_model, tok, p, max_new_tokens=6, record=False, temperature=0.8, seed=i)
+             for i, p in enumerate(prompts)]
+    for generation in alone:
+        list(generation)
+    mine = [gpt2viz.Generation(small_model, tok, p, max_new_tokens=6, record=False, temperature=0.8, seed=i)
+            for i, p in enumerate(prompts)]
+    start = threading.Barrier(len(mine))
+
+    def write(generation) -> None:
+        start.wait(timeout=30)
+        while not generation.finished:
+            worker.step(generation)
+
+    threads = [threading.Thread(target=write, args=(g,)) for g in mine]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert [g.ids for g in mine] == [g.ids for g in alone]
+    assert max(worker.batches) > 1 and sum(worker.batches) == 6 * 6
+
+
+def test_one_failing_request_reaches_its_own_session_only(small_model, tok) -> None:
+    import gpt2viz
+
+    def broken(z):
+        raise ValueError("this edit is broken")
+
+    worker = taking_turns.StepWorker(gather=0.05)
+    good = [gpt2viz.Generation(small_model, tok, f"Fine text {i}", max_new_tokens=3, record=False)
+            for i in range(3)]
+    bad = gpt2viz.Generation(small_model, tok, "Broken", max_new_tokens=3, record=False,
+                             edits={gpt2viz.act_name("z", 0): broken})
+    errors: dict[int, BaseException] = {}
+    start = threading.Barrier(4)
+
+    def write(index: int, generation) -> None:
+        start.wait(timeout=30)
+        try:
+            while not generation.finished:
+                worker.step(generation)
+        except ValueError as error:
+            errors[index] = error
+
+    threads = [threading.Thread(target=write, args=item) for item in enumerate([*good, bad])]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert list(errors) == [3] and "this edit is broken" in str(errors[3])
+    assert all(g.finished and len(g.steps) == 3 for g in good) and bad.steps == []
+    assert worker.step(gpt2viz.Generation(small_model, tok, "Still here", max_new_tokens=1)).index == 0
 
 
 def test_a_live_view_redraws_every_step_alone_and_is_paced_while_others_use_the_model() -> None:
