@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import NoReturn, TextIO
 
 from .errors import LoadError, PromptError
-from .generation import Generation, Step
+from .generation import Generation, Step, advance_together
 from .hooks import point_of
 from .loading import load_default_model, load_model
 from .model import GPT2
@@ -38,7 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=_prog(), description="See inside GPT-2 while it writes.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     gen = commands.add_parser("generate", help="generate text and print each step's candidates")
-    gen.add_argument("prompt")
+    gen.add_argument("prompt", nargs="+", help="one or more prompts: several are written together, "
+                                               "one forward pass per step for all of them")
     _model_arguments(gen)
     gen.add_argument("--max-new-tokens", type=int, default=20)
     gen.add_argument("--temperature", type=float, default=0.0, help="0 (the default) is greedy")
@@ -47,7 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--candidates", type=int, default=5, help="top candidates printed per step")
     gen.add_argument("--save-trace", metavar="PATH",
-                     help="record the whole final sequence and write it as a .safetensors trace")
+                     help="record the whole final sequence and write it as a .safetensors trace "
+                          "(with several prompts: PATH-1, PATH-2, ... before the extension)")
     hooks = commands.add_parser("hooks", help="list the model's hook points with their shapes")
     _model_arguments(hooks)
     return parser
@@ -87,18 +89,32 @@ def _generate(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
     if args.candidates < 1:
         raise ValueError(f"--candidates must be at least 1, not {args.candidates}.")
     model, tok = _load(args, err), load_tokenizer()
-    g = Generation(model, tok, args.prompt, max_new_tokens=args.max_new_tokens,
-                   temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                   seed=args.seed, record=False, n_top=max(10, args.candidates))
-    out.write(f"{'step':>5} {'pos':>5}  {'token':<16} {'p':>7}  top candidates\n")
-    for step in g:
-        out.write(_step_line(step, args.candidates) + "\n")
-        if args.max_new_tokens >= LONG_RUN:
-            _progress(len(g.steps), args.max_new_tokens if not g.finished else len(g.steps), err)
-    out.write(f"\n{tok.decode(g.ids)}\n\nstopped: {g.stop_reason}\n")
-    if args.save_trace:
-        path = save_trace(model.run_with_capture(g.ids), args.save_trace)
-        out.write(f"trace of all {len(g.ids)} tokens written to {path}\n")
+    generations = [Generation(model, tok, prompt, max_new_tokens=args.max_new_tokens,
+                              temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                              seed=args.seed, record=False, n_top=max(10, args.candidates))
+                   for prompt in args.prompt]
+    lines: list[list[str]] = [[] for _ in generations]
+    total = args.max_new_tokens * len(generations)
+    while not all(g.finished for g in generations):
+        live = [i for i, g in enumerate(generations) if not g.finished]
+        for i, step in zip(live, advance_together([generations[i] for i in live]), strict=True):
+            lines[i].append(_step_line(step, args.candidates))
+        if total >= LONG_RUN:
+            done = sum(len(g.steps) for g in generations)
+            _progress(done, total if not all(g.finished for g in generations) else done, err)
+    for i, (g, steps) in enumerate(zip(generations, lines, strict=True)):
+        if len(generations) > 1:
+            gap = "\n" if i else ""
+            out.write(f"{gap}== prompt {i + 1} of {len(generations)}: {g.prompt!r}\n")
+        out.write(f"{'step':>5} {'pos':>5}  {'token':<16} {'p':>7}  top candidates\n")
+        out.write("".join(line + "\n" for line in steps))
+        out.write(f"\n{tok.decode(g.ids)}\n\nstopped: {g.stop_reason}\n")
+        if args.save_trace:
+            path = Path(args.save_trace)
+            if len(generations) > 1:
+                path = path.with_name(f"{path.stem}-{i + 1}{path.suffix}")
+            saved = save_trace(model.run_with_capture(g.ids), path)
+            out.write(f"trace of all {len(g.ids)} tokens written to {saved}\n")
 
 
 def _hooks(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:

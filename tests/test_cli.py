@@ -39,6 +39,23 @@ def test_generate_prints_each_step_and_the_text(small_dir, small_model, tok) -> 
     assert lines[-1] == "stopped: max_new_tokens"
 
 
+def test_several_prompts_are_written_together_each_as_alone(small_dir, tmp_path) -> None:
+    prompts = ("The cat", "Ships sail across the stormy sea", "Hi")
+    common = ("--model", str(small_dir), "--max-new-tokens", "4", "--device", "cpu", "--temperature", "0.9",
+              "--seed", "5")
+    code, out, err = run("generate", *prompts, *common, "--save-trace", str(tmp_path / "t.safetensors"))
+    assert code == 0 and err == ""
+    blocks = out.split("\n\n== ")
+    assert len(blocks) == 3
+    for i, (prompt, block) in enumerate(zip(prompts, blocks, strict=True)):
+        header, body = block.removeprefix("== ").split("\n", 1)
+        assert header == f"prompt {i + 1} of 3: {prompt!r}"
+        _, alone, _ = run("generate", prompt, *common)  # the same prompt on its own
+        assert body.split("trace of all")[0] == alone
+        trace = gpt2viz.load_trace(tmp_path / f"t-{i + 1}.safetensors")
+        assert gpt2viz.load_tokenizer().decode(trace.ids) in alone
+
+
 def test_sampling_arguments_reach_the_generation(small_dir, small_model, tok) -> None:
     args = ("generate", "Hello", "--model", str(small_dir), "--max-new-tokens", "5", "--temperature",
             "1.3", "--top-k", "20", "--top-p", "0.9", "--seed", "11", "--device", "cpu")
