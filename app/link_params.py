@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
-import gpt2viz
 from gpt2viz.viz.attention import KINDS
 from gpt2viz.viz.mlp import POST, PRE
 
 from . import state
+from .class_settings import class_settings
 from .settings import MAX_SEED, MAX_TOP_K, TEMPERATURE_RANGE, TOP_P_RANGE
 
 # The query parameters, in the order a link lists them, and the session key each one restores
@@ -41,7 +41,6 @@ TOKENS = "tokens"
 DEFAULTS: dict[str, Any] = {param: state.DEFAULTS.get(key) for param, key in KEYS.items()}  # None: no default
 DEFAULTS[TOKENS] = None
 ORDER = (*list(KEYS)[:list(KEYS).index(STEP)], TOKENS, *list(KEYS)[list(KEYS).index(STEP):])
-MODELS = (gpt2viz.BUNDLED_NAME, *gpt2viz.PRESETS)  # the models a link may name ("" = the default)
 MAX_PROMPT_CHARS = 10_000  # more than the largest GPT-2 context (1024 tokens) holds of ordinary text
 MAX_TEXT_CHARS = 200  # a searched token, a typed distractor, ablated units
 _WHOLE = re.compile(r"[+-]?[0-9]+")
@@ -93,9 +92,13 @@ def _flag(raw: str) -> bool:
 
 
 def _model(raw: str) -> str:
-    name = raw.strip()
-    if name and name not in MODELS:
-        raise _Unusable("not a model this app knows")
+    """A model this server offers (app.class_settings); "" or the server's default is the default."""
+    name, offered = raw.strip(), class_settings()
+    if offered.models is not None and name == offered.models[0]:
+        return ""
+    if name and not offered.offers(name):
+        raise _Unusable("not offered on this server" if offered.models is not None
+                        else "not a model this app knows")
     return name
 
 
@@ -188,11 +191,17 @@ def parse_params(params: Mapping[str, str]) -> Link:
 
 
 def fit_to_model(link: Link, n_layer: int, n_head: int, n_positions: int,
-                 prompt_tokens: int | None) -> Link:
+                 prompt_tokens: int | None, token_cap: int | None = None) -> Link:
     """`link` checked against the loaded model's shape; `prompt_tokens` is the length of the link's
-    prompt in tokens (None when it gives none). A prompt that does not fit also drops the step: the
-    view falls back to the default prompt, not to another prompt's generation."""
+    prompt in tokens (None when it gives none); `token_cap` the most new tokens this server allows.
+    A prompt that does not fit also drops the step: the view falls back to the default prompt, not
+    to another prompt's generation."""
     values, notices = dict(link.values), list(link.notices)
+    if token_cap is not None:
+        for param in (MAX_NEW_TOKENS, TOKENS):
+            if values.get(param, 0) > token_cap:
+                notices.append(f"{param} {values[param]} (this server allows at most {token_cap})")
+                values[param] = token_cap
     for param, count in ((LAYER, n_layer), (HEAD, n_head)):
         if param in values and values[param] >= count:
             notices.append(f"{param} {values.pop(param)} (this model has 0–{count - 1})")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import weakref
 from dataclasses import dataclass
 
 import streamlit as st
@@ -12,6 +13,7 @@ import gpt2viz
 from gpt2viz import GPT2
 
 DEFAULT_SOURCE = ""  # gpt2viz.load_default_model(): $GPT2VIZ_MODEL, else gpt2, else the bundled model
+_LOADED: weakref.WeakValueDictionary[int, GPT2] = weakref.WeakValueDictionary()  # alive, by id
 
 
 @dataclass(frozen=True)
@@ -30,8 +32,15 @@ def load(source: str) -> CurrentModel:
         model, fallback_reason = gpt2viz.load_default_model()
     else:
         model, fallback_reason = gpt2viz.load_model(source), None
+    _LOADED[id(model)] = model
     settle_heap()
     return CurrentModel(source, model, fallback_reason)
+
+
+def loaded_models() -> list[tuple[str, int]]:
+    """(name, bytes of its weights) of every model this process holds now."""
+    return [(model.name, sum(p.numel() * p.element_size() for p in model.parameters()))
+            for model in list(_LOADED.values())]
 
 
 def settle_heap() -> None:

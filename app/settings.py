@@ -55,11 +55,14 @@ DEFAULT_SETTINGS = Settings(
 )
 
 
-def kept_settings() -> Settings:
-    """The sampling settings as the widgets last left them (for when they are not drawn)."""
+def kept_settings(most_tokens: int | None = None) -> Settings:
+    """The sampling settings as the widgets last left them (for when they are not drawn), asking
+    for `most_tokens` new tokens at most."""
     get = state.get
+    tokens = int(get(state.MAX_NEW_TOKENS))
     return Settings(bool(get(state.GREEDY)), float(get(state.TEMPERATURE)), int(get(state.TOP_K)),
-                    float(get(state.TOP_P)), int(get(state.SEED)), int(get(state.MAX_NEW_TOKENS)))
+                    float(get(state.TOP_P)), int(get(state.SEED)),
+                    tokens if most_tokens is None else min(tokens, most_tokens))
 
 
 def sampling_widgets(temperature_key: str, top_k_key: str, top_p_key: str,

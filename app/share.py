@@ -21,11 +21,11 @@ from streamlit.delta_generator import DeltaGenerator
 import gpt2viz
 
 from . import session, state
+from .class_settings import class_settings
 from .link_params import (
     DEFAULTS,
     KEYS,
     MODEL,
-    MODELS,
     PROMPT,
     PUBLIC_URL_ENV,
     STEP,
@@ -86,7 +86,8 @@ def apply_link(current: CurrentModel) -> None:
         return
     config = current.model.config
     prompt_tokens = len(tokenizer().encode(link.values[PROMPT])) if PROMPT in link.values else None
-    fitted = fit_to_model(link, config.n_layer, config.n_head, config.n_positions, prompt_tokens)
+    fitted = fit_to_model(link, config.n_layer, config.n_head, config.n_positions, prompt_tokens,
+                          class_settings().token_cap(config.n_positions))
     for param in link.values.keys() - fitted.values.keys() - set(_REPLAYED):
         state.put(KEYS[param], DEFAULTS[param])
     notices = fitted.notices
@@ -109,7 +110,8 @@ def _replay(current: CurrentModel, param: str, tokens: int, notices: list[str]) 
     """The link's generation, written again (it is deterministic) until it has `tokens` steps, and
     kept (`param` names the link's parameter in a notice)."""
     try:
-        generation = session.start(current.model, state.get(state.PROMPT), kept_settings())
+        most = class_settings().token_cap(current.model.config.n_positions)
+        generation = session.start(current.model, state.get(state.PROMPT), kept_settings(most))
     except gpt2viz.PromptError as err:
         notices.append(f"{param} {tokens} (the prompt cannot run: {err})")
         return
@@ -128,7 +130,7 @@ def view_values(current: CurrentModel) -> dict[str, Any]:
     for param, key in KEYS.items():
         if param != STEP and (key in state.DEFAULTS or state.chosen(key)):
             values[param] = state.get(key)
-    if values[MODEL] not in (DEFAULTS[MODEL], *MODELS):
+    if values[MODEL] != DEFAULTS[MODEL] and not class_settings().offers(values[MODEL]):
         values[MODEL] = DEFAULTS[MODEL]  # a local model's path stays out of links
     kept = session.current(current)
     if kept is not None:
@@ -202,5 +204,6 @@ def _sync(share: _Share) -> None:
                    "button shows when the pointer is over the link.")
         if hint:
             st.caption(hint)
-        if state.get(state.MODEL_CHOICE) not in (DEFAULTS[MODEL], *MODELS):
+        choice = state.get(state.MODEL_CHOICE)
+        if choice != DEFAULTS[MODEL] and not class_settings().offers(choice):
             st.caption("The link leaves out the local model: it opens with the default one.")

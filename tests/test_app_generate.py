@@ -123,7 +123,8 @@ def test_pressing_next_after_the_end_says_it_has_finished():
     assert any("finished" in i for i in texts(at, "info"))
 
 
-def test_a_model_that_fails_to_load_shows_its_message(tmp_path):
+def test_a_model_that_fails_to_load_shows_its_message(tmp_path, monkeypatch):
+    monkeypatch.setenv("GPT2VIZ_ALLOW_LOCAL", "1")  # local paths are off unless the server allows them
     at = new_app()
     at.selectbox(key="model_choice").select("local folder or file…").run()
     assert any("path of a local model" in i for i in texts(at, "info"))

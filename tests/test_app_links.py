@@ -221,7 +221,8 @@ def test_a_link_to_a_model_that_cannot_load_here_falls_back_to_the_default():
     assert at.query_params == {"prompt": PROMPT, "layer": "1"}
 
 
-def test_a_local_model_stays_out_of_the_link():
+def test_a_local_model_stays_out_of_the_link(monkeypatch):
+    monkeypatch.setenv("GPT2VIZ_ALLOW_LOCAL", "1")
     at = new_app()
     at.context["url"] = address(GENERATE)
     at.selectbox(key="model_choice").set_value("local folder or file…").run()

@@ -8,6 +8,7 @@ from streamlit.delta_generator import DeltaGenerator
 import gpt2viz
 from app import session, state
 from app.charts import chart
+from app.class_settings import class_settings
 from app.computations import full_recording
 from app.model_turn import LiveRedraw, advance_in_turns
 from app.models import device_label, tokenizer
@@ -62,11 +63,11 @@ examples = json.loads(EXAMPLES.read_text())["prompts"]
 st.selectbox("Example prompts", examples, index=None, key=state.EXAMPLE, on_change=use_example,
              placeholder="Pick an example…")
 prompt = state.widget(st.text_area, "Prompt", key=state.PROMPT, height=100)
-max_tokens = max(1, current.model.config.n_positions - 1)
+max_tokens = class_settings().token_cap(current.model.config.n_positions)
 next_column, generate_column, sampling_column, summary_column = st.columns(
     [1, 1, 1, 3], vertical_alignment="center")
 if presenter_on():  # the sampling controls are hidden; the settings chosen before still apply
-    settings = kept_settings()
+    settings = kept_settings(max_tokens)
 else:  # a popover, not an expander: its widgets are drawn in the browser only once it is opened
     with sampling_column.popover("Sampling", icon=":material/tune:", help="Greedy or random, temperature, "
                                  "top-k, top-p, seed and how many tokens to write"):
