@@ -14,6 +14,7 @@ import streamlit as st
 
 import gpt2viz
 from gpt2viz import GPT2, Generation, act_name
+from gpt2viz.errors import EMPTY_PROMPT
 from gpt2viz.viz.tokens import token_labels
 
 from . import state
@@ -36,15 +37,26 @@ class SessionGeneration:
     generation: Generation
 
     def is_for(self, model: GPT2, prompt: str, settings: Settings | None = None) -> bool:
-        """True when this is `model`'s generation of `prompt` (with these settings, if given)."""
+        """True when this is `model`'s generation of `prompt` as the session now starts it (with
+        these settings, if given)."""
         generation = self.generation
-        same = generation.model is model and generation.prompt == prompt
+        same = generation.model is model and generation.prompt == prompt_input(prompt)
         return same and (settings is None or generation.settings == settings.generate_kwargs())
+
+
+def prompt_input(prompt: str) -> str | list[int]:
+    """What the model is given for the prompt text: the text, or its tokens after <|endoftext|>
+    when the session starts prompts with it (as GPT-2 saw each text begin in training)."""
+    if not state.get(state.START_WITH_EOT):
+        return prompt
+    if not prompt.strip():
+        raise gpt2viz.PromptError(EMPTY_PROMPT)
+    return [gpt2viz.EOT_ID, *tokenizer().encode(prompt)]
 
 
 def start(model: GPT2, prompt: str, settings: Settings) -> Generation:
     """A new generation, not yet kept (raises gpt2viz.PromptError for a prompt that cannot run)."""
-    return Generation(model, tokenizer(), prompt, names=PATTERNS, **settings.generate_kwargs())
+    return Generation(model, tokenizer(), prompt_input(prompt), names=PATTERNS, **settings.generate_kwargs())
 
 
 def keep(generation: Generation) -> SessionGeneration:
@@ -117,7 +129,7 @@ def analysed_ids(loaded: CurrentModel) -> list[int]:
     kept = current(loaded)
     if kept is not None:
         return kept.generation.ids
-    return gpt2viz.encode_prompt(loaded.model, tokenizer(), state.get(state.PROMPT), reserve=0)
+    return gpt2viz.encode_prompt(loaded.model, tokenizer(), prompt_input(state.get(state.PROMPT)), reserve=0)
 
 
 def analysed_ids_or_stop(loaded: CurrentModel) -> list[int]:

@@ -26,6 +26,7 @@ TOP_K = "top_k"  # 0 = off
 TOP_P = "top_p"  # 1.0 = off
 SEED = "seed"
 MAX_NEW_TOKENS = "max_new_tokens"
+START_WITH_EOT = "start_with_eot"  # bool: the prompt starts with <|endoftext|>, as texts did in training
 GENERATION = "generation"  # app.session.SessionGeneration: this session's generation, or absent
 GENERATION_SERIAL = "generation_serial"  # how many generations this session has kept
 
@@ -80,6 +81,7 @@ DEFAULTS: dict[str, Any] = {
     TOP_P: 1.0,
     SEED: 0,
     MAX_NEW_TOKENS: 20,
+    START_WITH_EOT: False,
     LAYER: 0,
     HEAD: 0,
     ATTN_KIND: "pattern",
@@ -108,8 +110,9 @@ DEFAULTS: dict[str, Any] = {
 LINKED: dict[str, str] = {
     PROMPT: "prompt", MODEL_CHOICE: "model", LAYER: "layer", HEAD: "head", ATTN_KIND: "kind",
     GREEDY: "greedy", TEMPERATURE: "temperature", TOP_K: "top_k", TOP_P: "top_p", SEED: "seed",
-    MAX_NEW_TOKENS: "max_new_tokens", STEP: "step", QUERY: "query", ZOOM_QUERY: "zoom_query",
-    ZOOM_KEY: "zoom_key", FIND_TOKEN: "find", MLP_STAGE: "mlp_stage", MLP_TOP_N: "neurons",
+    MAX_NEW_TOKENS: "max_new_tokens", START_WITH_EOT: "eot", STEP: "step", QUERY: "query",
+    ZOOM_QUERY: "zoom_query", ZOOM_KEY: "zoom_key", FIND_TOKEN: "find", MLP_STAGE: "mlp_stage",
+    MLP_TOP_N: "neurons",
     STEP_TEMPERATURE: "step_temperature", STEP_TOP_K: "step_top_k", STEP_TOP_P: "step_top_p",
     DISTRACTOR: "distractor", DISTRACTOR_TEXT: "distractor_text", ABLATE_KIND: "ablate",
     ABLATE_UNITS: "units", ABLATE_MODE: "ablate_mode", ABLATE_RERUN: "ablate_rerun", FORCED: "forced",

@@ -1,5 +1,6 @@
 """The Generate page in streamlit's AppTest: steps, candidates, stop reason, model picker."""
 
+import html
 import json
 
 import numpy as np
@@ -10,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 import gpt2viz
 from tests.app_support import (
     APP,
+    ATTENTION,
     ROOT,
     app_gpt2,
     assert_steps,
@@ -175,3 +177,18 @@ def test_the_sampling_summary_names_only_what_applies():
     assert Settings(False, 0.7, 40, 0.9, 3, 12).summary() == (
         "temperature 0.7 · seed 3 · top-k 40 · top-p 0.9 · 12 new tokens")
     assert Settings(False, 1.5, 0, 1.0, 0, 1).summary() == "temperature 1.5 · seed 0 · 1 new token"
+
+
+def test_a_prompt_can_start_with_endoftext_as_texts_did_in_training():
+    at = new_app()
+    at.toggle(key="start_with_eot").set_value(True).run()
+    assert texts(at, "info") == ["Press **Next token** for one step, or **Generate** to write to the end."]
+    generate(at, "The cat sat on the mat", max_new_tokens=2)
+    run = session_generation(at)
+    tok = gpt2viz.load_tokenizer()
+    assert run.prompt_ids == [gpt2viz.EOT_ID, *tok.encode("The cat sat on the mat")]
+    assert strip_spans(strip_html(at), "prompt")[0] == html.escape(gpt2viz.EOT_TEXT)
+    at.switch_page(ATTENTION).run()
+    heatmap = figure(at, "attention_heatmap")["data"][0]
+    assert list(heatmap["x"])[0] == f"0 {gpt2viz.EOT_TEXT}" and len(heatmap["x"]) == len(run.ids)
+    assert at.query_params["eot"] == "true"

@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # layer or a lower one (a higher number is a higher layer).
 APP_LAYERS = {
     "app.state": 1, "app.navigation": 1, "app.models": 1, "app.model_turn": 1, "app.computations": 1,
-    "app.settings": 1, "app.link_params": 1, "app.class_settings": 1, "app.lesson": 1, "app.lesson.content": 1,
+    "app.settings": 1, "app.link_params": 1, "app.class_settings": 1, "app.lesson": 1,
+    "app.lesson.content": 1,
     "app.lesson.views": 1,
     "app.session": 2, "app.share": 2,
     "app.sidebar": 3, "app.pickers": 3, "app.zoom": 3, "app.step_sampling": 3, "app.why_sections": 3,

@@ -24,6 +24,7 @@ ALL = {
     "seed": 12345,
     "max_new_tokens": 30,
     "tokens": 12,
+    "eot": True,
     "kind": "scores",
     "query": 4,
     "zoom_query": 64,

@@ -63,6 +63,9 @@ examples = json.loads(EXAMPLES.read_text())["prompts"]
 st.selectbox("Example prompts", examples, index=None, key=state.EXAMPLE, on_change=use_example,
              placeholder="Pick an example…")
 prompt = state.widget(st.text_area, "Prompt", key=state.PROMPT, height=100)
+state.widget(st.toggle, f"Start with {gpt2viz.EOT_TEXT}", key=state.START_WITH_EOT,
+             help=f"GPT-2 read {gpt2viz.EOT_TEXT} between the texts it was trained on, so a text that "
+                  "starts with it begins as they did. Many heads then rest their attention on it.")
 max_tokens = class_settings().token_cap(current.model.config.n_positions)
 next_column, generate_column, sampling_column, summary_column = st.columns(
     [1, 1, 1, 3], vertical_alignment="center")
@@ -87,13 +90,13 @@ if next_clicked or generate_clicked:
         st.error(str(err))
         st.stop()  # the one message: no hint below it
 
-kept = session.last()
+kept = session.current(current)  # a generation of another prompt or model is not this prompt's
 if kept is None:
     st.info("Press **Next token** for one step, or **Generate** to write to the end.")
     st.stop()
 if not kept.is_for(current.model, prompt, settings):
-    st.caption("Showing the last generation, made with another prompt, model or settings. "
-               "Press Next token or Generate to start a new one.")
+    st.caption("Showing this prompt's last generation, made with other sampling settings. "
+               "Press Generate to write it with these.")
 generation = kept.generation
 record = step_selector(kept)
 live.markdown(strip(generation, record.index), unsafe_allow_html=True)
