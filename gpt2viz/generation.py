@@ -13,6 +13,7 @@ from .hooks import act_name
 from .model import GPT2
 from .recording import Edit, PackedRecorder, Recorder
 from .sampling import check_sampling, draw, sampling_stages
+from .surprise import probabilities_from_logits
 from .tokenizer import EOT_ID, GPT2Tokenizer
 from .trace import Trace
 
@@ -121,11 +122,20 @@ class Generation:
         self._cache = model.new_cache(capacity=capacity) if use_cache else None
         self._use_cache = use_cache
         self._pending = list(self.prompt_ids)  # the ids the next forward pass runs
+        # Each prompt token's probability given those before it, from the first step's logits
+        # (None until then, and where that step was not recorded: only its last position was read).
+        self.prompt_probs: list[float | None] = [None] * len(self.prompt_ids)
 
     @property
     def ids(self) -> list[int]:
         """Prompt and generated tokens."""
         return self.prompt_ids + [s.token_id for s in self.steps]
+
+    @property
+    def token_probs(self) -> list[float | None]:
+        """Every token's probability given the tokens before it: the prompt's (see `prompt_probs`),
+        then each generated token's at temperature 1."""
+        return [*self.prompt_probs, *(step.prob for step in self.steps)]
 
     @property
     def finished(self) -> bool:
@@ -192,6 +202,8 @@ class Generation:
         if self._record:
             start = position - len(self._pending)
             trace = Trace(rec.tensors, logits[None], self._pending, start, model.config, model.name)
+            if index == 0:
+                self.prompt_probs = probabilities_from_logits(logits, self.prompt_ids)
         step = Step(
             index=index,
             position=position,
