@@ -3,9 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
+REPLICAS ?= 2
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint bench browser clean
+.PHONY: run test lint bench browser haproxy class clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -23,10 +24,19 @@ $(PY):
 browser:
 	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; }
 
+# `make class` (and its test) put replicas behind Debian's HAProxy (2.6 on bookworm).
+haproxy:
+	@command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q haproxy; }
+
 run: .stamp-runtime
 	$(PY) -m streamlit run streamlit_app.py --server.port $(PORT) --server.headless true
 
-test: .stamp-test browser
+# REPLICAS app processes on free local ports behind HAProxy on PORT, each browser pinned to one
+# (deploy/haproxy.cfg, README "Serving a class"); Ctrl-C stops them all.
+class: .stamp-runtime haproxy
+	REPLICAS=$(REPLICAS) PORT=$(PORT) PYTHON=$(PY) bash deploy/class.sh
+
+test: .stamp-test browser haproxy
 	$(PY) -m ruff check .
 	$(PY) -m pytest
 
