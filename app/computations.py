@@ -29,6 +29,7 @@ from gpt2viz.budget import RecordingStore, budget_from_env
 from gpt2viz.cached_step import CachedStep, cached_step, record_sequence
 from gpt2viz.interventions import ablate_heads, ablate_neurons
 from gpt2viz.lens import LogitLens, ResidualNorms, final_choice_logits, logit_lens, residual_norms
+from gpt2viz.patching import PatchingResult, activation_patching, attribution_patching
 from gpt2viz.viz.attention import HALF_PATTERNS, attention_layer_names
 from gpt2viz.viz.mlp import mlp_layer_names
 from gpt2viz.viz.qkv import qkv_layer_names
@@ -193,6 +194,16 @@ def continuation(source: str, ids: tuple[int, ...], settings: tuple[tuple[str, o
                                 **dict(settings))
     advance_in_turns(branch)
     return branch.ids
+
+
+@st.cache_resource(show_spinner="Patching the corrupted run…", max_entries=16)
+def patching(source: str, clean: tuple[int, ...], corrupted: tuple[int, ...], answer: int, wrong: int,
+             site: str, method: str) -> PatchingResult:
+    """One patching grid (gpt2viz.patching): "exact" runs a patched pass per cell, "attribution"
+    estimates every cell from one backward pass."""
+    run = activation_patching if method == "exact" else attribution_patching
+    with model_turn():
+        return run(load(source).model, list(clean), list(corrupted), answer, wrong, site)
 
 
 def full_recording(source: str, ids: tuple[int, ...]) -> Trace:

@@ -22,6 +22,7 @@ PAGES = (
     PageEntry("app/pages/mlp.py", "MLP", ":material/hub:", "mlp"),
     PageEntry("app/pages/inside_step.py", "Inside a step", ":material/step_into:", "step"),
     PageEntry("app/pages/why.py", "Why this token?", ":material/help:", "why"),
+    PageEntry("app/pages/patching.py", "Patching", ":material/compare_arrows:", "patching"),
 )
 URL_PATHS = tuple(page.url_path for page in PAGES)
 

@@ -61,6 +61,14 @@ ABLATE_RERUN = "ablate_rerun"  # bool: also re-run the whole generation with the
 FORCED = "forced"  # token id the branch is forced to take
 COMPARE_PROMPT = "compare_prompt"
 DLA_GRID = "dla_grid"  # the attribution heatmap's selection
+# Patching
+PATCH_CLEAN = "patch_clean"  # the prompt whose activations are put in
+PATCH_CORRUPTED = "patch_corrupted"  # the prompt that is run, one activation replaced at a time
+PATCH_ANSWER = "patch_answer"  # the clean run's next token (text of one token)
+PATCH_WRONG = "patch_wrong"  # the corrupted run's
+PATCH_SITE = "patch_site"  # one of gpt2viz.patching.SITES
+PATCH_METHOD = "patch_method"  # one of PATCH_METHODS
+PATCH_METHODS = ("both", "exact", "attribution")
 # Lesson and presenter view
 LESSON_CARD = "lesson_card"  # index of the lesson card shown
 PRESENTER = "presenter"  # bool: large fonts and figures, fewer controls, for a projector
@@ -97,6 +105,12 @@ DEFAULTS: dict[str, Any] = {
     ABLATE_RERUN: False,
     DISTRACTOR_TEXT: "",
     COMPARE_PROMPT: "",
+    PATCH_CLEAN: "When Mary and John went to the store, John gave a drink to",
+    PATCH_CORRUPTED: "When Mary and John went to the store, Mary gave a drink to",
+    PATCH_ANSWER: " Mary",
+    PATCH_WRONG: " John",
+    PATCH_SITE: "resid_pre",
+    PATCH_METHOD: "both",
     LESSON_CARD: 0,
     PRESENTER: False,
     IMAGE_FORMAT: "png",
@@ -116,7 +130,9 @@ LINKED: dict[str, str] = {
     STEP_TEMPERATURE: "step_temperature", STEP_TOP_K: "step_top_k", STEP_TOP_P: "step_top_p",
     DISTRACTOR: "distractor", DISTRACTOR_TEXT: "distractor_text", ABLATE_KIND: "ablate",
     ABLATE_UNITS: "units", ABLATE_MODE: "ablate_mode", ABLATE_RERUN: "ablate_rerun", FORCED: "forced",
-    COMPARE_PROMPT: "compare", LESSON_CARD: "card", PRESENTER: "presenter",
+    COMPARE_PROMPT: "compare", PATCH_CLEAN: "clean", PATCH_CORRUPTED: "corrupted", PATCH_ANSWER: "answer",
+    PATCH_WRONG: "wrong", PATCH_SITE: "site", PATCH_METHOD: "method", LESSON_CARD: "card",
+    PRESENTER: "presenter",
 }
 NOT_LINKED: dict[str, str] = {
     IMAGE_FORMAT: "how this browser saves figures, not what it shows",

@@ -1,6 +1,6 @@
 """gpt2viz: GPT-2 with named hook points, recordings of every stage, and figures of them."""
 
-from . import cached_step, lens
+from . import cached_step, lens, patching
 from .config import GPT2Config
 from .errors import LoadError, PromptError
 from .generation import (
@@ -29,5 +29,5 @@ __all__ = [
     "LoadError", "PRESETS", "PromptError", "Recorder", "STOP_CONTEXT", "STOP_ENDOFTEXT",
     "STOP_MAX_TOKENS", "SamplingStages", "Step", "Trace", "act_name", "advance_together", "cached_step",
     "encode_prompt", "generate", "kv_cache_bytes", "lens", "load_default_model", "load_model",
-    "load_tokenizer", "load_trace", "sampling_stages", "save_model", "save_trace",
+    "load_tokenizer", "load_trace", "patching", "sampling_stages", "save_model", "save_trace",
 ]

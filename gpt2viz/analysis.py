@@ -6,11 +6,16 @@ The scores follow the standard tests (as in TransformerLens's tutorials):
   before it (query i → key i-1, for i ≥ 1), on ordinary text;
 * induction score of a head = mean attention, from each token of the second copy of a repeated
   sequence of random tokens, to the token just after that token's earlier occurrence (query i →
-  key i-L+1 for a repeated block of length L).
+  key i-L+1 for a repeated block of length L);
+* first-token score = mean attention from each later position to position 0 (where heads with
+  nothing to do park their attention);
+* duplicate-token score = mean attention from a position to the earlier positions holding the
+  same token, over the positions whose token came earlier.
 
-The pure scoring pieces (`previous_token_score`, `induction_score`) work on attention patterns
-[..., head, q_pos, k_pos] so they can be tested on constructed patterns; `previous_token_scores`
-and `induction_scores` run a model and return a [layer, head] tensor. `attention_overview`
+The pure scoring pieces (`previous_token_score`, `induction_score`, `first_token_score`,
+`duplicate_token_score`) work on attention patterns [..., head, q_pos, k_pos] so they can be
+tested on constructed patterns; `previous_token_scores`, `induction_scores` and `head_roles` run
+a model and return [layer, head] tensors. `attention_overview`
 pools every head's pattern into a small tile inside one forward pass (the Attention page's grid).
 """
 
@@ -51,6 +56,54 @@ def induction_score(pattern: torch.Tensor, seq_len: int, prefix: int = 1) -> tor
     stripe = pattern.diagonal(offset=1 - L, dim1=-2, dim2=-1)  # entry j: query j+L-1, key j
     # queries prefix+L .. prefix+2L-1  ->  j = prefix+1 .. prefix+L
     return stripe[..., prefix + 1: prefix + L + 1].float().mean(-1)
+
+
+def first_token_score(pattern: torch.Tensor) -> torch.Tensor:
+    """Mean attention from position i to position 0 (i ≥ 1). pattern [..., head, q, k] → [..., head]."""
+    if pattern.shape[-1] < 2 or pattern.shape[-2] < 2:
+        raise ValueError("A first-token score needs at least two positions.")
+    return pattern[..., 1:, 0].float().mean(-1)
+
+
+def duplicate_token_score(pattern: torch.Tensor, ids: Sequence[int]) -> torch.Tensor:
+    """Mean attention from a position to the earlier positions holding its own token, over the
+    positions whose token came earlier (0 when none did). pattern [..., head, q, k] over the
+    sequence `ids` (q = k = len(ids)) → [..., head]."""
+    n = len(ids)
+    if pattern.shape[-2:] != (n, n):
+        raise ValueError(f"The pattern covers {tuple(pattern.shape[-2:])} query and key positions; "
+                         f"the {n} ids need ({n}, {n}).")
+    tokens = torch.as_tensor([int(i) for i in ids])  # [pos]
+    earlier = torch.ones(n, n, dtype=torch.bool).tril(-1)  # [q, k]: k < q
+    same = (tokens[:, None] == tokens[None, :]) & earlier  # [q, k]: an earlier copy of q's token
+    has = same.any(-1)  # [q]
+    if not has.any():
+        return torch.zeros(pattern.shape[:-2])
+    mass = (pattern.float() * same.to(pattern.device)).sum(-1)  # [..., head, q]
+    return mass[..., has.to(pattern.device)].mean(-1)
+
+
+HEAD_ROLES = ("first_token", "previous_token", "duplicate_token", "induction")
+
+
+def pattern_roles(pattern: torch.Tensor, ids: Sequence[int]) -> dict[str, torch.Tensor]:
+    """The first-token, previous-token and duplicate-token scores of patterns [..., head, q, k] over
+    the sequence `ids`, each [..., head]."""
+    return {"first_token": first_token_score(pattern), "previous_token": previous_token_score(pattern),
+            "duplicate_token": duplicate_token_score(pattern, ids)}
+
+
+def head_roles(model: GPT2, ids: Sequence[int], induction_ids: Sequence[int] | None = None,
+               ) -> dict[str, torch.Tensor]:
+    """Every head's role scores, [layer, head] each, keyed as in HEAD_ROLES: first-token,
+    previous-token and duplicate-token on `ids` (one forward pass), induction on repeated random
+    tokens (`induction_scores`, drawn from `induction_ids` when given)."""
+    ids = model.check_ids(ids)
+    trace = model.run_with_capture(ids, names=[act_name("pattern", "*")], keep_logits=False)
+    layers = [pattern_roles(trace["pattern", layer], ids) for layer in range(model.config.n_layer)]
+    roles = {key: torch.stack([scores[key] for scores in layers]) for key in layers[0]}
+    roles["induction"] = induction_scores(model, ids=induction_ids)
+    return {key: roles[key] for key in HEAD_ROLES}
 
 
 def attention_patterns(model: GPT2, ids: Sequence[int]) -> torch.Tensor:

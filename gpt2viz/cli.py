@@ -1,4 +1,5 @@
-"""The command line: `python -m gpt2viz generate "The cat" ...` and `python -m gpt2viz hooks`.
+"""The command line: `python -m gpt2viz generate "The cat" ...`, `python -m gpt2viz hooks` and
+`python -m gpt2viz patch CLEAN CORRUPTED --answer A --wrong W`.
 
 Every expected failure (a bad argument, a prompt that cannot run, a model that cannot load)
 ends with one line on stderr and a non-zero exit code, never a traceback.
@@ -17,8 +18,9 @@ from .generation import Generation, Step, advance_together
 from .hooks import point_of
 from .loading import load_default_model, load_model
 from .model import GPT2
+from .patching import PATCHED, SITES, PatchingResult, activation_patching, attribution_patching
 from .saved_trace import save_trace
-from .tokenizer import load_tokenizer
+from .tokenizer import GPT2Tokenizer, load_tokenizer
 
 PROG = "python -m gpt2viz"  # or `gpt2viz`, the installed command: messages name the one run (`_prog`)
 LONG_RUN = 32  # a progress bar on stderr from this many new tokens on
@@ -52,6 +54,21 @@ def _parser() -> argparse.ArgumentParser:
                           "(with several prompts: PATH-1, PATH-2, ... before the extension)")
     hooks = commands.add_parser("hooks", help="list the model's hook points with their shapes")
     _model_arguments(hooks)
+    patch = commands.add_parser("patch", help="activation patching: run CORRUPTED with one activation at "
+                                              "a time taken from CLEAN, and print how much each restores")
+    patch.add_argument("clean", help="the prompt the patched activations come from")
+    patch.add_argument("corrupted", help="the prompt that is run, patched (as many tokens as CLEAN)")
+    patch.add_argument("--answer", required=True,
+                       help="the token the clean prompt should be followed by, one token with its leading "
+                            "space, e.g. ' Mary'")
+    patch.add_argument("--wrong", required=True, help="the token the corrupted prompt should be followed by")
+    patch.add_argument("--site", choices=SITES, default="resid_pre",
+                       help="what is patched: one position of resid_pre, attn_out or mlp_out, or one "
+                            "head's z at every position (default: resid_pre)")
+    patch.add_argument("--attribution", action="store_true",
+                       help="estimate every cell from one backward pass (attribution patching) instead "
+                            "of one patched pass per cell")
+    _model_arguments(patch)
     return parser
 
 
@@ -130,11 +147,52 @@ def _hooks(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
         out.write(f"{name:<32} {shape:<32} {point.meaning}\n")
 
 
+def _one_token(tok: GPT2Tokenizer, text: str, flag: str) -> int:
+    ids = tok.encode(text)
+    if len(ids) != 1:
+        raise ValueError(f"{flag} {text!r} is {len(ids)} tokens {tok.token_texts(ids)}; it must be exactly "
+                         "one token, with its leading space (e.g. ' Mary').")
+    return ids[0]
+
+
+def _position_labels(tok: GPT2Tokenizer, clean: list[int], corrupted: list[int]) -> list[str]:
+    """Each position's clean token, and the corrupted one after a slash where they differ."""
+    return [repr(tok.token_text(a)) + ("" if a == b else "/" + repr(tok.token_text(b)))
+            for a, b in zip(clean, corrupted, strict=False)]
+
+
+def patching_table(result: PatchingResult) -> str:
+    """The grid with layers down and positions (or heads) across, two decimals (no "-0.00")."""
+    widths = [max(5, len(label)) for label in result.labels]
+    lines = ["layer " + " ".join(f"{label:>{w}}" for label, w in zip(result.labels, widths, strict=True))]
+    for layer, row in enumerate(result.grid.tolist()):
+        cells = (f"{round(v, 2) + 0.0:>{w}.2f}" for v, w in zip(row, widths, strict=True))
+        lines.append(f"{layer:>5} " + " ".join(cells))
+    return "\n".join(lines) + "\n"
+
+
+def _patch(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
+    tok = load_tokenizer()
+    answer, wrong = _one_token(tok, args.answer, "--answer"), _one_token(tok, args.wrong, "--wrong")
+    clean, corrupted = tok.encode(args.clean), tok.encode(args.corrupted)
+    model = _load(args, err)
+    patching = attribution_patching if args.attribution else activation_patching
+    # Prompts of different lengths: the library's error says so before it reads the labels.
+    result = patching(model, clean, corrupted, answer, wrong, args.site,
+                      labels=_position_labels(tok, clean, corrupted))
+    method = "attribution patching (first-order estimate)" if args.attribution else "activation patching"
+    out.write(f"{method} of {args.site}: {PATCHED}\n")
+    out.write(f"logit difference {args.answer!r} − {args.wrong!r} at the last position: clean "
+              f"{result.clean_diff:.2f}, corrupted {result.corrupted_diff:.2f} "
+              "(in the grid, 0 = corrupted and 1 = clean)\n")
+    out.write(patching_table(result))
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     """Run the command line; returns the exit code."""
     args = _parser().parse_args(argv)
     try:
-        {"generate": _generate, "hooks": _hooks}[args.command](args, out, err)
+        {"generate": _generate, "hooks": _hooks, "patch": _patch}[args.command](args, out, err)
     except (PromptError, LoadError, ValueError, OSError) as error:
         err.write(f"{_prog()}: error: {error}\n")
         return 1

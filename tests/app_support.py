@@ -33,6 +33,7 @@ MLP = "app/pages/mlp.py"
 INSIDE_STEP = "app/pages/inside_step.py"
 WHY = "app/pages/why.py"
 LESSON = "app/pages/lesson.py"
+PATCHING = "app/pages/patching.py"
 PAGES = (GENERATE, ATTENTION, QKV, MLP, INSIDE_STEP, WHY)  # the lesson has no prompt errors: it falls back
 
 

@@ -9,10 +9,15 @@ import torch
 
 import gpt2viz
 from gpt2viz.analysis import (
+    HEAD_ROLES,
     attention_patterns,
     best_head,
+    duplicate_token_score,
+    first_token_score,
+    head_roles,
     induction_score,
     induction_scores,
+    pattern_roles,
     previous_token_score,
     previous_token_scores,
     repeated_random_tokens,
@@ -189,3 +194,83 @@ def test_induction_scores_are_the_stripe_on_repeated_random_tokens(small_model, 
     assert got.shape == (2, 4)
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
     assert not torch.allclose(got, induction_scores(small_model, seq_len=L, n_seqs=3, seed=6))
+
+
+# --- head roles: first-token and duplicate-token scores, and all four together -----------------
+
+def first_token_by_hand(p: torch.Tensor) -> list[float]:
+    """Per head, the mean of p[head, i, 0] over i = 1 .. n-1."""
+    n = p.shape[-1]
+    return [sum(float(p[h, i, 0]) for i in range(1, n)) / (n - 1) for h in range(p.shape[0])]
+
+
+def duplicate_token_by_hand(p: torch.Tensor, ids: list[int]) -> list[float]:
+    """Per head, the mean over queries q with an earlier copy of ids[q] of the attention q gives to
+    its earlier copies, one entry at a time; 0 when no token repeats."""
+    queries = [q for q in range(len(ids)) if ids[q] in ids[:q]]
+    if not queries:
+        return [0.0] * p.shape[0]
+    return [sum(sum(float(p[h, q, k]) for k in range(q) if ids[k] == ids[q]) for q in queries) / len(queries)
+            for h in range(p.shape[0])]
+
+
+def test_first_token_score_of_constructed_patterns() -> None:
+    n = 10
+    sink = torch.zeros(1, n, n)
+    sink[0, :, 0] = 1.0  # every query attends to position 0 only
+    assert first_token_score(sink).tolist() == [1.0]
+    # a previous-token head reaches position 0 from query 1 only
+    assert first_token_score(previous_token_pattern(n)).item() == pytest.approx(1 / (n - 1))
+    uniform = sum(1 / (i + 1) for i in range(1, n)) / (n - 1)
+    torch.testing.assert_close(first_token_score(uniform_causal(n, heads=2)), torch.full((2,), uniform))
+    with pytest.raises(ValueError, match="at least two positions"):
+        first_token_score(torch.ones(1, 1, 1))
+
+
+def test_duplicate_token_score_of_a_constructed_pattern() -> None:
+    ids = [5, 7, 5, 9, 7, 5]  # earlier copies: query 2 → key 0, query 4 → key 1, query 5 → keys 0 and 2
+    p = torch.eye(6)[None].repeat(2, 1, 1)  # [head=2, q, k]: each query on itself...
+    p[0, 2] = torch.tensor([0.5, 0, 0.5, 0, 0, 0])  # ...head 0: half on the earlier 5
+    p[0, 4] = torch.tensor([0, 1.0, 0, 0, 0, 0])  # all on the earlier 7
+    p[0, 5] = torch.tensor([0.25, 0, 0.25, 0, 0, 0.5])  # a quarter on each earlier 5
+    p[0, 3] = torch.tensor([1.0, 0, 0, 0, 0, 0])  # query 3 (a first 9) does not count
+    scores = duplicate_token_score(p, ids)
+    assert scores.shape == (2,)
+    assert scores[0].item() == pytest.approx((0.5 + 1.0 + 0.5) / 3)
+    assert scores[1].item() == 0.0  # head 1 stays on itself: the current token is not an earlier copy
+    assert duplicate_token_score(p, [1, 2, 3, 4, 5, 6]).tolist() == [0.0, 0.0]  # no repeats: 0
+    with pytest.raises(ValueError, match="the 5 ids need"):
+        duplicate_token_score(p, ids[:5])
+
+
+def test_role_scores_of_random_patterns_equal_the_loops() -> None:
+    for n, seed in [(2, 0), (9, 1), (33, 2)]:
+        p = random_causal(n, heads=3, seed=seed)
+        ids = torch.randint(0, 4, (n,), generator=torch.Generator().manual_seed(seed)).tolist()
+        roles = pattern_roles(p, ids)
+        assert list(roles) == ["first_token", "previous_token", "duplicate_token"]
+        assert roles["first_token"].tolist() == pytest.approx(first_token_by_hand(p), abs=1e-6)
+        assert roles["previous_token"].tolist() == pytest.approx(previous_token_by_hand(p), abs=1e-6)
+        assert roles["duplicate_token"].tolist() == pytest.approx(duplicate_token_by_hand(p, ids), abs=1e-6)
+        # leading dimensions are kept, as in previous_token_score
+        stacked = pattern_roles(torch.stack([p, p]), ids)["duplicate_token"]
+        assert stacked.shape == (2, 3) and torch.equal(stacked[0], stacked[1])
+
+
+def test_head_roles_of_a_model_equal_the_loops_on_transformers_patterns(small_model, small_hf) -> None:
+    ids = random_ids(30, seed=4)
+    ids[20:26] = ids[3:9]  # a repeated stretch, so duplicate-token scores are not all 0
+    roles = head_roles(small_model, ids)
+    assert tuple(roles) == HEAD_ROLES == ("first_token", "previous_token", "duplicate_token", "induction")
+    assert all(score.shape == (2, 4) for score in roles.values())
+    p = hf_patterns(small_hf, ids)
+    for key, by_hand in [("first_token", first_token_by_hand), ("previous_token", previous_token_by_hand),
+                         ("duplicate_token", lambda q: duplicate_token_by_hand(q, ids))]:
+        expected = torch.tensor([by_hand(p[layer]) for layer in range(2)])
+        torch.testing.assert_close(roles[key], expected, atol=1e-5, rtol=0)
+    assert (roles["duplicate_token"] > 0).all()
+    assert torch.equal(roles["induction"], induction_scores(small_model))
+    drawn = head_roles(small_model, ids, induction_ids=list(range(100, 200)))["induction"]
+    assert torch.equal(drawn, induction_scores(small_model, ids=list(range(100, 200))))
+    with pytest.raises(ValueError, match="at least two positions"):
+        head_roles(small_model, ids[:1])

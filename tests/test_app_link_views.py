@@ -22,6 +22,7 @@ from tests.app_support import (
     INSIDE_STEP,
     LESSON,
     MLP,
+    PATCHING,
     QKV,
     WHY,
     figure,
@@ -35,9 +36,12 @@ pytestmark = pytest.mark.usefixtures("app_model")
 
 # The value each linked control takes here, where it is not "another option" or "one step more".
 TEXTS = {state.FIND_TOKEN: "cat", state.DISTRACTOR_TEXT: " dog", state.ABLATE_UNITS: "0.1, 1.0",
-         state.COMPARE_PROMPT: "The dog sat on the rug", state.PROMPT: None}
+         state.COMPARE_PROMPT: "The dog sat on the rug", state.PROMPT: None,
+         state.PATCH_CLEAN: "When Anna and Paul went to the park, Paul gave a ball to",
+         state.PATCH_CORRUPTED: "When Anna and Paul went to the park, Anna gave a ball to",
+         state.PATCH_ANSWER: " Anna", state.PATCH_WRONG: " Paul"}
 RADIOS = {state.ATTN_KIND: "scores", state.MLP_STAGE: "pre", state.ABLATE_KIND: "heads",
-          state.ABLATE_MODE: "mean"}
+          state.ABLATE_MODE: "mean", state.PATCH_METHOD: "exact"}
 SLIDERS = {state.STEP_TEMPERATURE: 1.5, state.STEP_TOP_P: 0.8, state.MLP_TOP_N: 8, state.TEMPERATURE: 1.2,
            state.TOP_P: 0.9}
 LEFT_ALONE = {state.PROMPT, state.MODEL_CHOICE, state.MAX_NEW_TOKENS, state.GREEDY, state.TEMPERATURE,
@@ -134,7 +138,7 @@ def check_page(at: AppTest, page: str) -> None:
     assert_same(seen, drawn(other), page)
 
 
-PAGES = [ATTENTION, QKV, MLP, INSIDE_STEP, WHY, LESSON, GENERATE]
+PAGES = [ATTENTION, QKV, MLP, INSIDE_STEP, WHY, LESSON, GENERATE, PATCHING]
 
 
 @pytest.mark.parametrize("page", PAGES)

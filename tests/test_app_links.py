@@ -26,6 +26,7 @@ from tests.app_support import (
     INSIDE_STEP,
     LESSON,
     MLP,
+    PATCHING,
     QKV,
     WHY,
     app_config,
@@ -39,9 +40,10 @@ pytestmark = pytest.mark.usefixtures("app_model", "public_url")
 
 HOST = "http://localhost:8501/"
 ADDRESSES = {GENERATE: "", ATTENTION: "attention", QKV: "qkv", MLP: "mlp", INSIDE_STEP: "step", WHY: "why",
-             LESSON: "lesson"}
+             LESSON: "lesson", PATCHING: "patching"}
 TITLES = {GENERATE: "Generate", ATTENTION: "Attention", QKV: "Q · K · V", MLP: "MLP",
-          INSIDE_STEP: "Inside a step", WHY: "Why this token?", LESSON: "Lesson: how GPT-2 works"}
+          INSIDE_STEP: "Inside a step", WHY: "Why this token?", LESSON: "Lesson: how GPT-2 works",
+          PATCHING: "Patching"}
 PROMPT = "The cat sat on the mat because it was warm"
 NOTICE = "Some link settings were not usable and were reset: "
 

@@ -12,6 +12,7 @@ import torch
 
 import gpt2viz
 from gpt2viz.cli import main
+from gpt2viz.patching import activation_patching, attribution_patching
 from tests.conftest import SMALL
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -137,3 +138,82 @@ def test_the_module_runs_and_fails_without_a_traceback(small_dir, tmp_path) -> N
     assert missing.stderr == f"python -m gpt2viz: error: File or folder not found: {nowhere}.\n"
     ok = cli("hooks", "--model", str(small_dir), "--device", "cpu")
     assert ok.returncode == 0 and "blocks.1.hook_resid_post" in ok.stdout
+
+
+CLEAN = "When Mary and John went to the store, John gave a drink to"
+CORRUPTED = "When Mary and John went to the store, Mary gave a drink to"
+
+
+def test_patch_prints_the_grid_and_both_runs(small_dir, small_model, tok) -> None:
+    code, out, err = run("patch", CLEAN, CORRUPTED, "--answer", " Mary", "--wrong", " John",
+                         "--model", str(small_dir), "--device", "cpu")
+    assert code == 0 and err == ""
+    clean, corrupted = tok.encode(CLEAN), tok.encode(CORRUPTED)
+    mary, john = tok.encode(" Mary")[0], tok.encode(" John")[0]
+    want = activation_patching(small_model, clean, corrupted, mary, john)
+    lines = out.splitlines()
+    assert lines[0] == ("activation patching of resid_pre: the corrupted run, with one activation taken "
+                        "from the clean run")
+    assert lines[1] == ("logit difference ' Mary' − ' John' at the last position: clean "
+                        f"{want.clean_diff:.2f}, corrupted {want.corrupted_diff:.2f} (in the grid, 0 = "
+                        "corrupted and 1 = clean)")
+    # positions across, each headed by its clean token (and the corrupted one where they differ),
+    # right-aligned above its column
+    labels = [repr(tok.token_text(i)) for i in clean]
+    labels[9] += "/' Mary'"
+    assert labels[9] == "' John'/' Mary'"  # the one position where the prompts differ
+    header, ends, cursor = lines[2], [], 0
+    assert header.startswith("layer ")
+    for label in labels:
+        cursor = header.index(label, cursor) + len(label)
+        ends.append(cursor)
+    assert cursor == len(header)
+    rows = lines[3:]
+    assert len(rows) == 2  # layers down
+    for layer, line in enumerate(rows):
+        cells = line.split()
+        assert cells[0] == str(layer) and len(line) == len(header)
+        assert [line[:end].split()[-1] for end in ends] == cells[1:]  # under their labels
+        assert [float(v) for v in cells[1:]] == pytest.approx(want.grid[layer].tolist(), abs=0.005001)
+        assert all(len(v.split(".")[1]) == 2 and v != "-0.00" for v in cells[1:])
+
+
+def test_patch_heads_with_attribution(small_dir, small_model, tok) -> None:
+    code, out, err = run("patch", CLEAN, CORRUPTED, "--answer", " Mary", "--wrong", " John", "--site", "z",
+                         "--attribution", "--model", str(small_dir), "--device", "cpu")
+    assert code == 0 and err == ""
+    want = attribution_patching(small_model, tok.encode(CLEAN), tok.encode(CORRUPTED), tok.encode(" Mary")[0],
+                                tok.encode(" John")[0], "z")
+    lines = out.splitlines()
+    assert lines[0].startswith("attribution patching (first-order estimate) of z: the corrupted run")
+    assert lines[2].split() == ["layer", "H0", "H1", "H2", "H3"]
+    for layer, line in enumerate(lines[3:]):
+        assert [float(v) for v in line.split()[1:]] == pytest.approx(want.grid[layer].tolist(), abs=0.005001)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["patch", "a b", "a b c", "--answer", " Mary", "--wrong", " John"],
+     "The clean prompt is 2 tokens and the corrupted prompt 3"),
+    (["patch", "a b", "a c", "--answer", " Mary Jane", "--wrong", " John"],
+     "--answer ' Mary Jane' is 2 tokens [' Mary', ' Jane']; it must be exactly one token"),
+    (["patch", "a b", "a c", "--answer", " Mary", "--wrong", ""], "--wrong '' is 0 tokens"),
+    (["patch", "a b", "a b", "--answer", " Mary", "--wrong", " John"], "nothing to normalise"),
+    (["patch", "a b", "a c", "--answer", " Mary", "--wrong", " Mary"], "answer and wrong are the same token"),
+])
+def test_patch_bad_values_exit_1_with_one_line(small_dir, argv, message) -> None:
+    code, out, err = run(*argv, "--model", str(small_dir), "--device", "cpu")
+    assert code == 1 and out == "" and err.count("\n") == 1
+    assert err.startswith("python -m gpt2viz: error: ") and message in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["patch", "a b", "a c", "--answer", " Mary", "--wrong", " John", "--site", "resid_post"],
+     "argument --site: invalid choice: 'resid_post'"),
+    (["patch", "a b", "a c", "--answer", " Mary"], "the following arguments are required: --wrong"),
+])
+def test_patch_bad_arguments_exit_2_with_one_line(argv, message, capsys) -> None:
+    with pytest.raises(SystemExit) as raised:
+        main(argv)
+    assert raised.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
