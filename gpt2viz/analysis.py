@@ -201,26 +201,29 @@ class HeadGrid:
 class AttentionOverview:
     """What the Attention page shows of every head at once, from one forward pass."""
     grid: HeadGrid
-    previous_token: torch.Tensor  # [layer, head] previous-token score on this text
+    roles: dict[str, torch.Tensor]  # first_token, previous_token, duplicate_token: [layer, head], this text
 
 
 def attention_overview(model: GPT2, ids: Sequence[int], tile: int = 24) -> AttentionOverview:
     """Every head's pattern max-pooled to a `tile` × `tile` tile (fewer cells when the sequence
-    is shorter) and every head's previous-token score, computed inside one forward pass as each
-    layer's pattern goes by: no layer's [head, pos, pos] pattern outlives its layer."""
+    is shorter) and every head's first-token, previous-token and duplicate-token scores on this
+    text (`pattern_roles`; 0 with one token), computed inside one forward pass as each layer's
+    pattern goes by: no layer's [head, pos, pos] pattern outlives its layer."""
     cfg = model.config
     n = len(ids)
     tile = min(tile, n)
     step = tile + 1
     image = np.full((cfg.n_layer * step - 1, cfg.n_head * step - 1), np.nan, dtype=np.float32)
-    previous = torch.zeros(cfg.n_layer, cfg.n_head)
+    roles = {key: torch.zeros(cfg.n_layer, cfg.n_head) for key in HEAD_ROLES if key != "induction"}
     masked = ~causal_mask(0, n, torch.device("cpu")).numpy()  # True on the future keys
 
     def observer(layer: int):
         def observe(pattern: torch.Tensor) -> torch.Tensor:  # [1, head, pos, pos]
-            p = pattern[0].float()
-            previous[layer] = previous_token_score(p) if n > 1 else 0.0
-            p = np.where(masked, np.nan, p.cpu().numpy())  # [head, pos, pos], masked once per layer
+            p = pattern[0].float().cpu()  # [head, pos, pos]
+            if n > 1:
+                for key, scores in pattern_roles(p, ids).items():
+                    roles[key][layer] = scores
+            p = np.where(masked, np.nan, p.numpy())  # [head, pos, pos], masked once per layer
             for head in range(cfg.n_head):
                 block = block_max(p[head], tile).values
                 image[layer * step:layer * step + tile, head * step:head * step + tile] = block
@@ -229,4 +232,4 @@ def attention_overview(model: GPT2, ids: Sequence[int], tile: int = 24) -> Atten
 
     edits = {act_name("pattern", layer): observer(layer) for layer in range(cfg.n_layer)}
     model.run_with_capture(list(ids), names=[], edits=edits, keep_logits=False)
-    return AttentionOverview(HeadGrid(image, tile, cfg.n_layer, cfg.n_head), previous)
+    return AttentionOverview(HeadGrid(image, tile, cfg.n_layer, cfg.n_head), roles)

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 from streamlit.testing.v1 import AppTest
 
 import gpt2viz
@@ -23,6 +24,7 @@ from tests.app_support import (
 )
 
 pytestmark = pytest.mark.usefixtures("app_model")
+ROLE_CHARTS = ["first_token_scores", "previous_token_scores", "duplicate_token_scores", "induction_scores"]
 
 
 @pytest.fixture
@@ -47,7 +49,7 @@ def assert_lower_triangle(z: np.ndarray, expected: np.ndarray, atol: float = 5e-
 
 def test_page_shows_grid_heatmap_and_step_row(at):
     assert not at.exception
-    assert chart_keys(at) == ["head_grid", "attention_heatmap", "previous_token_scores", "induction_scores",
+    assert chart_keys(at) == ["head_grid", "attention_heatmap", *ROLE_CHARTS,
                               "step_attention"]
     grid = figure(at, "head_grid")
     assert [d["type"] for d in grid["data"]] == ["heatmap", "scatter"]
@@ -121,7 +123,7 @@ def test_prompt_alone_is_shown_before_any_generation():
     at.session_state["prompt.kept"] = "A prompt of its own"  # not the default: no finished example
     at.run()
     at.switch_page(ATTENTION).run()
-    assert chart_keys(at) == ["head_grid", "attention_heatmap", "previous_token_scores", "induction_scores"]
+    assert chart_keys(at) == ["head_grid", "attention_heatmap", *ROLE_CHARTS]
     assert not texts(at, "warning")
 
 
@@ -130,7 +132,7 @@ def test_the_opening_example_is_shown_step_by_step():
     assert chart_keys(at)[-1] == "step_attention"
 
 
-def test_head_roles_show_both_scores_for_every_head(at):
+def test_head_roles_show_all_four_scores_for_every_head(at):
     cfg = app_config()
     prev = figure(at, "previous_token_scores")
     ind = figure(at, "induction_scores")
@@ -146,7 +148,19 @@ def test_head_roles_show_both_scores_for_every_head(at):
     # the induction score: 4 random blocks of up to 50 tokens, each repeated, within the context
     expected = induction_scores(model, seq_len=min(50, (cfg.n_positions - 1) // 2))
     np.testing.assert_allclose(np.asarray(ind["data"][0]["z"], dtype=float), expected.numpy(), atol=1e-5)
-    assert sum(t.startswith("Highest: layer ") for t in texts(at, "caption")) == 2
+    # first-token and duplicate-token: this text's patterns, by hand from a recording
+    ids = session_generation(at).ids
+    patterns = model.run_with_capture(ids, names=[gpt2viz.act_name("pattern", "*")]).stack("pattern")
+    first = patterns[:, :, 1:, 0].mean(-1)  # [layer, head]
+    np.testing.assert_allclose(np.asarray(figure(at, "first_token_scores")["data"][0]["z"], dtype=float),
+                               first.numpy(), atol=1e-5)
+    earlier = [[k for k in range(q) if ids[k] == ids[q]] for q in range(len(ids))]
+    rows = [q for q in range(len(ids)) if earlier[q]]
+    duplicate = torch.stack([patterns[:, :, q, earlier[q]].sum(-1) for q in rows]).mean(0) if rows else \
+        torch.zeros(cfg.n_layer, cfg.n_head)
+    np.testing.assert_allclose(np.asarray(figure(at, "duplicate_token_scores")["data"][0]["z"], dtype=float),
+                               duplicate.numpy(), atol=1e-5)
+    assert sum(t.startswith("Highest: layer ") for t in texts(at, "caption")) == 4
 
 
 def test_selecting_a_head_outlines_it_in_the_score_charts(at):
@@ -162,4 +176,4 @@ def test_one_token_prompt_explains_the_missing_previous_token_score():
     at.switch_page(ATTENTION).run()
     assert not at.exception
     assert chart_keys(at) == ["head_grid", "attention_heatmap", "induction_scores"]
-    assert texts(at, "info") == ["The previous-token score needs at least two tokens."]
+    assert texts(at, "info") == ["The scores on this text need at least two tokens."]

@@ -68,11 +68,14 @@ else:
     chart(st, attention_heatmap_figure(matrix), key="attention_heatmap")
 
 st.subheader("What each head does")
-st.caption("Two standard tests give every head a score from 0 to 1. **Previous-token**: its mean "
-           "attention from each token to the one just before it, on this text. **Induction**: on random "
-           "tokens repeated twice, its mean attention from each token of the second copy to the token "
-           "that came next the first time; such heads let a model continue a pattern it has already "
-           "seen. The selected head is outlined.")
+st.caption("Four standard tests give every head a score from 0 to 1, its mean attention to one kind of "
+           "token. **First-token**: to the text's first token, where many GPT-2 heads rest when nothing "
+           "else fits. **Previous-token**: to the token just before. **Duplicate-token**: to earlier copies "
+           "of the same token. **Induction**: on random tokens repeated twice, to the token that came next "
+           "the first time, which lets a model continue a pattern it has seen. The selected head is "
+           "outlined.")
+ROLES = {"first_token": "First-token score (this text)", "previous_token": "Previous-token score (this text)",
+         "duplicate_token": "Duplicate-token score (this text)"}
 
 
 def show_head_scores(scores: torch.Tensor, title: str, key: str) -> None:
@@ -82,15 +85,16 @@ def show_head_scores(scores: torch.Tensor, title: str, key: str) -> None:
     st.caption(f"Highest: layer {best_layer}, head {best_head} ({best:.2f}).")
 
 
-left, right = st.columns(2)
-with left:
-    if len(ids) < 2:
-        st.info("The previous-token score needs at least two tokens.")
-    else:
-        show_head_scores(summary.previous_token, "Previous-token score (this text)", "previous_token_scores")
-with right:
-    show_head_scores(induction(current.source), "Induction score (repeated random tokens)",
-                     "induction_scores")
+if len(ids) < 2:
+    st.info("The scores on this text need at least two tokens.")
+scored = [(summary.roles[role], title, f"{role}_scores") for role, title in ROLES.items() if len(ids) > 1]
+scored.append((induction(current.source), "Induction score (repeated random tokens)", "induction_scores"))
+for start in range(0, len(scored), 2):  # two to a row
+    for column, (scores, title, key) in zip(st.columns(2), scored[start:start + 2], strict=False):
+        with column:
+            show_head_scores(scores, title, key)
+if len(ids) > 1 and not summary.roles["duplicate_token"].any():
+    st.caption("No token repeats in this text, so every head's duplicate-token score is 0.")
 
 kept = session.current(current)
 if kept is not None:
