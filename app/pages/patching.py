@@ -18,7 +18,7 @@ from gpt2viz.viz.patching import (
 
 SITE_LABELS = {"resid_pre": "residual stream (resid_pre)", "attn_out": "attention output (attn_out)",
                "mlp_out": "MLP output (mlp_out)", "z": "each head (z)"}
-METHOD_LABELS = {"both": "both, side by side", "exact": "exact (a pass per cell)",
+METHOD_LABELS = {"both": "both, to compare", "exact": "exact (a pass per cell)",
                  "attribution": "estimate (one backward pass)"}
 EXACT_CELLS = 600  # past this many cells, "both" shows the estimate alone: the exact grid takes long
 
@@ -77,8 +77,8 @@ clean_column.metric("Clean run: answer − wrong", f"{first.clean_diff:.2f}")
 corrupted_column.metric("Corrupted run: answer − wrong", f"{first.corrupted_diff:.2f}")
 gap_column.metric("Difference to explain", f"{first.clean_diff - first.corrupted_diff:.2f}")
 labels = session.labels_for(corrupted) if site != "z" else None
-for column, (name, result) in zip(st.columns(len(results)), results.items(), strict=True):
-    chart(column, patching_figure(patching_map(result, labels)), key=f"patching_{name}")
+for name, result in results.items():  # one above the other: the titles say which is which, in full
+    chart(st, patching_figure(patching_map(result, labels)), key=f"patching_{name}")
 if len(results) == 2:
     chart(st, patching_comparison_figure(patching_comparison(results["exact"], results["attribution"])),
           key="patching_comparison")
