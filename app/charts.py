@@ -1,6 +1,7 @@
-"""Every figure the app shows goes through `chart`: the toolbar saves it as PNG or SVG (the
-sidebar's choice) under a name that says what it is, a small button beside it downloads it as an
-HTML file that works offline, and presenter view enlarges it."""
+"""Every figure the app shows goes through `chart`: the page draws the figure exactly as `present`
+made it (its own light look, not Streamlit's theme, which a saved file would not have), so the
+toolbar's PNG or SVG (the sidebar's choice, under a name that says what it is) and the small
+"⤓ HTML" button beside it, a page that works offline, both keep what the page showed."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from streamlit.delta_generator import DeltaGenerator
 from gpt2viz.viz.export import IMAGE_FORMATS, plotly_config, standalone_html
 
 from . import state
-from .presenter import present
+from .presenter import FIGURE_MIN_WIDTH, present
 
 
 def image_format_picker() -> None:
@@ -22,13 +23,15 @@ def image_format_picker() -> None:
                  format_func=str.upper)
 
 
-def chart(where: DeltaGenerator, fig: go.Figure, *, key: str, **kwargs: Any) -> Any:
-    """`where.plotly_chart(fig, key=key, ...)` with the export settings (and enlarged in presenter
-    view), then an HTML download."""
-    fig = present(fig)
+def chart(where: DeltaGenerator, fig: go.Figure, *, key: str, presenter_height: int | None = None,
+          presenter_width: int = FIGURE_MIN_WIDTH, **kwargs: Any) -> Any:
+    """`where.plotly_chart(...)` of `present(fig)` with the export settings, then its HTML
+    download; `presenter_height` and `presenter_width` (the width it will get, for its title)
+    size the figure in presenter view."""
+    shown = present(fig, presenter_height, presenter_width)
     config = plotly_config(key, state.get(state.IMAGE_FORMAT))
-    event = where.plotly_chart(fig, key=key, config=config, **kwargs)
-    where.download_button("⤓ HTML", data=lambda: standalone_html(fig, key), file_name=f"gpt2viz-{key}.html",
+    event = where.plotly_chart(shown, key=key, config=config, theme=None, **kwargs)
+    where.download_button("⤓ HTML", data=lambda: standalone_html(shown, key), file_name=f"gpt2viz-{key}.html",
                           mime="text/html", key=f"{key}.html", on_click="ignore", type="tertiary",
                           help="This figure as a web page that opens offline")
     return event

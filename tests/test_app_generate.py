@@ -2,6 +2,7 @@
 
 import html
 import json
+import re
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 import gpt2viz
+from gpt2viz.viz.export import FONT_FAMILY
 from tests.app_support import (
     APP,
     ATTENTION,
@@ -146,6 +148,13 @@ def test_every_figure_exports_as_image_and_html():
     (chart,) = [e for e in at.get("plotly_chart") if e.proto.id.endswith("-candidates")]
     config = json.loads(chart.proto.config)
     assert config["toImageButtonOptions"] == {"format": "png", "filename": "gpt2viz-candidates", "scale": 2}
+    # drawn as it is, without Streamlit's theme: the page, the toolbar's image and the HTML file
+    # all show the one figure, in its own light colours (no theme placeholders such as #000001)
+    assert chart.proto.theme == ""
+    assert not re.search(r"#0000[0-4]\d\b", chart.proto.spec)
+    layout = figure(at, "candidates")["layout"]
+    assert layout["template"]["layout"]["font"]["family"] == FONT_FAMILY
+    assert layout["xaxis"]["automargin"] is True and layout["yaxis"]["automargin"] is True
     labels = [b.proto.label for b in at.get("download_button")]
     assert labels.count("⤓ HTML") == len(at.get("plotly_chart")) == 1
     at.session_state["image_format.kept"] = "svg"  # the sidebar's choice, as state.put stores it
@@ -163,6 +172,9 @@ def test_presenter_view_enlarges_figures_and_hides_the_sampling_controls():
     assert not at.exception
     big = figure(at, "candidates")["layout"]
     assert big["font"]["size"] == 20 and big["height"] >= max(480, normal["height"])
+    assert big["title"]["font"]["size"] == 26 and big["margin"]["t"] > normal["margin"]["t"]
+    # the sidebar folds away (and folds again whenever a page opens)
+    assert any("stSidebarCollapseButton" in str(e.proto.body) for e in at.sidebar.get("html"))
     assert not at.main.get("popover")
     assert "greedy · 2 new tokens" in texts(at, "caption")  # the settings still say what applies
     assert any('id="gpt2viz-presenter"' in m for m in texts(at, "markdown"))

@@ -8,6 +8,7 @@ import gpt2viz
 from app.lesson.content import CAT_SENTENCE, Lesson, attention_to, load_cards, word_position
 from app.lesson.views import card_view
 from app.navigation import URL_PATHS
+from app.presenter import BESIDE_TEXT_HEIGHT
 from app.state import DEFAULTS, PROMPT
 from gpt2viz.viz.candidates import percent
 from tests.app_support import LESSON, QKV, app_gpt2, chart_keys, figure, new_app, texts
@@ -117,16 +118,30 @@ def test_see_it_opens_q_k_v_on_the_cat_head(lesson, tok):
 def test_presenter_view_enlarges_text_and_figures(lesson):
     assert not any("gpt2viz-presenter" in m for m in texts(lesson, "markdown"))
     before = figure(lesson, "lesson_next_token")["layout"]
+    assert [t.value for t in lesson.title] == ["Lesson: how GPT-2 works"]
+    offline = any(t.startswith("Offline") for t in texts(lesson, "info"))  # the bundled model stands in
     lesson.toggle(key="presenter").set_value(True).run()
     assert not lesson.exception, lesson.exception
     css = [m for m in texts(lesson, "markdown") if "gpt2viz-presenter" in m]
     assert css and "font-size: 21px" in css[0]
     after = figure(lesson, "lesson_next_token")["layout"]
     assert after["font"]["size"] == 20 and after["font"]["size"] > before.get("font", {}).get("size", 12)
-    assert after["height"] > before["height"]
+    assert after["height"] == BESIDE_TEXT_HEIGHT > before["height"]
     assert not [s for s in lesson.selectbox if s.key == "lesson_card"]  # the jump list is hidden
+    # compact, to fit a 1280×720 screen: no page title, the progress and both buttons on one row,
+    # the card's title, then its text beside its figure
+    assert not lesson.title and [h.value for h in lesson.subheader] == [CARDS[0].title]
+    progress_column, previous_column, next_column = lesson.columns[:3]
+    assert progress_column.get("progress") and previous_column.button[0].key == "lesson_previous"
+    assert next_column.button[0].key == "lesson_next"
+    text_column, figure_column = lesson.columns[3:5]
+    assert CARDS[0].text in [m.value for m in text_column.markdown]
+    assert figure_column.get("plotly_chart")
+    # the offline notice and its details, folded into the progress line
+    assert not lesson.expander and not any(t.startswith("Offline") for t in texts(lesson, "info"))
+    assert (f"· offline: {gpt2viz.BUNDLED_NAME}, not OpenAI's GPT-2" in progress(lesson)) == offline
     click(lesson, "lesson_next")  # still walks, still large
-    assert progress(lesson) == f"Card 2 of {len(CARDS)}"
+    assert progress(lesson).startswith(f"Card 2 of {len(CARDS)}")
     click(lesson, "lesson_previous")
     lesson.toggle(key="presenter").set_value(False).run()
     assert not any("gpt2viz-presenter" in m for m in texts(lesson, "markdown"))

@@ -8,6 +8,7 @@ import gpt2viz
 from gpt2viz.analysis import attention_overview, block_max
 from gpt2viz.viz.attention import (
     MASK_COLOUR,
+    MASK_NOTE,
     PATTERN,
     SCORES,
     WINDOW,
@@ -103,7 +104,8 @@ def test_heatmap_figure_fields(trace, ids):
     assert "%{x}" in fig.data[0].hovertemplate and "%{y}" in fig.data[0].hovertemplate
     (shape,) = fig.layout.shapes
     assert shape.type == "path" and shape.fillcolor == MASK_COLOUR
-    assert any("masked" in a.text for a in fig.layout.annotations)
+    # the note sits under the title, not on the plot, where it would hide cells and labels
+    assert not fig.layout.annotations and f"<br><sup>{MASK_NOTE}</sup>" in fig.layout.title.text
 
 
 def test_long_sequences_get_thinned_tick_labels():
@@ -186,7 +188,7 @@ def test_overview_tiles_every_head_in_one_pass_and_selects_by_click(model, ids):
                        equal_nan=True)
     diagonal = torch.stack([trace["pattern", layer].diagonal(offset=-1, dim1=-2, dim2=-1).mean(-1)
                             for layer in range(2)])
-    assert torch.allclose(summary.previous_token, diagonal, atol=1e-6)
+    assert torch.allclose(summary.roles["previous_token"], diagonal, atol=1e-6)
     fig = head_grid_figure(grid, (1, 3))
     assert [d.type for d in fig.data] == ["heatmap", "scatter"]
     assert len(fig.data[1].x) == 8

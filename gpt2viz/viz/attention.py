@@ -24,6 +24,7 @@ PATTERN = "pattern"  # after softmax
 SCORES = "scores"  # before softmax: q·k / √d_head with the causal mask
 KINDS = (PATTERN, SCORES)
 MASK_COLOUR = "#c8c8c8"
+MASK_NOTE = "grey = masked (future keys: score −∞, weight 0)"
 WINDOW = 64  # positions per side of the labelled zoom window at long contexts
 HALF_PATTERNS = {act_name("pattern", "*"): lambda t: t.half()}  # Recorder keep_as: display precision
 
@@ -160,7 +161,7 @@ def masked_region_path(n_query: int, n_key: int, start: int = 0) -> str:
 
 def attention_heatmap_figure(m: AttentionMatrix, max_ticks: int = 30) -> go.Figure:
     """Query rows × key columns. Masked cells are NaN in the heatmap, and a grey staircase
-    drawn under it (plus a note) marks them as masked rather than zero."""
+    drawn under it (and a note under the title) marks them as masked rather than zero."""
     pattern = m.kind == PATTERN
     values = go.Heatmap(
         z=m.values, x=m.key_labels, y=m.query_labels, name=m.kind,
@@ -170,21 +171,18 @@ def attention_heatmap_figure(m: AttentionMatrix, max_ticks: int = 30) -> go.Figu
         hovertemplate="query %{y}<br>key %{x}<br>" + m.kind + " %{z:.4f}<extra></extra>",
     )
     fig = go.Figure(values)
+    title = m.title
     if m.masked.any():
         n_query, n_key = m.masked.shape
         fig.add_shape(type="path", path=masked_region_path(n_query, n_key, m.query_offset), layer="below",
                       fillcolor=MASK_COLOUR, line=dict(width=0), name="masked")
-        fig.add_annotation(
-            x=1, y=1, xref="paper", yref="paper", xanchor="right", yanchor="top",
-            text="grey = masked (future keys: score −∞, weight 0)", showarrow=False,
-            bgcolor="rgba(255,255,255,0.85)",
-        )
+        title += f"<br><sup>{MASK_NOTE}</sup>"  # under the title: a note on the plot would hide cells
     fig.update_xaxes(title_text="key (attended-to token)", tickmode="array",
                      tickvals=thinned(m.key_labels, max_ticks), tickangle=-60, showgrid=False)
     fig.update_yaxes(title_text="query (attending token)", autorange="reversed", tickmode="array",
                      tickvals=thinned(m.query_labels, max_ticks), showgrid=False)
     height = int(min(900, max(360, 140 + 14 * len(m.query_labels))))
-    fig.update_layout(title=m.title, height=height, margin=dict(l=10, r=10, t=50, b=10))
+    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=70, b=10))
     return fig
 
 
@@ -208,7 +206,8 @@ def head_grid_figure(grid: HeadGrid, selected: tuple[int, int]) -> go.Figure:
     fig.add_shape(type="rect", x0=x - half, x1=x + half, y0=y - half, y1=y + half,
                   line=dict(color="#e4572e", width=3))
     step = grid.tile + 1
-    fig.update_xaxes(title_text="head", tickmode="array", showgrid=False, zeroline=False,
+    # constrain="domain": the square grid narrows its axis, so the layer labels stay beside the tiles
+    fig.update_xaxes(title_text="head", tickmode="array", showgrid=False, zeroline=False, constrain="domain",
                      tickvals=[h * step + (grid.tile - 1) / 2 for h in range(grid.n_head)],
                      ticktext=[str(h) for h in range(grid.n_head)])
     fig.update_yaxes(title_text="layer", tickmode="array", showgrid=False, zeroline=False,

@@ -179,8 +179,8 @@ def residual_norms_figure(norms: ResidualNorms, position: int, start: int = 0) -
                       row=2, col=1)
     fig.update_xaxes(type="category", categoryorder="array", categoryarray=labels, tickangle=-45)
     fig.update_yaxes(title_text="L2 norm", rangemode="tozero")
+    # the legend at the right (Plotly's place): above the plot it met the top subplot's title
     fig.update_layout(title=f"Residual stream at position {position}", barmode="overlay",
                       height=int(min(800, max(540, 420 + 14 * n_layer))),
-                      legend=dict(orientation="h", x=1, xanchor="right", y=1.02, yanchor="bottom"),
                       margin=dict(l=10, r=10, t=70, b=10))
     return fig
