@@ -30,6 +30,7 @@ from gpt2viz.cached_step import CachedStep, cached_step, record_sequence
 from gpt2viz.interventions import ablate_heads, ablate_neurons
 from gpt2viz.lens import LogitLens, ResidualNorms, final_choice_logits, logit_lens, residual_norms
 from gpt2viz.patching import PatchingResult, activation_patching, attribution_patching
+from gpt2viz.surprise import Comparison, compare_models
 from gpt2viz.viz.attention import HALF_PATTERNS, attention_layer_names
 from gpt2viz.viz.mlp import mlp_layer_names
 from gpt2viz.viz.qkv import qkv_layer_names
@@ -204,6 +205,13 @@ def patching(source: str, clean: tuple[int, ...], corrupted: tuple[int, ...], an
     run = activation_patching if method == "exact" else attribution_patching
     with model_turn():
         return run(load(source).model, list(clean), list(corrupted), answer, wrong, site)
+
+
+@st.cache_resource(show_spinner="Scoring the text with both models…", max_entries=8)
+def model_comparison(first: str, second: str, ids: tuple[int, ...]) -> Comparison:
+    """Each token's probability under both models (gpt2viz.surprise.compare_models)."""
+    with model_turn():
+        return compare_models(load(first).model, load(second).model, ids)
 
 
 def full_recording(source: str, ids: tuple[int, ...]) -> Trace:

@@ -143,7 +143,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {  # every parameter of state.LINKED
     state.STEP_TOP_P: _between(*TOP_P_RANGE), state.DISTRACTOR: _whole(-2, MAX_TOP_K),
     state.DISTRACTOR_TEXT: _text, state.ABLATE_KIND: _one_of(*state.ABLATE_KINDS), state.ABLATE_UNITS: _text,
     state.ABLATE_MODE: _one_of(*state.ABLATE_MODES), state.ABLATE_RERUN: _flag,
-    state.FORCED: _whole(0, MAX_TOP_K), state.COMPARE_PROMPT: _second_prompt,
+    state.FORCED: _whole(0, MAX_TOP_K), state.COMPARE_PROMPT: _second_prompt, state.COMPARE_MODEL: _model,
     state.PATCH_CLEAN: _second_prompt, state.PATCH_CORRUPTED: _second_prompt, state.PATCH_ANSWER: _text,
     state.PATCH_WRONG: _text, state.PATCH_SITE: _one_of(*SITES),
     state.PATCH_METHOD: _one_of(*state.PATCH_METHODS), state.LESSON_CARD: _whole(0),

@@ -61,6 +61,7 @@ ABLATE_RERUN = "ablate_rerun"  # bool: also re-run the whole generation with the
 FORCED = "forced"  # token id the branch is forced to take
 COMPARE_PROMPT = "compare_prompt"
 DLA_GRID = "dla_grid"  # the attribution heatmap's selection
+COMPARE_MODEL = "compare_model"  # the model the Generate page scores the text with too ("": none)
 # Patching
 PATCH_CLEAN = "patch_clean"  # the prompt whose activations are put in
 PATCH_CORRUPTED = "patch_corrupted"  # the prompt that is run, one activation replaced at a time
@@ -105,6 +106,7 @@ DEFAULTS: dict[str, Any] = {
     ABLATE_RERUN: False,
     DISTRACTOR_TEXT: "",
     COMPARE_PROMPT: "",
+    COMPARE_MODEL: "",
     PATCH_CLEAN: "When Mary and John went to the store, John gave a drink to",
     PATCH_CORRUPTED: "When Mary and John went to the store, Mary gave a drink to",
     PATCH_ANSWER: " Mary",
@@ -130,7 +132,8 @@ LINKED: dict[str, str] = {
     STEP_TEMPERATURE: "step_temperature", STEP_TOP_K: "step_top_k", STEP_TOP_P: "step_top_p",
     DISTRACTOR: "distractor", DISTRACTOR_TEXT: "distractor_text", ABLATE_KIND: "ablate",
     ABLATE_UNITS: "units", ABLATE_MODE: "ablate_mode", ABLATE_RERUN: "ablate_rerun", FORCED: "forced",
-    COMPARE_PROMPT: "compare", PATCH_CLEAN: "clean", PATCH_CORRUPTED: "corrupted", PATCH_ANSWER: "answer",
+    COMPARE_PROMPT: "compare", COMPARE_MODEL: "compare_model", PATCH_CLEAN: "clean",
+    PATCH_CORRUPTED: "corrupted", PATCH_ANSWER: "answer",
     PATCH_WRONG: "wrong", PATCH_SITE: "site", PATCH_METHOD: "method", LESSON_CARD: "card",
     PRESENTER: "presenter",
 }

@@ -204,3 +204,26 @@ def test_a_prompt_can_start_with_endoftext_as_texts_did_in_training():
     heatmap = figure(at, "attention_heatmap")["data"][0]
     assert list(heatmap["x"])[0] == f"0 {gpt2viz.EOT_TEXT}" and len(heatmap["x"]) == len(run.ids)
     assert at.query_params["eot"] == "true"
+
+
+def test_the_strip_shows_each_tokens_surprise_and_a_second_model_scores_the_same_text(monkeypatch, tmp_path):
+    from gpt2viz.loading import MODEL_ENV
+    from gpt2viz.surprise import compare_models
+    from tests.conftest import tiny_model
+
+    monkeypatch.setenv(MODEL_ENV, str(gpt2viz.save_model(tiny_model(seed=4), tmp_path / "tiny")))
+    at = generate(new_app(), "The cat sat on the mat", max_new_tokens=3)
+    run = session_generation(at)
+    strip = strip_html(at)
+    for i, prob in enumerate(run.token_probs):
+        if prob is not None:
+            assert f": p = {prob:.2%}," in strip, i
+    assert strip.count("box-shadow") == len(run.ids) - 1  # every token but the first
+    picker = at.selectbox(key="compare_model")
+    assert gpt2viz.BUNDLED_NAME in picker.options
+    picker.set_value(gpt2viz.BUNDLED_NAME).run()
+    assert not at.exception
+    expected = compare_models(gpt2viz.load_model(str(tmp_path / "tiny"), device="cpu"),
+                              gpt2viz.load_model(gpt2viz.BUNDLED_NAME, device="cpu"), run.ids)
+    bars = figure(at, "model_comparison")["data"][0]
+    np.testing.assert_allclose(np.asarray(bars["y"], dtype=float), expected.bits_gained[1:], atol=1e-4)

@@ -20,7 +20,7 @@ APP_LAYERS = {
     "app.lesson.views": 1,
     "app.session": 2, "app.share": 2,
     "app.sidebar": 3, "app.pickers": 3, "app.zoom": 3, "app.step_sampling": 3, "app.why_sections": 3,
-    "app.charts": 3, "app.presenter": 3, "app.memory": 3,
+    "app.charts": 3, "app.compare_models": 3, "app.presenter": 3, "app.memory": 3,
 }
 PAGE_LAYER = 4  # app.pages.* and streamlit_app
 

@@ -60,3 +60,34 @@ def test_two_models_on_the_same_text(small_model, tok):
     small_vocab = gpt2viz.GPT2(gpt2viz.GPT2Config(n_layer=1, n_head=2, n_embd=8, vocab_size=100))
     with pytest.raises(ValueError, match="do not share a vocabulary"):
         compare_models(small_model, small_vocab, ids)
+
+
+def test_the_comparison_figure_shows_the_bits_each_token_saves(small_model, tok):
+    from gpt2viz.viz.surprise import FIRST_COLOUR, SECOND_COLOUR, comparison_figure
+    from gpt2viz.viz.tokens import token_labels
+
+    ids = tok.encode("Once upon a time there was a cat")
+    comparison = compare_models(small_model, tiny_model(seed=3), ids)
+    labels = token_labels(tok.token_texts(ids))
+    bars = comparison_figure(comparison, labels).data[0]
+    assert list(bars.x) == labels[1:]  # the first token has no bar: nothing came before it
+    assert list(bars.y) == pytest.approx(comparison.bits_gained[1:])
+    expected = [FIRST_COLOUR if bits >= 0 else SECOND_COLOUR for bits in comparison.bits_gained[1:]]
+    assert list(bars.marker.color) == expected
+    with pytest.raises(ValueError, match="3 labels for"):
+        comparison_figure(comparison, labels[:3])
+
+
+def test_the_token_strip_shows_each_tokens_surprise():
+    from gpt2viz.viz.tokens import SURPRISE_SCALE_BITS, surprise_colour, token_strip_html
+
+    assert surprise_colour(1.0) == "#c8e6c9" and surprise_colour(2 ** -SURPRISE_SCALE_BITS) == "#b71c1c"
+    assert surprise_colour(1e-40) == "#b71c1c"  # past the scale: as red as it gets
+    half = surprise_colour(2 ** -(SURPRISE_SCALE_BITS / 2))
+    middle = (round((a + b) / 2) for a, b in zip((200, 230, 201), (183, 28, 28), strict=True))
+    assert half == "#{:02x}{:02x}{:02x}".format(*middle)
+    html = token_strip_html(["A", " cat"], [" sat"], probs=[None, 0.25, 0.5])
+    assert html.count("box-shadow") == 2  # the first token has no probability
+    assert 'title="prompt token 1: p = 25.00%, 2.0 bits of surprise"' in html
+    assert f"box-shadow:inset 0 -4px 0 {surprise_colour(0.5)}" in html
+    assert "box-shadow" not in token_strip_html(["A"], [" b"])  # no probabilities, no bars

@@ -9,6 +9,7 @@ import gpt2viz
 from app import session, state
 from app.charts import chart
 from app.class_settings import class_settings
+from app.compare_models import comparison_section
 from app.computations import full_recording
 from app.model_turn import LiveRedraw, advance_in_turns
 from app.models import device_label, tokenizer
@@ -33,7 +34,7 @@ def use_example() -> None:
 def strip(generation: Generation, selected: int | None = None, progress: int | None = None) -> str:
     tok = tokenizer()
     return token_strip_html(tok.token_texts(generation.prompt_ids), [step.text for step in generation.steps],
-                            selected, tok.character_groups(generation.ids), progress)
+                            selected, tok.character_groups(generation.ids), progress, generation.token_probs)
 
 
 def extend(generation: Generation, to_end: bool, live: DeltaGenerator) -> None:
@@ -100,9 +101,11 @@ if not kept.is_for(current.model, prompt, settings):
 generation = kept.generation
 record = step_selector(kept)
 live.markdown(strip(generation, record.index), unsafe_allow_html=True)
-st.caption("Grey: prompt tokens; blue: generated tokens; outlined: the selected step. "
-           "“·” marks a space, “↵” a newline. A purple bracket with a character above joins tokens "
-           "that are each only some bytes of that character (\\xNN: one byte).")
+st.caption("Grey: prompt tokens; blue: generated tokens; outlined: the selected step. The bar under each "
+           "token is how surprising it was to the model, given the tokens before it: green expected, red "
+           "unexpected (hover for its probability). “·” marks a space, “↵” a newline. A purple bracket "
+           "with a character above joins tokens that are each only some bytes of that character (\\xNN: "
+           "one byte).")
 json_column, trace_column, _ = st.columns([1, 1, 2])
 # Callables: made only when clicked (a full recording is large).
 json_column.download_button("Download the generation (JSON)", on_click="ignore",
@@ -120,4 +123,6 @@ figure = candidates_figure(
     f"Step {record.index + 1}: candidates for position {record.position} (chosen p = {percent(record.prob)})",
 )
 chart(st, figure, key="candidates")
+if not presenter_on():
+    comparison_section(current, generation.ids)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import math
 import unicodedata
 from collections.abc import Sequence
 
@@ -35,8 +36,22 @@ def thinned(labels: Sequence[str], max_ticks: int = 40) -> list[str]:
     return list(labels[::stride])
 
 
+EXPECTED_RGB, SURPRISING_RGB = (200, 230, 201), (183, 28, 28)  # 0 bits, SURPRISE_SCALE_BITS or more
+SURPRISE_SCALE_BITS = 16.0  # −log₂ p at which the colour is fully red: p ≈ 1 in 65,000
+
+
+def surprise_colour(prob: float) -> str:
+    """The colour of a token with probability `prob` given those before it: pale green when the
+    model expected it, through to dark red, on a scale of bits (−log₂ p, so each halving of the
+    probability moves it as far)."""
+    share = min(1.0, -math.log2(max(prob, 1e-30)) / SURPRISE_SCALE_BITS)
+    red, green, blue = (round(a + (b - a) * share) for a, b in zip(EXPECTED_RGB, SURPRISING_RGB, strict=True))
+    return f"#{red:02x}{green:02x}{blue:02x}"
+
+
 def token_strip_html(prompt: Sequence[str], generated: Sequence[str], selected: int | None = None,
-                     groups: Sequence[tuple[int, int, str]] = (), progress: int | None = None) -> str:
+                     groups: Sequence[tuple[int, int, str]] = (), progress: int | None = None,
+                     probs: Sequence[float | None] | None = None) -> str:
     """The sequence as boxed tokens: prompt tokens grey, generated ones blue, the selected
     generated token (index into `generated`) outlined. Each of `groups` (start, end, character,
     positions over prompt + generated) is bracketed with the character it spells written above,
@@ -44,17 +59,25 @@ def token_strip_html(prompt: Sequence[str], generated: Sequence[str], selected: 
 
     While a generation of `progress` new tokens at most is being written, a progress bar above
     the strip says how far it has got. It is part of the strip, not an element of its own, so that
-    each step changes one element in the browser, not two (bench/README.md, "Serving a class")."""
+    each step changes one element in the browser, not two (bench/README.md, "Serving a class").
 
-    def box(text: str, css: str, title: str) -> str:
+    With `probs` (each token's probability given those before it, None where unknown), a bar
+    under each token shows how surprising it was (`surprise_colour`), its number on hover."""
+    probs = list(probs) if probs is not None else [None] * (len(prompt) + len(generated))
+
+    def box(text: str, css: str, title: str, prob: float | None) -> str:
         shown = html.escape(visible_token(text))
         brk = "<br>" if text.endswith("\n") else ""
-        return f'<span class="{css}" title="{html.escape(title)}">{shown}</span>{brk}'
+        style = ""
+        if prob is not None:
+            style = f' style="box-shadow:inset 0 -4px 0 {surprise_colour(prob)}"'
+            title += f": p = {prob:.2%}, {-math.log2(max(prob, 1e-30)):.1f} bits of surprise"
+        return f'<span class="{css}"{style} title="{html.escape(title)}">{shown}</span>{brk}'
 
-    parts = [box(t, "tok tok-prompt", f"prompt token {i}") for i, t in enumerate(prompt)]
+    parts = [box(t, "tok tok-prompt", f"prompt token {i}", probs[i]) for i, t in enumerate(prompt)]
     for i, t in enumerate(generated):
         css = "tok tok-gen tok-selected" if i == selected else "tok tok-gen"
-        parts.append(box(t, css, f"generated step {i + 1}"))
+        parts.append(box(t, css, f"generated step {i + 1}", probs[len(prompt) + i]))
     for start, end, text in sorted(groups, reverse=True):  # from the end, so indices stay valid
         title = html.escape(f"tokens {start}–{end - 1} are the bytes of {text!r}")
         inner = "".join(parts[start:end])
