@@ -133,7 +133,8 @@ def _one_of(*options: str) -> Callable[[str], str]:
 
 _PARSERS: dict[str, Callable[[str], Any]] = {  # every parameter of state.LINKED, and `tokens`
     state.PROMPT: _prompt, state.MODEL_CHOICE: _model, state.LAYER: _whole(0), state.HEAD: _whole(0),
-    state.ATTN_KIND: _one_of(*KINDS), state.GREEDY: _flag, state.TEMPERATURE: _between(*TEMPERATURE_RANGE),
+    state.ATTN_KIND: _one_of(*KINDS), state.WITHOUT_FIRST: _flag, state.GREEDY: _flag,
+    state.TEMPERATURE: _between(*TEMPERATURE_RANGE),
     state.TOP_K: _whole(0, MAX_TOP_K), state.TOP_P: _between(*TOP_P_RANGE), state.SEED: _whole(0, MAX_SEED),
     state.MAX_NEW_TOKENS: _whole(1), state.START_WITH_EOT: _flag, state.STEP: _whole(1),
     state.QUERY: _whole(0),

@@ -37,6 +37,7 @@ HEAD = "head"
 QUERY = "query"  # absolute position of the query token on the Q·K·V page
 QUERY_STEP = "query_step"  # (generation serial, step index) QUERY was last set to follow
 ATTN_KIND = "attn_kind"  # gpt2viz.viz.attention.PATTERN or SCORES
+WITHOUT_FIRST = "without_first"  # bool: the pattern's colour scale leaves the first token out
 MLP_STAGE = "mlp_stage"  # gpt2viz.viz.mlp.PRE or POST
 MLP_TOP_N = "mlp_top_n"
 HEAD_GRID = "head_grid"  # the clickable grid chart's selection
@@ -94,6 +95,7 @@ DEFAULTS: dict[str, Any] = {
     LAYER: 0,
     HEAD: 0,
     ATTN_KIND: "pattern",
+    WITHOUT_FIRST: False,
     FIND_TOKEN: "",
     MLP_STAGE: "post",
     MLP_TOP_N: 32,
@@ -125,6 +127,7 @@ DEFAULTS: dict[str, Any] = {
 # value depends on the sequence: a position, a token) go into a link only once chosen.
 LINKED: dict[str, str] = {
     PROMPT: "prompt", MODEL_CHOICE: "model", LAYER: "layer", HEAD: "head", ATTN_KIND: "kind",
+    WITHOUT_FIRST: "without_first",
     GREEDY: "greedy", TEMPERATURE: "temperature", TOP_K: "top_k", TOP_P: "top_p", SEED: "seed",
     MAX_NEW_TOKENS: "max_new_tokens", START_WITH_EOT: "eot", STEP: "step", QUERY: "query",
     ZOOM_QUERY: "zoom_query", ZOOM_KEY: "zoom_key", FIND_TOKEN: "find", MLP_STAGE: "mlp_stage",

@@ -177,3 +177,12 @@ def test_one_token_prompt_explains_the_missing_previous_token_score():
     assert not at.exception
     assert chart_keys(at) == ["head_grid", "attention_heatmap", "induction_scores"]
     assert texts(at, "info") == ["The scores on this text need at least two tokens."]
+
+
+def test_the_colour_scale_can_leave_the_first_token_out(at):
+    at.toggle(key="without_first").set_value(True).run()
+    heatmap = figure(at, "attention_heatmap")["data"][0]
+    ids = session_generation(at).ids
+    pattern = app_gpt2().run_with_capture(ids, names=[gpt2viz.act_name("pattern", 0)])["pattern", 0][0]
+    assert heatmap["zmax"] == pytest.approx(float(pattern[:, 1:].max()), abs=1e-3)  # float16 recording
+    assert at.query_params["without_first"] == "true"

@@ -225,3 +225,23 @@ def test_figures_are_sized_to_their_content():
     assert step_rows_height(4) == 320 and step_rows_height(25) == 950
     rows = step_rows_figure(np.full((4, 6), 1 / 6), [str(i) for i in range(6)], 0, 1, "t")
     assert rows.layout.height == 320
+
+
+def test_a_colour_scale_without_the_first_token():
+    from gpt2viz.viz.attention import weight_scale_top
+
+    values = np.array([[1.0, np.nan, np.nan], [0.9, 0.1, np.nan], [0.6, 0.3, 0.1]], dtype=np.float32)
+    masked = np.isnan(values)
+    labels = ["0 a", "1 b", "2 c"]
+    m = AttentionMatrix(values, masked, labels, labels, PATTERN, "t")
+    assert weight_scale_top(m, without_first=False) == 1.0
+    assert weight_scale_top(m, without_first=True) == pytest.approx(0.3)
+    fig = attention_heatmap_figure(m, without_first=True)
+    assert fig.data[0].zmax == pytest.approx(0.3) and "Colour scale up to 0.30" in fig.layout.title.text
+    assert attention_heatmap_figure(m).data[0].zmax == 1.0
+    window = AttentionMatrix(values, masked, labels, labels, PATTERN, "t", first_key=64)  # key 0 not shown
+    assert weight_scale_top(window, without_first=True) == 1.0
+    only_first = AttentionMatrix(values[:, :1], masked[:, :1], labels, labels[:1], PATTERN, "t")
+    assert weight_scale_top(only_first, without_first=True) == 1.0
+    scores = AttentionMatrix(values, masked, labels, labels, SCORES, "t")
+    assert attention_heatmap_figure(scores, without_first=True).data[0].zmax is None

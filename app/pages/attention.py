@@ -36,11 +36,16 @@ ids = tuple(session.analysed_ids_or_stop(current))
 labels = session.labels_for(list(ids))
 config = current.model.config
 
-layer_column, head_column, kind_column = st.columns([1, 1, 2])
+layer_column, head_column, kind_column, scale_column = st.columns([1, 1, 2, 2])
 layer = pick_layer(config, layer_column)
 head = pick_head(config, head_column)
 kind = state.widget(kind_column.radio, "Show", KINDS, key=state.ATTN_KIND, format_func=KIND_LABELS.get,
                     horizontal=True)
+without_first = state.widget(
+    scale_column.toggle, "Colour scale without the first token", key=state.WITHOUT_FIRST,
+    disabled=kind != PATTERN,
+    help="Many heads rest their attention on the first token when nothing else fits; leaving it out of the "
+         "scale shows where the rest of the attention goes.")
 
 summary = overview(current.source, ids)
 trace = attention_layer(current.source, ids, layer)
@@ -53,8 +58,8 @@ with left:
                "24 × 24 blocks); the big chart shows every cell" + (" of the zoom window." if long else "."))
 if not long:
     with right:
-        chart(st, attention_heatmap_figure(attention_matrix(trace, layer, head, kind, labels)),
-              key="attention_heatmap")
+        chart(st, attention_heatmap_figure(attention_matrix(trace, layer, head, kind, labels),
+                                           without_first=without_first), key="attention_heatmap")
 else:
     with right:
         window = zoom_controls(tokenizer().token_texts(list(ids)), labels)
@@ -65,7 +70,7 @@ else:
         st.caption(f"Each cell is the largest {kind} value of a block of positions (hover for which); "
                    "the red box is the zoom window drawn below with every token.")
     matrix = attention_matrix(trace, layer, head, kind, labels, window=window, values=values)
-    chart(st, attention_heatmap_figure(matrix), key="attention_heatmap")
+    chart(st, attention_heatmap_figure(matrix, without_first=without_first), key="attention_heatmap")
 
 st.subheader("What each head does")
 st.caption("Four standard tests give every head a score from 0 to 1, its mean attention to one kind of "

@@ -56,6 +56,7 @@ class AttentionMatrix:
     kind: str
     title: str
     query_offset: int = 0  # position of the first query minus that of the first key
+    first_key: int = 0  # position of the first key column
 
 
 def future_mask(n_query: int, n_key: int, start: int = 0) -> np.ndarray:
@@ -92,7 +93,18 @@ def attention_matrix(
     masked = np.isnan(values) & future_mask(*values.shape, start=q0 - k0)
     q_labels = list(labels[q0:q0 + values.shape[0]])
     return AttentionMatrix(values, masked, q_labels, list(labels[k0:k0 + values.shape[1]]), kind, title,
-                           q0 - k0)
+                           q0 - k0, k0)
+
+
+def weight_scale_top(m: AttentionMatrix, without_first: bool) -> float:
+    """The top of a pattern's colour scale: 1, or with `without_first` the largest weight on any
+    key but the sequence's first, so that a head that rests its attention there does not leave
+    every other cell dark (the first token's own cells then saturate)."""
+    if not without_first or m.first_key > 0 or m.values.shape[1] < 2:
+        return 1.0
+    rest = m.values[:, 1:]
+    top = float(np.nanmax(rest)) if np.isfinite(rest).any() else 0.0
+    return top if top > 0 else 1.0
 
 
 def window_at(first_query: int, first_key: int, n: int, size: int = WINDOW) -> tuple[range, range]:
@@ -159,19 +171,25 @@ def masked_region_path(n_query: int, n_key: int, start: int = 0) -> str:
     return "M " + " L ".join(f"{x},{y}" for x, y in points) + " Z"
 
 
-def attention_heatmap_figure(m: AttentionMatrix, max_ticks: int = 30) -> go.Figure:
+def attention_heatmap_figure(m: AttentionMatrix, max_ticks: int = 30,
+                             without_first: bool = False) -> go.Figure:
     """Query rows × key columns. Masked cells are NaN in the heatmap, and a grey staircase
-    drawn under it (and a note under the title) marks them as masked rather than zero."""
+    drawn under it (and a note under the title) marks them as masked rather than zero. A pattern's
+    colour scale may leave the first token out (`weight_scale_top`)."""
     pattern = m.kind == PATTERN
+    top = weight_scale_top(m, without_first) if pattern else None
     values = go.Heatmap(
         z=m.values, x=m.key_labels, y=m.query_labels, name=m.kind,
         colorscale="Viridis" if pattern else "RdBu_r", zmid=None if pattern else 0.0,
-        zmin=0.0 if pattern else None, zmax=1.0 if pattern else None,
+        zmin=0.0 if pattern else None, zmax=top,
         colorbar=dict(title="weight" if pattern else "score"),
         hovertemplate="query %{y}<br>key %{x}<br>" + m.kind + " %{z:.4f}<extra></extra>",
     )
     fig = go.Figure(values)
     title = m.title
+    if top is not None and top < 1.0:
+        title += f"<br><sup>Colour scale up to {top:.2f}, the largest weight on any other token: the first "
+        title += "token's cells are brighter than the scale shows</sup>"
     if m.masked.any():
         n_query, n_key = m.masked.shape
         fig.add_shape(type="path", path=masked_region_path(n_query, n_key, m.query_offset), layer="below",
