@@ -207,12 +207,15 @@ def test_a_prompt_can_start_with_endoftext_as_texts_did_in_training():
 
 
 def test_the_strip_shows_each_tokens_surprise_and_a_second_model_scores_the_same_text(monkeypatch, tmp_path):
-    from gpt2viz.loading import MODEL_ENV
     from gpt2viz.surprise import compare_models
     from tests.conftest import tiny_model
 
-    monkeypatch.setenv(MODEL_ENV, str(gpt2viz.save_model(tiny_model(seed=4), tmp_path / "tiny")))
-    at = generate(new_app(), "The cat sat on the mat", max_new_tokens=3)
+    monkeypatch.setenv("GPT2VIZ_ALLOW_LOCAL", "1")
+    folder = gpt2viz.save_model(tiny_model(seed=4), tmp_path / "tiny")
+    at = new_app()
+    at.selectbox(key="model_choice").set_value("local folder or file…").run()
+    at.text_input(key="local_path").input(str(folder)).run()
+    at = generate(at, "The cat sat on the mat", max_new_tokens=3)
     run = session_generation(at)
     strip = strip_html(at)
     for i, prob in enumerate(run.token_probs):

@@ -57,7 +57,7 @@ def public_url(monkeypatch):
 def linked_widgets(at: AppTest) -> list[Any]:
     kinds = ("selectbox", "radio", "slider", "number_input", "toggle", "text_input", "select_slider")
     found = [w for kind in kinds for w in at.get(kind)]
-    return [w for w in found if w.key in LINKED_KEYS and w.key not in LEFT_ALONE]
+    return [w for w in found if w.key in LINKED_KEYS and w.key not in LEFT_ALONE and not w.proto.disabled]
 
 
 def change(at: AppTest, widget: Any) -> None:

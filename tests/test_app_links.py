@@ -71,7 +71,8 @@ def open_link(params: dict[str, str], page: str = GENERATE) -> AppTest:
     if page == INSIDE_STEP:
         at.switch_page(page).run()
     assert not at.exception, at.exception
-    assert [t.value for t in at.title] == [TITLES[page]]
+    compact = page == LESSON and params.get("presenter") == "true"  # presenter view's lesson has no title
+    assert [t.value for t in at.title] == ([] if compact else [TITLES[page]])
     return at
 
 
@@ -267,8 +268,7 @@ def test_a_link_without_a_generation_opens_on_the_example_as_a_fresh_visit_does(
     student = open_link(dict(teacher.query_params), page)
     assert session_generation(student) is example  # the process's finished example
     assert student.selectbox(key="head").value == 1
-    if page != QKV:
-        assert student.select_slider(key="step").value == len(example.steps) - 1
+    assert kept(student, "step") == len(example.steps) - 1  # its last step, as a fresh visit shows
 
 
 def test_a_links_choices_hold_on_the_generation_it_writes_again():
