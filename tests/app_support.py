@@ -136,3 +136,14 @@ def strip_spans(strip: str, kind: str) -> list[str]:
 def escaped_tokens(texts: list[str]) -> list[str]:
     """What the strip must show for these token texts: each made visible, then HTML-escaped once."""
     return [html.escape(visible_token(t)) for t in texts]
+
+
+def uniform_heatmap(n: int = 12, title: str = "Layer 0, head 0: attention pattern"):
+    """An attention heatmap of `n` tokens, each attending evenly to those up to it."""
+    from gpt2viz.viz.attention import AttentionMatrix, attention_heatmap_figure, future_mask
+    from gpt2viz.viz.tokens import token_labels
+
+    labels = token_labels([f"token{i}" for i in range(n)])
+    masked = future_mask(n, n)
+    values = np.where(masked, np.nan, np.tril(np.full((n, n), 1 / n, np.float32)))
+    return attention_heatmap_figure(AttentionMatrix(values, masked, labels, labels, "pattern", title))

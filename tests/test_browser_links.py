@@ -97,3 +97,52 @@ def test_a_sampled_generation_at_an_earlier_step_inside_a_step(server, browser):
     page.locator(".gtitle", has_text="Layer 1: ln_1 normalises").wait_for(timeout=120_000)
     same_figures_in_a_fresh_browser(browser, page, "Inside a step", charts=10)
     page.close()
+
+
+# Every page, each with a control changed in the page as a person does, after a sampled generation
+# with an earlier step selected: (the page's link name, its heading, a change, the figures it draws).
+def _pick_layer_1(page) -> None:
+    pick(page, "Layer", "1")
+
+
+def _third_card(page) -> None:
+    for card in (2, 3):  # the third card draws a figure (the second, a token strip)
+        page.get_by_role("button", name="Next").click()
+        page.get_by_text(f"Card {card} of").wait_for(timeout=120_000)
+
+
+def _patch_heads(page) -> None:
+    pick(page, "Patch", "each head (z)")
+
+
+EVERY_PAGE = [
+    ("Generate", "Generate", None, 1),
+    ("Lesson", "Lesson: how GPT-2 works", _third_card, 1),
+    ("Attention", "Attention", _pick_layer_1, 5),
+    ("Q · K · V", "Q · K · V", _pick_layer_1, 6),
+    ("MLP", "MLP", _pick_layer_1, 1),
+    ("Inside a step", "Inside a step", _pick_layer_1, 10),
+    ("Why this token?", "Why this token?", _pick_layer_1, 4),
+    ("Patching", "Patching", _patch_heads, 3),
+]
+
+
+@pytest.mark.parametrize(("link", "heading", "change", "charts"), EVERY_PAGE, ids=[p[0] for p in EVERY_PAGE])
+def test_every_page_after_a_sampled_generation(server, browser, link, heading, change, charts):  # noqa: F811
+    page = open_app(browser, server)
+    set_prompt(page, "The cat sat on the mat because it was", 4)
+    page.get_by_text("Greedy (always the most likely token)").click()
+    page.keyboard.press("Escape")
+    page.get_by_role("button", name="Generate", exact=True).click()
+    page.get_by_text("Stopped after").first.wait_for(timeout=240_000)
+    step = page.locator("[data-testid='stSlider']", has_text="Generation step").get_by_role("slider")
+    step.focus()
+    page.keyboard.press("Home")  # the first step: a fresh visit would select the last
+    page.locator(".gtitle", has_text="Step 1: candidates").wait_for(timeout=120_000)
+    if link != "Generate":
+        page.get_by_role("link", name=link).click()
+        page.get_by_role("heading", name=heading).first.wait_for(timeout=180_000)
+    if change is not None:
+        change(page)
+    same_figures_in_a_fresh_browser(browser, page, heading, charts)
+    page.close()

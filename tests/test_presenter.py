@@ -22,18 +22,13 @@ from app.presenter import (
     enlarged,
     for_projector,
 )
-from gpt2viz.viz.attention import AttentionMatrix, attention_heatmap_figure, future_mask
 from gpt2viz.viz.export import CHAR_WIDTH
 from gpt2viz.viz.heads import HeadScores, head_scores_figure
-from gpt2viz.viz.tokens import token_labels
+from tests.app_support import uniform_heatmap
 
 
-def heatmap(n: int) -> go.Figure:
-    labels = token_labels([f"token{i}" for i in range(n)])
-    masked = future_mask(n, n)
-    values = np.where(masked, np.nan, np.tril(np.full((n, n), 1 / n, np.float32)))
-    return attention_heatmap_figure(AttentionMatrix(values, masked, labels, labels, "pattern",
-                                                    "Layer 0, head 0: attention pattern"))
+def heatmap(n: int = 8) -> go.Figure:
+    return uniform_heatmap(n, "Layer 0, head 0: attention pattern")
 
 
 def test_enlarged_is_a_larger_copy() -> None:

@@ -7,14 +7,12 @@ import json
 import re
 from collections.abc import Iterator
 
-import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
 import pytest
 
-from gpt2viz.viz.attention import AttentionMatrix, attention_heatmap_figure, future_mask
 from gpt2viz.viz.export import FONT_FAMILY, TITLE_PAD, fitted, plotly_config, standalone_html, wrap_title
-from gpt2viz.viz.tokens import token_labels
+from tests.app_support import uniform_heatmap
 
 PLACEHOLDER = re.compile(r"#0000[0-4]\d\b")  # Streamlit's theme colours, replaced only on its page
 
@@ -46,11 +44,7 @@ def streamlit_theme() -> Iterator[None]:
 
 
 def heatmap(n: int = 12) -> go.Figure:
-    labels = token_labels([f"token{i}" for i in range(n)])
-    masked = future_mask(n, n)
-    values = np.where(masked, np.nan, np.tril(np.full((n, n), 1 / n, np.float32)))
-    return attention_heatmap_figure(AttentionMatrix(values, masked, labels, labels, "pattern",
-                                                    "Layer 3, head 1: attention pattern"))
+    return uniform_heatmap(n, "Layer 3, head 1: attention pattern")
 
 
 def test_toolbar_saves_png_or_svg_with_a_name() -> None:
