@@ -47,15 +47,9 @@ without_first = state.widget(
     help="Many heads rest their attention on the first token when nothing else fits; leaving it out of the "
          "scale shows where the rest of the attention goes.")
 
-summary = overview(current.source, ids)
 trace = attention_layer(current.source, ids, layer)
 long = len(ids) > 2 * WINDOW
-left, right = st.columns([2, 3])
-with left:
-    chart(st, head_grid_figure(summary.grid, (layer, head)),
-          key=state.HEAD_GRID, on_select=on_grid_click, selection_mode="points")
-    st.caption(f"{len(ids)} tokens. Each tile keeps the largest weight of each block of cells (at most "
-               "24 × 24 blocks); the big chart shows every cell" + (" of the zoom window." if long else "."))
+left, right = st.columns([2, 3])  # the right one drawn first: the pooled grid of every head takes longer
 if not long:
     with right:
         chart(st, attention_heatmap_figure(attention_matrix(trace, layer, head, kind, labels),
@@ -69,6 +63,13 @@ else:
                                   window_at(*window, len(ids))), key="attention_overview")
         st.caption(f"Each cell is the largest {kind} value of a block of positions (hover for which); "
                    "the red box is the zoom window drawn below with every token.")
+summary = overview(current.source, ids)
+with left:
+    chart(st, head_grid_figure(summary.grid, (layer, head)),
+          key=state.HEAD_GRID, on_select=on_grid_click, selection_mode="points")
+    st.caption(f"{len(ids)} tokens. Each tile keeps the largest weight of each block of cells (at most "
+               "24 × 24 blocks); the big chart shows every cell" + (" of the zoom window." if long else "."))
+if long:
     matrix = attention_matrix(trace, layer, head, kind, labels, window=window, values=values)
     chart(st, attention_heatmap_figure(matrix, without_first=without_first), key="attention_heatmap")
 

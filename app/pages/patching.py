@@ -64,21 +64,23 @@ if method == "both" and cells > EXACT_CELLS:
     methods = ["attribution"]
     st.info(f"The exact grid is {cells:,} patched passes: this shows the estimate alone. Choose “exact” to "
             "run it.")
-try:
-    results = {name: patching(current.source, tuple(clean), tuple(corrupted), answer, wrong, site, name)
-               for name in methods}
-except (gpt2viz.PromptError, ValueError) as err:
-    st.warning(str(err))
-    st.stop()
+metrics = st.container()
+slots = {name: st.container() for name in methods}  # exact above the estimate, drawn first: it is faster
+labels = session.labels_for(corrupted) if site != "z" else None
+results = {}
+for name in sorted(methods, key=lambda name: name != "attribution"):
+    try:
+        results[name] = patching(current.source, tuple(clean), tuple(corrupted), answer, wrong, site, name)
+    except (gpt2viz.PromptError, ValueError) as err:
+        st.warning(str(err))
+        st.stop()
+    chart(slots[name], patching_figure(patching_map(results[name], labels)), key=f"patching_{name}")
 
 first = next(iter(results.values()))
-clean_column, corrupted_column, gap_column = st.columns(3)
+clean_column, corrupted_column, gap_column = metrics.columns(3)
 clean_column.metric("Clean run: answer − wrong", f"{first.clean_diff:.2f}")
 corrupted_column.metric("Corrupted run: answer − wrong", f"{first.corrupted_diff:.2f}")
 gap_column.metric("Difference to explain", f"{first.clean_diff - first.corrupted_diff:.2f}")
-labels = session.labels_for(corrupted) if site != "z" else None
-for name, result in results.items():  # one above the other: the titles say which is which, in full
-    chart(st, patching_figure(patching_map(result, labels)), key=f"patching_{name}")
 if len(results) == 2:
     chart(st, patching_comparison_figure(patching_comparison(results["exact"], results["attribution"])),
           key="patching_comparison")
