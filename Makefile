@@ -42,12 +42,14 @@ test: .stamp-test browser haproxy
 
 bench: .stamp-test browser
 	$(PY) bench/bench_model.py
+	$(PY) bench/bench_batch.py
 	$(PY) bench/bench_app.py
 	$(PY) bench/bench_bundled.py
 	$(PY) bench/bench_step.py
 	$(PY) bench/bench_why.py
 	$(PY) bench/bench_first_screen.py
 	$(PY) bench/bench_long_context.py
+	$(PY) bench/bench_pages.py
 	$(PY) bench/class_load.py
 
 clean:
