@@ -106,7 +106,7 @@ st.caption("Grey: prompt tokens; blue: generated tokens; outlined: the selected 
            "unexpected (hover for its probability). “·” marks a space, “↵” a newline. A purple bracket "
            "with a character above joins tokens that are each only some bytes of that character (\\xNN: "
            "one byte).")
-json_column, trace_column, _ = st.columns([1, 1, 2])
+json_column, trace_column, _ = st.columns([2, 2, 1])  # wide enough for the labels at 1280 px
 # Callables: made only when clicked (a full recording is large).
 json_column.download_button("Download the generation (JSON)", on_click="ignore",
                             file_name="gpt2viz-generation.json", mime="application/json",
