@@ -8,7 +8,7 @@ generation (the step sampling controls, the Q·K·V query) compare serials, neve
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import streamlit as st
 
@@ -18,6 +18,7 @@ from gpt2viz.errors import EMPTY_PROMPT
 from gpt2viz.viz.tokens import token_labels
 
 from . import state
+from .class_settings import class_settings
 from .model_turn import advance_in_turns
 from .models import CurrentModel, tokenizer
 from .settings import DEFAULT_SETTINGS, Settings
@@ -35,6 +36,7 @@ PATTERNS = (act_name("pattern", "*"),)
 class SessionGeneration:
     serial: int  # 1 for the session's first generation, then 2, …
     generation: Generation
+    opened_on: bool = False  # the example the session opened on, not one it wrote
 
     def is_for(self, model: GPT2, prompt: str, settings: Settings | None = None) -> bool:
         """True when this is `model`'s generation of `prompt` as the session now starts it (with
@@ -44,10 +46,11 @@ class SessionGeneration:
         return same and (settings is None or generation.settings == settings.generate_kwargs())
 
 
-def prompt_input(prompt: str) -> str | list[int]:
+def prompt_input(prompt: str, start_with_eot: bool | None = None) -> str | list[int]:
     """What the model is given for the prompt text: the text, or its tokens after <|endoftext|>
-    when the session starts prompts with it (as GPT-2 saw each text begin in training)."""
-    if not state.get(state.START_WITH_EOT):
+    when prompts start with it (as GPT-2 saw each text begin in training; default: the session's
+    choice)."""
+    if not (state.get(state.START_WITH_EOT) if start_with_eot is None else start_with_eot):
         return prompt
     if not prompt.strip():
         raise gpt2viz.PromptError(EMPTY_PROMPT)
@@ -59,11 +62,11 @@ def start(model: GPT2, prompt: str, settings: Settings) -> Generation:
     return Generation(model, tokenizer(), prompt_input(prompt), names=PATTERNS, **settings.generate_kwargs())
 
 
-def keep(generation: Generation) -> SessionGeneration:
+def keep(generation: Generation, opened_on: bool = False) -> SessionGeneration:
     """Make `generation` this session's, under a new serial; its last step becomes the selected one."""
     serial = st.session_state.get(state.GENERATION_SERIAL, 0) + 1
     st.session_state[state.GENERATION_SERIAL] = serial
-    kept = SessionGeneration(serial, generation)
+    kept = SessionGeneration(serial, generation, opened_on)
     st.session_state[state.GENERATION] = kept
     state.put(state.STEP, max(0, len(generation.steps) - 1))
     return kept
@@ -91,28 +94,40 @@ def selected_step(kept: SessionGeneration) -> int:
     return index if index in range(count) else count - 1
 
 
-@st.cache_resource(show_spinner="Writing the example…", max_entries=2)
-def example(_model: GPT2, source: str) -> Generation:
-    """The default prompt written to the end with the default settings, once per process and model:
-    the finished example a new session opens on. Finished, so sessions can share it."""
-    generation = start(_model, state.DEFAULT_PROMPT, DEFAULT_SETTINGS)
+def example_settings(model: GPT2) -> Settings:
+    """The default settings, asking for no more tokens than this server allows."""
+    most = class_settings().token_cap(model.config.n_positions)
+    return replace(DEFAULT_SETTINGS, max_new_tokens=min(DEFAULT_SETTINGS.max_new_tokens, most))
+
+
+@st.cache_resource(show_spinner="Writing the example…", max_entries=4)
+def example(_model: GPT2, source: str, start_with_eot: bool, settings: Settings) -> Generation:
+    """The default prompt written to the end, once per process, model, start and settings: the
+    finished example a new session opens on. Finished, so sessions can share it."""
+    generation = Generation(_model, tokenizer(), prompt_input(state.DEFAULT_PROMPT, start_with_eot),
+                            names=PATTERNS, **settings.generate_kwargs())
     advance_in_turns(generation)  # sessions opening together interleave
     return generation
 
 
 def open_example(loaded: CurrentModel) -> None:
-    """A session with no generation, on the default prompt, opens on the finished example, on
-    whatever page it starts (as a fresh visit does)."""
-    if last() is None and state.get(state.PROMPT) == state.DEFAULT_PROMPT:
-        keep(example(loaded.model, loaded.source))
+    """A session on the default prompt with no generation of its own shows the finished example
+    (the one for its start with or without <|endoftext|>), on whatever page it is, as a fresh
+    visit does."""
+    kept = last()
+    if state.get(state.PROMPT) != state.DEFAULT_PROMPT or (kept is not None and not kept.opened_on):
+        return
+    if kept is None or current(loaded) is None:
+        keep(example(loaded.model, loaded.source, bool(state.get(state.START_WITH_EOT)),
+                     example_settings(loaded.model)), opened_on=True)
 
 
 def is_example(kept: SessionGeneration) -> bool:
     """True when the generation is the example a new session opens on (written to the end with
     the default prompt and settings): a fresh visit shows the same tokens."""
     generation = kept.generation
-    return (generation.finished and generation.prompt == state.DEFAULT_PROMPT
-            and generation.settings == DEFAULT_SETTINGS.generate_kwargs())
+    return (generation.finished and generation.prompt == prompt_input(state.DEFAULT_PROMPT)
+            and generation.settings == example_settings(generation.model).generate_kwargs())
 
 
 def adopt_choices(kept: SessionGeneration) -> None:

@@ -268,8 +268,13 @@ def advance_together(generations: Sequence[Generation]) -> list[Step]:
         lengths = [row.shape[1] for row in rows]
         final = PackedRecorder(recorders, lengths) if rec is not None else None
         logits = model.unembed(torch.cat(rows, 1), final)[0]  # [sum of lengths, vocab]
-    return [g._take(part.clone(), r) for g, part, r in
-            zip(generations, logits.split(lengths), recorders, strict=True)]
+    steps = []
+    for g, part, r in zip(generations, logits.split(lengths), recorders, strict=True):
+        cache, new = g._cache, len(g._pending)
+        steps.append(g._take(part.clone(), r))
+        if cache is not None:
+            cache.advance(new)  # committed once its step is taken: a failure leaves the cache as it was
+    return steps
 
 
 def generate(model: GPT2, tok: GPT2Tokenizer, prompt: str | Sequence[int], *args: Any,

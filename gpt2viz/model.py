@@ -301,7 +301,9 @@ class GPT2(nn.Module):
         the sequence from its start) and is recorded by `recorders[i]`. Their positions are packed
         along one axis, with no padding: the linear layers and the MLP run them together, each
         attends over its own cache. Returns the residual stream leaving the last block, [1, N,
-        d_model] in `pending`'s order, and the recorders as one (None when there are none)."""
+        d_model] in `pending`'s order, and the recorders as one (None when there are none). The
+        caches hold the new keys and values but are not moved on: the caller commits each one
+        (`KVCache.advance`) once its step is taken, so a failure leaves every cache as it was."""
         lengths = [len(ids) for ids in pending]
         pasts = [cache.length if cache is not None else 0 for cache in caches]
         for past, length in zip(pasts, lengths, strict=True):
@@ -320,9 +322,6 @@ class GPT2(nn.Module):
         packed = Packed(lengths, list(caches), list(recorders))
         for block in self.h:
             x = block(x, packed, rec)
-        for cache, length in zip(caches, lengths, strict=True):
-            if cache is not None:
-                cache.advance(length)
         return x, rec
 
     def last_logits(

@@ -151,3 +151,21 @@ def test_one_pass_reads_the_weights_once(small_model, tok, monkeypatch):
     calls.clear()
     gpt2viz.advance_together(generations)
     assert calls == [(1, 3, small_model.config.n_embd)]  # one new token each, over their caches
+
+
+def test_a_pass_that_fails_leaves_every_cache_as_it_was(small_model, tok):
+    """One generation's edit fails after the blocks ran: the others' caches are not moved on, so
+    each can go on by itself and writes what it would have written."""
+    def broken(x):
+        raise ValueError("this edit is broken")
+
+    alone = gpt2viz.Generation(small_model, tok, "The cat sat on", max_new_tokens=4)
+    list(alone)
+    good = gpt2viz.Generation(small_model, tok, "The cat sat on", max_new_tokens=4)
+    bad = gpt2viz.Generation(small_model, tok, "Hello", max_new_tokens=4, record=False,
+                             edits={"ln_final.hook_normalized": broken})
+    with pytest.raises(ValueError, match="this edit is broken"):
+        gpt2viz.advance_together([good, bad])
+    assert good.steps == [] and good._cache.length == 0
+    list(good)
+    assert good.ids == alone.ids

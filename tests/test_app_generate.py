@@ -194,7 +194,8 @@ def test_the_sampling_summary_names_only_what_applies():
 def test_a_prompt_can_start_with_endoftext_as_texts_did_in_training():
     at = new_app()
     at.toggle(key="start_with_eot").set_value(True).run()
-    assert texts(at, "info") == ["Press **Next token** for one step, or **Generate** to write to the end."]
+    example = session_generation(at)  # the example, as it starts with <|endoftext|>
+    assert example.finished and example.prompt_ids[0] == gpt2viz.EOT_ID and not texts(at, "info")
     generate(at, "The cat sat on the mat", max_new_tokens=2)
     run = session_generation(at)
     tok = gpt2viz.load_tokenizer()

@@ -18,6 +18,7 @@ from streamlit.testing.v1 import AppTest
 import gpt2viz
 from app import share
 from app.link_params import PUBLIC_URL_ENV, link_for
+from app.state import DEFAULT_PROMPT
 from gpt2viz.paths import ASSETS
 from tests.app_support import (
     APP,
@@ -295,3 +296,17 @@ def test_a_teacher_on_localhost_shares_the_machines_network_address(monkeypatch)
     at.selectbox(key="head").set_value(1).run()
     assert shared_link(at) == "http://10.1.2.3:8501/attention?head=1"
     assert any("uses this machine's network address (10.1.2.3)" in c for c in texts(at.sidebar, "caption"))
+
+
+def test_the_example_is_written_for_each_start_and_token_cap(monkeypatch):
+    """A link that starts prompts with <|endoftext|> gets an example that does, and a plain visit
+    after it still gets the plain one; a server's token cap shortens the example too."""
+    with_eot = open_link({"eot": "true"})
+    assert session_generation(with_eot).prompt_ids[0] == gpt2viz.EOT_ID
+    plain = new_app()
+    assert session_generation(plain).prompt == DEFAULT_PROMPT
+    monkeypatch.setenv("GPT2VIZ_MAX_NEW_TOKENS", "3")
+    capped = new_app()
+    example = session_generation(capped)
+    assert example.settings["max_new_tokens"] == 3 and len(example.steps) <= 3
+    assert dict(capped.query_params) == {"max_new_tokens": "3"}  # the example's own length, nothing more
