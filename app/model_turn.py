@@ -104,7 +104,7 @@ class StepWorker:
         self._requests: queue.SimpleQueue[tuple[gpt2viz.Generation, Future]] = queue.SimpleQueue()
         self._generating = 0  # threads in `step` now: a lone one does not wait for company
         self._lock = threading.Lock()
-        self.batches: list[int] = []  # the size of each batch run (for tests and benches)
+        self.steps_run, self.largest_batch = 0, 0  # counted, not listed: a server runs for weeks
         threading.Thread(target=self._serve, name="gpt2viz-steps", daemon=True).start()
 
     def step(self, generation: gpt2viz.Generation) -> gpt2viz.Step:
@@ -134,7 +134,8 @@ class StepWorker:
             self._run(batch)
 
     def _run(self, batch: list[tuple[gpt2viz.Generation, Future]]) -> None:
-        self.batches.append(len(batch))
+        self.steps_run += len(batch)
+        self.largest_batch = max(self.largest_batch, len(batch))
         by_model: dict[int, list[tuple[gpt2viz.Generation, Future]]] = {}
         for request in batch:
             by_model.setdefault(id(request[0].model), []).append(request)

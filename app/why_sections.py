@@ -59,12 +59,11 @@ def distractor_picker(top: Top, target: int) -> int | None:
         return choice
     text = state.widget(st.text_input, "Distractor token (with its leading space, if any)",
                         key=state.DISTRACTOR_TEXT)
-    ids = tokenizer().encode(text)
-    if len(ids) != 1:
-        st.warning("Type exactly one token as the distractor." if not ids else
-                   f"{text!r} is {len(ids)} tokens; type one (e.g. ' cat', with its space).")
+    try:
+        return tokenizer().single_token(text, "The distractor")
+    except ValueError as err:
+        st.warning(str(err))
         return None
-    return ids[0]
 
 
 def ablation_section(current: CurrentModel, kept: SessionGeneration | None, ids: list[int], position: int,

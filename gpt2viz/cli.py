@@ -147,14 +147,6 @@ def _hooks(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
         out.write(f"{name:<32} {shape:<32} {point.meaning}\n")
 
 
-def _one_token(tok: GPT2Tokenizer, text: str, flag: str) -> int:
-    ids = tok.encode(text)
-    if len(ids) != 1:
-        raise ValueError(f"{flag} {text!r} is {len(ids)} tokens {tok.token_texts(ids)}; it must be exactly "
-                         "one token, with its leading space (e.g. ' Mary').")
-    return ids[0]
-
-
 def _position_labels(tok: GPT2Tokenizer, clean: list[int], corrupted: list[int]) -> list[str]:
     """Each position's clean token, and the corrupted one after a slash where they differ."""
     return [repr(tok.token_text(a)) + ("" if a == b else "/" + repr(tok.token_text(b)))
@@ -173,7 +165,7 @@ def patching_table(result: PatchingResult) -> str:
 
 def _patch(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
     tok = load_tokenizer()
-    answer, wrong = _one_token(tok, args.answer, "--answer"), _one_token(tok, args.wrong, "--wrong")
+    answer, wrong = tok.single_token(args.answer, "--answer"), tok.single_token(args.wrong, "--wrong")
     clean, corrupted = tok.encode(args.clean), tok.encode(args.corrupted)
     model = _load(args, err)
     patching = attribution_patching if args.attribution else activation_patching

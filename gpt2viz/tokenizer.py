@@ -53,6 +53,16 @@ class GPT2Tokenizer(tiktoken.Encoding):
     def token_texts(self, ids: Iterable[int]) -> list[str]:
         return [self.token_text(i) for i in ids]
 
+    def single_token(self, text: str, what: str) -> int:
+        """The id of `text` when it is exactly one token; else a ValueError that names `what` (an
+        answer, a distractor) and says what to type."""
+        ids = self.encode(text)
+        if len(ids) != 1:
+            raise ValueError(f"{what} {text!r} is {len(ids)} tokens {self.token_texts(ids)}; it must be "
+                             "exactly one token. Type exactly one token, with its leading space if it "
+                             "has one (e.g. ' Mary').")
+        return ids[0]
+
     def character_groups(self, ids: Sequence[int]) -> list[tuple[int, int, str]]:
         """(start, end, text) for each run of tokens that are only parts of characters on their own
         (byte-level BPE splits an emoji or a CJK character into several tokens) and whole together:

@@ -67,3 +67,12 @@ def test_character_groups_join_byte_tokens(tok) -> None:
     assert tok.character_groups(tok.encode("plain ascii text")) == []
     cut = tok.encode("🐈")[:-1]  # the last byte missing: nothing to join, nothing invented
     assert tok.character_groups(cut) == []
+
+
+def test_single_token_names_what_must_be_one_token():
+    tok = gpt2viz.load_tokenizer()
+    assert tok.single_token(" Mary", "The answer") == tok.encode(" Mary")[0]
+    with pytest.raises(ValueError, match=r"The answer ' Mary Jane' is 2 tokens \[' Mary', ' Jane'\]; it must be"):
+        tok.single_token(" Mary Jane", "The answer")
+    with pytest.raises(ValueError, match=r"The distractor '' is 0 tokens \[\]; .*Type exactly one token"):
+        tok.single_token("", "The distractor")

@@ -25,12 +25,11 @@ EXACT_CELLS = 600  # past this many cells, "both" shows the estimate alone: the 
 
 def one_token(text: str, what: str) -> int:
     """The id of `text` as one token, or the page stopped with what to type instead."""
-    ids = tokenizer().encode(text)
-    if len(ids) != 1:
-        st.warning(f"The {what} must be exactly one token; {text!r} is {len(ids)}. Type one token, with "
-                   "its leading space if it has one (e.g. ' Mary').")
+    try:
+        return tokenizer().single_token(text, what)
+    except ValueError as err:
+        st.warning(str(err))
         st.stop()
-    return ids[0]
 
 
 st.title("Patching")
@@ -44,9 +43,10 @@ clean_column, corrupted_column = st.columns(2)
 clean_text = state.widget(clean_column.text_input, "Clean prompt", key=state.PATCH_CLEAN)
 corrupted_text = state.widget(corrupted_column.text_input, "Corrupted prompt", key=state.PATCH_CORRUPTED)
 answer_column, wrong_column, site_column, method_column = st.columns([1, 1, 2, 2])
-answer = one_token(state.widget(answer_column.text_input, "Answer (clean)", key=state.PATCH_ANSWER), "answer")
+answer = one_token(state.widget(answer_column.text_input, "Answer (clean)", key=state.PATCH_ANSWER),
+                   "The answer")
 wrong = one_token(state.widget(wrong_column.text_input, "Wrong (corrupted)", key=state.PATCH_WRONG),
-                  "wrong token")
+                  "The wrong token")
 site = state.widget(site_column.selectbox, "Patch", SITES, key=state.PATCH_SITE,
                     format_func=SITE_LABELS.__getitem__)
 method = state.widget(method_column.radio, "Method", state.PATCH_METHODS, key=state.PATCH_METHOD,
