@@ -72,7 +72,8 @@ def test_character_groups_join_byte_tokens(tok) -> None:
 def test_single_token_names_what_must_be_one_token():
     tok = gpt2viz.load_tokenizer()
     assert tok.single_token(" Mary", "The answer") == tok.encode(" Mary")[0]
-    with pytest.raises(ValueError, match=r"The answer ' Mary Jane' is 2 tokens \[' Mary', ' Jane'\]; it must be"):
+    two = r"The answer ' Mary Jane' is 2 tokens \[' Mary', ' Jane'\]; it must be"
+    with pytest.raises(ValueError, match=two):
         tok.single_token(" Mary Jane", "The answer")
     with pytest.raises(ValueError, match=r"The distractor '' is 0 tokens \[\]; .*Type exactly one token"):
         tok.single_token("", "The distractor")
