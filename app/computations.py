@@ -16,17 +16,16 @@ import streamlit as st
 import torch
 
 import gpt2viz
-from gpt2viz import GPT2, Trace
+from gpt2viz import GPT2, Generation, Trace
 from gpt2viz.analysis import AttentionOverview, attention_overview, induction_scores
 from gpt2viz.attribution import (
     DirectLogitAttribution,
-    attribution_names,
     direct_logit_attribution,
     saliency,
     saliency_in_bf16,
 )
 from gpt2viz.budget import RecordingStore, budget_from_env
-from gpt2viz.cached_step import CachedStep, cached_step, record_sequence
+from gpt2viz.cached_step import CachedStep, cached_step, record_sequence, step_over_cache
 from gpt2viz.interventions import ablate_heads, ablate_neurons
 from gpt2viz.lens import LogitLens, ResidualNorms, final_choice_logits, logit_lens, residual_norms
 from gpt2viz.patching import PatchingResult, activation_patching, attribution_patching
@@ -142,10 +141,26 @@ def lens_at(source: str, ids: tuple[int, ...], positions: tuple[int, ...]) -> Lo
     return logit_lens(load(source).model, sequence_trace(source, ids), positions=positions)
 
 
-@recording("Recording what each head and MLP wrote…")
-def attribution_trace(source: str, ids: tuple[int, ...]) -> Trace:
-    model = load(source).model
-    return model.run_with_capture(list(ids), names=attribution_names(model.config.n_layer))
+def keep_key_values(source: str, generation: Generation) -> None:
+    """A finished generation's keys and values (it was made with `keep_cache`), moved into the
+    recording store under its ids: `explained_step` then runs one position over them instead of the
+    whole sequence, and their memory counts against the budget, dropped first when oldest."""
+    if generation.finished:
+        key_values = generation.release_key_values()
+        if key_values is not None:
+            recordings().get(("key_values", source, tuple(generation.ids)), lambda: key_values)
+
+
+@st.cache_resource(show_spinner="Running the step…", max_entries=16)
+def explained_step(source: str, ids: tuple[int, ...], position: int) -> Trace:
+    """Every hook point of position `position` of `ids`, logits too, run alone over the keys and
+    values of the positions before it: a finished generation's own (`keep_key_values`) while the
+    store holds them, else those of a recording of the whole sequence."""
+    found, key_values = recordings().lookup(("key_values", source, ids))
+    with model_turn():
+        if not found:
+            key_values = sequence_trace(source, ids)
+        return step_over_cache(load(source).model, key_values, position, ids[position])
 
 
 @st.cache_resource(show_spinner="Computing gradients × inputs…", max_entries=8)
@@ -165,9 +180,9 @@ def ablation_edits(model: GPT2, units: tuple[tuple[int, int], ...], kind: str, m
 @st.cache_resource(max_entries=16)
 def attribution(source: str, ids: tuple[int, ...], position: int, target: int,
                 distractor: int | None) -> DirectLogitAttribution:
-    """Direct logit attribution of one position (no model run: it reads `attribution_trace`)."""
-    return direct_logit_attribution(load(source).model, attribution_trace(source, ids), position, target,
-                                    distractor)
+    """Direct logit attribution of one position (no model run: it reads `explained_step`)."""
+    return direct_logit_attribution(load(source).model, explained_step(source, ids, position), position,
+                                    target, distractor)
 
 
 @st.cache_resource(show_spinner="Re-running with the ablation…", max_entries=8)

@@ -8,6 +8,7 @@ generation (the step sampling controls, the Q·K·V query) compare serials, neve
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import streamlit as st
@@ -19,6 +20,7 @@ from gpt2viz.viz.tokens import token_labels
 
 from . import state
 from .class_settings import class_settings
+from .computations import keep_key_values
 from .model_turn import advance_in_turns
 from .models import CurrentModel, tokenizer
 from .settings import DEFAULT_SETTINGS, Settings
@@ -58,8 +60,18 @@ def prompt_input(prompt: str, start_with_eot: bool | None = None) -> str | list[
 
 
 def start(model: GPT2, prompt: str, settings: Settings) -> Generation:
-    """A new generation, not yet kept (raises gpt2viz.PromptError for a prompt that cannot run)."""
-    return Generation(model, tokenizer(), prompt_input(prompt), names=PATTERNS, **settings.generate_kwargs())
+    """A new generation, not yet kept (raises gpt2viz.PromptError for a prompt that cannot run).
+    Its cache outlives its end, to be handed to the recording store by `write`."""
+    return Generation(model, tokenizer(), prompt_input(prompt), names=PATTERNS, keep_cache=True,
+                      **settings.generate_kwargs())
+
+
+def write(source: str, generation: Generation, until: int | None = None,
+          after_step: Callable[[], None] | None = None) -> None:
+    """Advance a generation of `start` (`model_turn.advance_in_turns`); once it has finished, its
+    keys and values go to the recording store, where the Why page's steps read them."""
+    advance_in_turns(generation, until, after_step)
+    keep_key_values(source, generation)
 
 
 def keep(generation: Generation, opened_on: bool = False) -> SessionGeneration:
@@ -105,8 +117,8 @@ def example(_model: GPT2, source: str, start_with_eot: bool, settings: Settings)
     """The default prompt written to the end, once per process, model, start and settings: the
     finished example a new session opens on. Finished, so sessions can share it."""
     generation = Generation(_model, tokenizer(), prompt_input(state.DEFAULT_PROMPT, start_with_eot),
-                            names=PATTERNS, **settings.generate_kwargs())
-    advance_in_turns(generation)  # sessions opening together interleave
+                            names=PATTERNS, keep_cache=True, **settings.generate_kwargs())
+    write(source, generation)  # sessions opening together interleave
     return generation
 
 

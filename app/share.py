@@ -40,7 +40,6 @@ from .link_params import (
     settings_values,
     to_params,
 )
-from .model_turn import advance_in_turns
 from .models import CurrentModel, tokenizer
 from .settings import kept_settings
 
@@ -116,7 +115,7 @@ def _replay(current: CurrentModel, param: str, tokens: int, notices: list[str]) 
         notices.append(f"{param} {tokens} (the prompt cannot run: {err})")
         return
     with st.spinner(f"Writing the link's generation, {tokens} tokens…"):
-        advance_in_turns(generation, until=tokens)  # a step at a time, as the Generate page writes
+        session.write(current.source, generation, until=tokens)  # a step at a time, as Generate writes
     session.keep(generation)
     if len(generation.steps) < tokens:
         notices.append(f"{param} {tokens} (this generation ends after {len(generation.steps)} tokens)")

@@ -60,15 +60,26 @@ class CachedStep:
 
 
 @torch.inference_mode()
+def step_over_cache(model: GPT2, key_values: Trace, query_position: int, token: int) -> Trace:
+    """Position `query_position`, holding `token`, run alone over a cache of the keys and values of
+    every position before it, read from `key_values` (a trace of every layer's `k` and `v` from
+    position 0: `record_sequence`, `Generation.key_values`). Every hook point of that one position
+    is recorded (trace start = query_position), its logits too."""
+    if key_values.start != 0 or not 0 <= query_position <= len(key_values.ids):
+        raise ValueError(f"The keys and values cover positions {key_values.positions}: position "
+                         f"{query_position} needs every position before it.")
+    layers = range(model.config.n_layer)
+    cache = model.new_cache(capacity=query_position + 1)
+    cache.fill([key_values["k", layer][:query_position].to(model.device, model.dtype) for layer in layers],
+               [key_values["v", layer][:query_position].to(model.device, model.dtype) for layer in layers])
+    return model.run_with_capture([token], cache=cache)
+
+
 def cached_step(model: GPT2, sequence: Trace, query_position: int) -> CachedStep:
     """Re-run position `query_position` of `sequence` (from `record_sequence`) over a cache
     holding the keys and values of every position before it, recording every hook point. The
     cache held `sequence`'s keys and values of positions < query_position (read them there)."""
     if not 0 <= query_position < len(sequence.ids):
         raise ValueError(f"query_position must lie in 0..{len(sequence.ids) - 1}, not {query_position}.")
-    layers = range(model.config.n_layer)
-    cache = model.new_cache(capacity=query_position + 1)
-    cache.fill([sequence["k", layer][:query_position].to(model.device, model.dtype) for layer in layers],
-               [sequence["v", layer][:query_position].to(model.device, model.dtype) for layer in layers])
-    trace = model.run_with_capture([sequence.ids[query_position]], cache=cache)
+    trace = step_over_cache(model, sequence, query_position, sequence.ids[query_position])
     return CachedStep(query_position, trace, final_logits(model, sequence, query_position))

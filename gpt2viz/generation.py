@@ -86,7 +86,8 @@ class Generation:
     the hook points in `names` (all when None) unless `record` is False, and applies `edits` (as
     `run_with_capture` takes them) to its forward pass. With `use_cache` (the default) each step
     runs only the new token over cached keys and values; without it each step re-runs the whole
-    sequence, so its trace covers every position.
+    sequence, so its trace covers every position. The cache is freed when the generation ends,
+    unless `keep_cache`: then `release_key_values` hands its keys and values over.
 
     `advance` returns the step with its trace; `steps` keeps every step without it (the
     attention row stays), so a long generation stays small. A bad prompt or setting raises here,
@@ -108,6 +109,7 @@ class Generation:
         n_top: int = 10,
         use_cache: bool = True,
         edits: Mapping[str, Edit] | None = None,
+        keep_cache: bool = False,
     ) -> None:
         _check_settings(max_new_tokens, temperature, top_k, top_p)
         self.model, self.tok, self.prompt = model, tok, prompt
@@ -120,7 +122,7 @@ class Generation:
         self._patterns = [act_name("pattern", layer) for layer in range(model.config.n_layer)]
         capacity = min(model.config.n_positions, len(self.prompt_ids) + max_new_tokens)
         self._cache = model.new_cache(capacity=capacity) if use_cache else None
-        self._use_cache = use_cache
+        self._use_cache, self._keep_cache = use_cache, keep_cache
         self._pending = list(self.prompt_ids)  # the ids the next forward pass runs
         # Each prompt token's probability given those before it, from the first step's logits
         # (None until then, and where that step was not recorded: only its last position was read).
@@ -161,6 +163,29 @@ class Generation:
                        "stop_reason": s.stop_reason} for s in self.steps],
             "stop_reason": self.stop_reason,
         }
+
+    def key_values(self) -> Trace | None:
+        """The keys and values of every position run so far (all but the last token chosen), as a
+        trace of every layer's `k` and `v` hook points, [pos, head, d_head] each, as this
+        generation's forward passes (and edits) made them: views of the cache on the CPU, copies
+        from another device. None without a cache, or once it is freed.
+        `cached_step.step_over_cache` runs any of these positions again over them."""
+        cache = self._cache
+        if cache is None:
+            return None
+        n, tensors = cache.length, {}
+        for layer in range(self.model.config.n_layer):
+            tensors[act_name("k", layer)] = cache.keys[layer, 0, :n]  # [pos, head, d_head]
+            tensors[act_name("v", layer)] = cache.values[layer, 0, :n]
+        return Trace(tensors, None, self.ids[:n], 0, self.model.config, self.model.name, batch_index=None)
+
+    def release_key_values(self) -> Trace | None:
+        """A finished generation's `key_values`, handed over: the generation no longer holds its
+        cache, so whoever keeps the trace decides how long that memory lives."""
+        if not self.finished:
+            raise RuntimeError("Only a finished generation hands its cache over: it still needs it.")
+        key_values, self._cache = self.key_values(), None
+        return key_values
 
     def __iter__(self) -> Iterator[Step]:
         while not self.finished:
@@ -216,7 +241,7 @@ class Generation:
             attention_row=self._attention_row(trace),
         )
         self.steps.append(replace(step, trace=None))
-        if step.stop_reason is not None:
+        if step.stop_reason is not None and not self._keep_cache:
             self._cache = None  # frees the key/value cache
         else:
             self._pending = [token] if self._use_cache else self.ids

@@ -66,6 +66,27 @@ def test_attribution_is_drawn_for_the_chosen_step(why, loud_model):
     assert parts == pytest.approx(actual, abs=2e-3) and parts == pytest.approx(want.total, abs=1e-3)
 
 
+def test_a_generated_step_is_explained_over_the_generations_own_keys_and_values(loud_model, monkeypatch):
+    """The finished generation hands its keys and values to the recording store, so the Why page
+    runs one position over them: no recording of the whole sequence, and the attribution of an
+    earlier step still equals the full run's."""
+    from app import computations
+
+    at = generate(new_app(), "The dog ran to the door since", max_new_tokens=4)
+    run = session_generation(at)
+    assert run.key_values() is None  # handed over, not held by the session
+    recorded = []
+    monkeypatch.setattr(computations, "record_sequence", lambda *args: recorded.append(args))
+    at.switch_page(WHY).run()
+    at.select_slider(key="step").set_value(1).run()
+    assert not at.exception and recorded == []
+    step = run.steps[1]
+    runner_up = next(t for t, _, _ in step.top if t != step.token_id)
+    trace = loud_model.run_with_capture(run.ids)
+    want = direct_logit_attribution(loud_model, trace, step.query_position, step.token_id, runner_up)
+    np.testing.assert_allclose(figure(at, "dla_grid")["data"][0]["z"], want.heads.numpy(), atol=1e-4)
+
+
 def test_ablating_the_loud_head_changes_the_candidates_and_not_the_run(why, loud_model):
     run = session_generation(why)
     ids_before = list(run.ids)

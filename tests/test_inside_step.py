@@ -10,7 +10,7 @@ from torch.utils.flop_counter import FlopCounterMode
 import gpt2viz
 from gpt2viz import lens
 from gpt2viz.budget import nbytes
-from gpt2viz.cached_step import cached_step, record_sequence
+from gpt2viz.cached_step import cached_step, record_sequence, step_over_cache
 from gpt2viz.kv_cache import KVCache, forward_multiply_adds, kv_cache_bytes
 from gpt2viz.lens import logit_lens, residual_names, residual_norms
 
@@ -180,3 +180,50 @@ def test_a_sequence_keeps_the_residual_stream_in_float16_but_the_last_point(smal
     norms, exact = residual_norms(sequence, 2), residual_norms(full, 2)
     torch.testing.assert_close(norms.resid, exact.resid, atol=0, rtol=1e-3)
     torch.testing.assert_close(norms.mlp, exact.mlp, atol=2e-3 * float(exact.resid.max()), rtol=0)
+
+
+def test_a_generations_keys_and_values_serve_a_step_as_a_full_run_does(small_model, tok) -> None:
+    """A finished generation kept with `keep_cache` hands over the keys and values it computed
+    step by step: they equal a full run's, and a position re-run over them gives the full run's
+    logits and direct logit attribution."""
+    from gpt2viz.attribution import direct_logit_attribution
+
+    generation = gpt2viz.Generation(small_model, tok, IDS[:15], max_new_tokens=6, record=False,
+                                    keep_cache=True)
+    for _ in generation:
+        pass
+    ids = generation.ids
+    kept = generation.key_values()
+    assert kept.ids == ids[:-1] and kept.start == 0  # the last token chosen was never run
+    whole = small_model.run_with_capture(ids)
+    for layer in range(2):
+        torch.testing.assert_close(kept["k", layer], whole["k", layer][:-1], atol=1e-5, rtol=0)
+        torch.testing.assert_close(kept["v", layer], whole["v", layer][:-1], atol=1e-5, rtol=0)
+    for position in (0, 14, 17, len(ids) - 1):
+        step = step_over_cache(small_model, kept, position, ids[position])
+        assert step.start == position and step.ids == [ids[position]]
+        torch.testing.assert_close(step.logits[-1], whole.logits[position], atol=1e-4, rtol=0)
+        target, distractor = whole.logits[position].topk(2).indices.tolist()
+        over_cache = direct_logit_attribution(small_model, step, position, target, distractor)
+        full_run = direct_logit_attribution(small_model, whole, position, target, distractor)
+        torch.testing.assert_close(over_cache.heads, full_run.heads, atol=1e-4, rtol=0)
+        assert over_cache.total == pytest.approx(full_run.total, abs=1e-4)
+    with pytest.raises(ValueError, match="every position before it"):
+        step_over_cache(small_model, kept, len(ids), 0)
+    handed = generation.release_key_values()
+    assert handed.ids == kept.ids and generation.key_values() is None
+
+
+def test_a_generation_frees_its_cache_at_the_end_unless_kept(small_model, tok) -> None:
+    freed = gpt2viz.Generation(small_model, tok, IDS[:5], max_new_tokens=2, record=False)
+    assert freed.key_values().ids == []  # nothing run yet
+    freed.advance()
+    assert freed.key_values().ids == IDS[:5]
+    with pytest.raises(RuntimeError, match="finished"):
+        freed.release_key_values()
+    freed.advance()
+    assert freed.key_values() is None
+    kept = gpt2viz.Generation(small_model, tok, IDS[:5], max_new_tokens=2, record=False, keep_cache=True)
+    gpt2viz.advance_together([kept])
+    gpt2viz.advance_together([kept])  # batched steps keep it too
+    assert kept.finished and kept.key_values().ids == kept.ids[:-1]

@@ -11,7 +11,7 @@ from app.charts import chart
 from app.class_settings import class_settings
 from app.compare_models import comparison_section
 from app.computations import full_recording
-from app.model_turn import LiveRedraw, advance_in_turns
+from app.model_turn import LiveRedraw
 from app.models import device_label, tokenizer
 from app.pickers import step_selector
 from app.presenter import presenter_on
@@ -37,11 +37,11 @@ def strip(generation: Generation, selected: int | None = None, progress: int | N
                             selected, tok.character_groups(generation.ids), progress, generation.token_probs)
 
 
-def extend(generation: Generation, to_end: bool, live: DeltaGenerator) -> None:
+def extend(source: str, generation: Generation, to_end: bool, live: DeltaGenerator) -> None:
     """One step, or every step to the end with the tokens and a progress bar appearing live (paced
     while other sessions use the model: see LiveRedraw)."""
     if not to_end:
-        advance_in_turns(generation, until=len(generation.steps) + 1)
+        session.write(source, generation, until=len(generation.steps) + 1)
         return
     redraw = LiveRedraw()
 
@@ -49,7 +49,7 @@ def extend(generation: Generation, to_end: bool, live: DeltaGenerator) -> None:
         if redraw.due():
             live.markdown(strip(generation, progress=generation.settings["max_new_tokens"]),
                           unsafe_allow_html=True)
-    advance_in_turns(generation, after_step=draw_live)
+    session.write(source, generation, after_step=draw_live)
 
 
 st.title("Generate")
@@ -84,7 +84,7 @@ if next_clicked or generate_clicked:
     try:
         extended = session.to_extend(current, prompt, settings, restart_finished=generate_clicked)
         if extended is not None:
-            extend(extended.generation, generate_clicked, live)
+            extend(current.source, extended.generation, generate_clicked, live)
             state.put(state.STEP, len(extended.generation.steps) - 1)
     except gpt2viz.PromptError as err:
         session.forget()

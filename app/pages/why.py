@@ -4,7 +4,7 @@ import streamlit as st
 
 from app import state
 from app.charts import chart
-from app.computations import attribution, attribution_trace, input_saliency
+from app.computations import attribution, explained_step, input_saliency
 from app.models import tokenizer
 from app.pickers import explained_position, on_grid_click, pick_head, pick_layer
 from app.sidebar import current_model
@@ -34,10 +34,11 @@ current = current_model()
 model, config, tok = current.model, current.model.config, tokenizer()
 here = explained_position(current)
 ids, position, record = here.ids, here.position, here.step
+logits = explained_step(current.source, tuple(ids), position).logits[-1]  # [vocab]
 if record is not None:
     top, target = record.top, record.token_id
 else:
-    top = top_candidates(attribution_trace(current.source, tuple(ids)).logits[position])  # recorded once
+    top = top_candidates(logits)
     target = top[0].token_id
     st.info("No generation yet: this explains the prompt's most likely next token. Generate on the "
             "Generate page to explain each token it writes.")
@@ -49,7 +50,6 @@ st.subheader(f"Position {position} → {tok.token_text(target)!r}{versus}")
 layer_column, head_column = st.columns(2)
 layer, head = pick_layer(config, layer_column), pick_head(config, head_column)
 dla = attribution(current.source, tuple(ids), position, target, distractor)
-logits = attribution_trace(current.source, tuple(ids)).logits[position]
 actual = float(logits[target] - (logits[distractor] if distractor is not None else 0.0))
 left, right = st.columns([3, 2])
 heads = dla_heads_figure(dla, (layer, head), "Each head's direct push (click a head to select it)")
