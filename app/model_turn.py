@@ -21,6 +21,7 @@ _TURN = threading.RLock()
 _QUEUE = {"threads": 0}  # threads holding or waiting for the turn
 _QUEUE_LOCK = threading.Lock()
 _DEPTH = threading.local()  # how deep this thread is in model_turn (a computation may call another)
+_WRITING = {"generations": 0}  # generations being written now (in advance_in_turns), under _QUEUE_LOCK
 BUSY_SWITCH_INTERVAL = 0.001  # seconds; Python's default is 0.005
 BUSY_REDRAW_EVERY = 0.5  # seconds between a generation's live redraws while other sessions use the model
 IDLE_SWITCH_INTERVAL = sys.getswitchinterval()
@@ -72,11 +73,19 @@ def threads_at_model() -> int:
         return _QUEUE["threads"]
 
 
+def generations_being_written() -> int:
+    """How many generations are being written now, a step at a time (`advance_in_turns`)."""
+    with _QUEUE_LOCK:
+        return _WRITING["generations"]
+
+
 class LiveRedraw:
     """When a generation's live view is redrawn, asked between its steps: after every step while
     the session has the model to itself; at most every `busy_every` seconds while other sessions
-    wait for it (each redraw costs the browser a render, and a class's browsers may share the
-    server's cores)."""
+    write too or wait for the model (each redraw costs the browser a render, and a class's
+    browsers may share the server's cores). Other sessions' steps run in the same batched passes
+    and return together, so between steps nobody may be at the model: it is the generations being
+    written that tell a class from a session alone."""
 
     def __init__(self, busy_every: float = BUSY_REDRAW_EVERY,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -86,7 +95,8 @@ class LiveRedraw:
 
     def due(self) -> bool:
         now = self._clock()
-        if self._last is not None and threads_at_model() > 0 and now - self._last < self._busy_every:
+        busy = generations_being_written() > 1 or threads_at_model() > 0
+        if self._last is not None and busy and now - self._last < self._busy_every:
             return False
         self._last = now
         return True
@@ -181,10 +191,16 @@ def advance_in_turns(generation: gpt2viz.Generation, until: int | None = None,
     """Advance `generation` to its end, or until it has `until` steps, one step at a time through
     the step worker (other sessions' steps share its forward passes); `after_step` runs after
     each step. A thread already in the model's turn steps by itself: the worker would wait for it."""
-    while not generation.finished and (until is None or len(generation.steps) < until):
-        if getattr(_DEPTH, "n", 0):
-            generation.advance()
-        else:
-            step_worker().step(generation)
-        if after_step is not None:
-            after_step()
+    with _QUEUE_LOCK:
+        _WRITING["generations"] += 1
+    try:
+        while not generation.finished and (until is None or len(generation.steps) < until):
+            if getattr(_DEPTH, "n", 0):
+                generation.advance()
+            else:
+                step_worker().step(generation)
+            if after_step is not None:
+                after_step()
+    finally:
+        with _QUEUE_LOCK:
+            _WRITING["generations"] -= 1

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 
 import pytest
 
+import gpt2viz
 from app import model_turn as taking_turns
 from app.model_turn import BUSY_SWITCH_INTERVAL, IDLE_SWITCH_INTERVAL, model_turn
 from app.models import load
@@ -87,8 +88,6 @@ def test_loading_a_model_settles_the_heap(tmp_path) -> None:
 
     import torch
 
-    import gpt2viz
-
     def scanned(obj: object) -> bool:  # gc.get_objects leaves out frozen objects
         return any(o is obj for o in gc.get_objects())
 
@@ -106,8 +105,6 @@ def test_loading_a_model_settles_the_heap(tmp_path) -> None:
 
 
 def test_advance_in_turns_takes_the_turn_for_each_step(small_model, tok, monkeypatch) -> None:
-    import gpt2viz
-
     run = gpt2viz.Generation(small_model, tok, "Hello there", max_new_tokens=5, record=False)
     turns: list[tuple[int, str]] = []  # (threads at the model, thread) while each step runs
     together = gpt2viz.advance_together
@@ -127,8 +124,6 @@ def test_advance_in_turns_takes_the_turn_for_each_step(small_model, tok, monkeyp
 def test_sessions_stepping_at_once_share_forward_passes(small_model, tok) -> None:
     """Six threads each write their own generation: the worker runs their steps in batches, and
     each gets exactly the tokens it would get alone."""
-    import gpt2viz
-
     worker = taking_turns.StepWorker(gather=0.05)
     prompts = [f"Story number {i} begins with" for i in range(6)]
     alone = [gpt2viz.Generation(small_model, tok, p, max_new_tokens=6, record=False, temperature=0.8, seed=i)
@@ -154,8 +149,6 @@ def test_sessions_stepping_at_once_share_forward_passes(small_model, tok) -> Non
 
 
 def test_one_failing_request_reaches_its_own_session_only(small_model, tok) -> None:
-    import gpt2viz
-
     def broken(z):
         raise ValueError("this edit is broken")
 
@@ -202,6 +195,38 @@ def test_a_live_view_redraws_every_step_alone_and_is_paced_while_others_use_the_
         assert not busy.due()
     assert taking_turns.threads_at_model() == 0
     assert busy.due()  # alone again: every step
+
+
+def test_a_live_view_is_paced_while_another_session_writes_between_batched_steps(small_model, tok) -> None:
+    """Batched steps return together, so between two steps no thread may hold the model: another
+    generation being written is what paces the redraws."""
+    now = [100.0]
+    release, inside = threading.Event(), threading.Event()
+
+    def hold() -> None:  # another session's generation, paused between its steps
+        inside.set()
+        release.wait(timeout=60)
+
+    other = gpt2viz.Generation(small_model, tok, "Another session", max_new_tokens=1)
+    thread = threading.Thread(target=taking_turns.advance_in_turns, args=(other,),
+                              kwargs={"after_step": hold})
+    thread.start()
+    try:
+        assert inside.wait(timeout=60)
+        assert taking_turns.threads_at_model() == 0 and taking_turns.generations_being_written() == 1
+        seen: list[bool] = []
+
+        def redraw() -> None:
+            seen.append(live.due())
+            now[0] += 0.2
+        live = taking_turns.LiveRedraw(busy_every=0.5, clock=lambda: now[0])
+        taking_turns.advance_in_turns(gpt2viz.Generation(small_model, tok, "Mine", max_new_tokens=6),
+                                      after_step=redraw)
+        assert seen == [True, False, False, True, False, False]  # every 0.5 s: steps 0.2 s apart
+    finally:
+        release.set()
+        thread.join(timeout=60)
+    assert taking_turns.generations_being_written() == 0
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread priorities are Linux's")
