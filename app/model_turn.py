@@ -103,41 +103,36 @@ class LiveRedraw:
 
 
 class StepWorker:
-    """One thread that runs every session's next generation step. A step asked for waits at most
-    `gather` seconds (only while other sessions are generating too) for others to join it; then
-    whatever is waiting, `max_batch` at most, runs as one `gpt2viz.advance_together` pass in the
-    model's turn, so the weights are read once for all of them. One request's failure reaches
-    its own session only: the batch is then run again one generation at a time."""
+    """One thread that runs every session's next generation step. While other generations are
+    being written (`advance_in_turns`), a step waits at most `gather` seconds for their next steps
+    to join it, and no longer once all of them have; then whatever is waiting, `max_batch` at
+    most, runs as one `gpt2viz.advance_together` pass in the model's turn, so the weights are read
+    once for all of them. One request's failure reaches its own session only: the batch is then
+    run again one generation at a time."""
 
-    def __init__(self, gather: float = 0.003, max_batch: int = 32) -> None:
+    def __init__(self, gather: float = 0.01, max_batch: int = 32) -> None:
         self.gather, self.max_batch = gather, max_batch
         self._requests: queue.SimpleQueue[tuple[gpt2viz.Generation, Future]] = queue.SimpleQueue()
-        self._generating = 0  # threads in `step` now: a lone one does not wait for company
-        self._lock = threading.Lock()
-        self.steps_run, self.largest_batch = 0, 0  # counted, not listed: a server runs for weeks
+        # counted, not listed: a server runs for weeks
+        self.steps_run, self.batches_run, self.largest_batch = 0, 0, 0
         threading.Thread(target=self._serve, name="gpt2viz-steps", daemon=True).start()
 
     def step(self, generation: gpt2viz.Generation) -> gpt2viz.Step:
         """`generation.advance()`, batched with the other sessions' steps."""
         future: Future = Future()
-        with self._lock:
-            self._generating += 1
-        try:
-            self._requests.put((generation, future))
-            return future.result()
-        finally:
-            with self._lock:
-                self._generating -= 1
+        self._requests.put((generation, future))
+        return future.result()
 
     def _serve(self) -> None:
         while True:
             batch = [self._requests.get()]
             deadline = time.monotonic() + self.gather
+            # Each session takes its step and draws it before asking for the next, so the others'
+            # steps arrive a few ms apart: waiting for them is what makes the batch.
             while len(batch) < self.max_batch:
-                with self._lock:
-                    waiting_for_more = self._generating > len(batch)
+                more = generations_being_written() > len(batch)
                 try:
-                    wait = max(0.0, deadline - time.monotonic()) if waiting_for_more else 0.0
+                    wait = max(0.0, deadline - time.monotonic()) if more else 0.0
                     batch.append(self._requests.get(timeout=wait) if wait else self._requests.get_nowait())
                 except queue.Empty:
                     break
@@ -145,6 +140,7 @@ class StepWorker:
 
     def _run(self, batch: list[tuple[gpt2viz.Generation, Future]]) -> None:
         self.steps_run += len(batch)
+        self.batches_run += 1
         self.largest_batch = max(self.largest_batch, len(batch))
         by_model: dict[int, list[tuple[gpt2viz.Generation, Future]]] = {}
         for request in batch:

@@ -148,6 +148,29 @@ def test_sessions_stepping_at_once_share_forward_passes(small_model, tok) -> Non
     assert worker.largest_batch > 1 and worker.steps_run == 6 * 6
 
 
+def test_sessions_writing_in_step_batch_together_though_each_draws_between_steps(small_model, tok) -> None:
+    """Each session draws its step before asking for the next, so its next step comes a moment
+    after the others': the worker waits for every generation being written (up to `gather`)
+    instead of running whichever came first alone."""
+    worker = taking_turns.step_worker()
+    before = worker.batches_run, worker.steps_run
+    writers = [gpt2viz.Generation(small_model, tok, f"Class member {i} says", max_new_tokens=8, record=False)
+               for i in range(4)]
+    start = threading.Barrier(len(writers))
+
+    def write(generation) -> None:
+        start.wait(timeout=30)
+        taking_turns.advance_in_turns(generation, after_step=lambda: time.sleep(0.002))  # its redraw
+
+    threads = [threading.Thread(target=write, args=(g,)) for g in writers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert all(g.finished for g in writers) and worker.steps_run - before[1] == 4 * 8
+    assert worker.batches_run - before[0] <= 12  # 8 steps of 4; run as they came: 18-22
+
+
 def test_one_failing_request_reaches_its_own_session_only(small_model, tok) -> None:
     def broken(z):
         raise ValueError("this edit is broken")
