@@ -1,25 +1,34 @@
-"""A class on one server: N browser sessions generate at once on one `streamlit run` process.
+"""A class on one server: N sessions generate at once on one `streamlit run` process.
 
 Prints, for N sessions (default 20) each generating `--tokens` tokens of its own prompt: the
 time from pressing Generate to that session's finished chart (p50 and max), the latency of the
 server's health endpoint polled every 0.2 s throughout, by a process at a raised priority where
 that is allowed (p50, max; target: every answer within 1 s), and the server process's peak
-memory (VmHWM). Model: $GPT2VIZ_MODEL, else the bundled
-gpt2viz-mini. Debian's chromium drives the sessions (one browser, one context per session).
+memory (VmHWM); with thin clients, also the CPU they used. Model: $GPT2VIZ_MODEL, else the
+bundled gpt2viz-mini.
 
     .venv/bin/python bench/class_load.py [--sessions 20] [--tokens 20] [--cores shared|split|both]
+                                         [--clients browser|thin]
 
-Two setups (both by default): the browsers share the server's cores, as when one machine plays
+Two kinds of client play the students: Debian's chromium (`browser`, the default: one browser,
+one context per session), or thin clients (`thin`, bench/thin_client.py) that speak Streamlit's
+websocket protocol as the browser does but draw nothing. On this 2-core machine twenty Chromium
+renderers saturate the core they are given, and the bench then times them; in a classroom each
+student's browser has a machine of its own, and the server sees only its messages, which the
+thin clients send at almost no cost of their own.
+
+Two setups (both by default): the clients share the server's cores, as when one machine plays
 the whole class; and the server on a core of its own, as in a classroom, where the browsers run
 on the students' machines (`taskset`).
 
-tests/test_class_load.py runs the same code with a few sessions and checks that each one sees
-only its own tokens.
+tests/test_class_load.py runs the same code with a few sessions of each kind and checks that each
+one sees only its own tokens, as many as it asked for.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import multiprocessing
 import os
 import socket
@@ -31,12 +40,18 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere, like make bench
+
+from bench.thin_client import Page, ThinClient  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 HEALTH_TARGET_S = 1.0
+CLIENTS = {"browser": "the browsers", "thin": "the thin clients"}  # --clients, and their name in the output
 WORDS = ("cats", "ships", "rivers", "lamps", "horses", "clouds", "pianos", "trains", "apples", "stones",
          "birds", "boats", "roses", "towers", "wolves", "candles", "bridges", "forests", "kettles", "comets")
 
@@ -151,7 +166,21 @@ class ClassRun:
     probe_prioritised: bool  # the probe ran at a raised priority (HealthProbe)
     peak_mb: float
     strips: list[str]  # each session's token strip text at the end
+    stops: list[str]  # each session's "Stopped after … new tokens: …" line at the end
     prompts: list[str]
+    clients_cpu_s: float | None  # CPU seconds the thin clients used while generating (None: browsers)
+
+
+@dataclass
+class _Phase:
+    """What the clients saw from the presses of Generate on: each finished session's seconds to
+    its chart (by index), and at the end each session's strip and stop line."""
+
+    done: dict[int, float]
+    strips: list[str]
+    stops: list[str]
+    probe: HealthProbe
+    clients_cpu_s: float | None = None
 
 
 def open_session(browser, url: str):
@@ -180,14 +209,25 @@ def finished(page, word: str) -> bool:
     return done and page.locator("[data-testid='stPlotlyChart'] .main-svg").count() > 0
 
 
-def run_class(url: str, proc: subprocess.Popen, sessions: int, tokens: int, timeout: float = 900) -> ClassRun:
-    """`sessions` sessions open the app, set their prompts, then all press Generate at once."""
+def run_class(url: str, proc: subprocess.Popen, sessions: int, tokens: int, timeout: float = 900,
+              clients: str = "browser") -> ClassRun:
+    """`sessions` sessions (`clients`: "browser" or "thin") open the app, set their prompts, then
+    all press Generate at once."""
+    prompts = [f"The {WORDS[i % len(WORDS)]} in the old town were" for i in range(sessions)]
+    drive = _browser_class if clients == "browser" else _thin_class
+    phase = drive(url, prompts, tokens, timeout)
+    if len(phase.done) < sessions:
+        raise RuntimeError(f"only {len(phase.done)} of {sessions} sessions finished within {timeout:.0f} s")
+    return ClassRun([phase.done[i] for i in range(sessions)], phase.probe.latencies, phase.probe.prioritised,
+                    peak_memory_mb(proc.pid), phase.strips, phase.stops, prompts, phase.clients_cpu_s)
+
+
+def _browser_class(url: str, prompts: list[str], tokens: int, timeout: float) -> _Phase:
     from playwright.sync_api import sync_playwright
 
-    prompts = [f"The {WORDS[i % len(WORDS)]} in the old town were" for i in range(sessions)]
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        pages = [open_session(browser, url) for _ in range(sessions)]
+        pages = [open_session(browser, url) for _ in prompts]
         for page, prompt in zip(pages, prompts, strict=True):
             set_prompt(page, prompt, tokens)
         time.sleep(1.0)  # the last settings reach the server
@@ -199,26 +239,82 @@ def run_class(url: str, proc: subprocess.Popen, sessions: int, tokens: int, time
             clicked.append(time.perf_counter())
         done: dict[int, float] = {}
         deadline = time.monotonic() + timeout
-        while len(done) < sessions and time.monotonic() < deadline:
+        while len(done) < len(pages) and time.monotonic() < deadline:
             for i, page in enumerate(pages):
                 if i not in done and finished(page, WORDS[i % len(WORDS)]):
                     done[i] = time.perf_counter() - clicked[i]
             time.sleep(0.2)
         probe.stop()
         strips = [page.locator(".tok-strip").last.inner_text() for page in pages]
+        stops = [page.get_by_text("Stopped after").last.inner_text() for page in pages]
         browser.close()
-    if len(done) < sessions:
-        raise RuntimeError(f"only {len(done)} of {sessions} sessions finished within {timeout:.0f} s")
-    return ClassRun([done[i] for i in range(sessions)], probe.latencies, probe.prioritised,
-                    peak_memory_mb(proc.pid), strips, prompts)
+    return _Phase(done, strips, stops, probe)
+
+
+async def open_thin_session(url: str) -> ThinClient:
+    """`open_session` for a thin client."""
+    client = ThinClient(url)
+    await client.open()
+    await client.wait_for(lambda page: page.has_text("Stopped after"))  # the opening example
+    return client
+
+
+async def thin_set_prompt(client: ThinClient, prompt: str, tokens: int) -> None:
+    """`set_prompt` for a thin client: the prompt, then the number of tokens, each sent as the
+    browser sends a committed change (a rerun); returns once a finished run shows both."""
+    client.set_value("Prompt", prompt)
+    await client.rerun()
+    client.set_value("Max new tokens", tokens)
+    await client.rerun()
+    shown = ("Prompt", "Max new tokens")
+    await client.wait_for(lambda page: tuple(map(page.value, shown)) == (prompt, tokens))
+
+
+def thin_finished(page: Page, word: str) -> bool:
+    """`finished` for a thin client: its latest finished run shows its own generation's end and
+    the candidates chart."""
+    own = word in (page.strip_text or "")
+    return own and page.has_text("Stopped after") and bool(page.of_kind("plotly_chart"))
+
+
+def _thin_class(url: str, prompts: list[str], tokens: int, timeout: float) -> _Phase:
+    return asyncio.run(_thin_class_async(url, prompts, tokens, timeout))
+
+
+async def _thin_sessions(url: str, prompts: list[str], tokens: int) -> list[ThinClient]:
+    clients = [await open_thin_session(url) for _ in prompts]  # one after the other, as the browsers
+    for client, prompt in zip(clients, prompts, strict=True):
+        await thin_set_prompt(client, prompt, tokens)
+    return clients
+
+
+async def _thin_class_async(url: str, prompts: list[str], tokens: int, timeout: float) -> _Phase:
+    clients = await asyncio.wait_for(_thin_sessions(url, prompts, tokens), timeout)
+    await asyncio.sleep(1.0)  # as the browsers wait for their last settings
+    probe = HealthProbe(url)
+    await asyncio.to_thread(probe.start)  # the clients go on reading meanwhile
+    before = os.times()
+    clicked = [await client.click("Generate") for client in clients]
+    waits = {asyncio.create_task(client.wait_for(partial(thin_finished, word=WORDS[i % len(WORDS)]))): i
+             for i, client in enumerate(clients)}
+    ended, pending = await asyncio.wait(waits, timeout=timeout)
+    after = os.times()
+    for task in pending:
+        task.cancel()
+    await asyncio.to_thread(probe.stop)
+    done = {waits[task]: task.result().finished_at - clicked[waits[task]] for task in ended}
+    strips = [client.page.strip_text or "" for client in clients]
+    stops = [client.page.text_with("Stopped after") or "" for client in clients]
+    await asyncio.gather(*(client.close() for client in clients))
+    return _Phase(done, strips, stops, probe, after.user - before.user + after.system - before.system)
 
 
 @contextmanager
-def split_cores(server_pid: int) -> Iterator[str]:
-    """Put every thread of the server on the first core and this process (its browsers, started
+def split_cores(server_pid: int, clients: str = "the browsers") -> Iterator[str]:
+    """Put every thread of the server on the first core and this process (its clients, started
     inside, and its probe) on the others, as in a classroom, where the browsers run on the
     students' machines and the server keeps its CPU; this process's cores are given back after.
-    Yields the setup, in words."""
+    Yields the setup, in words (`clients` names the clients)."""
     mine = os.sched_getaffinity(0)
     cores = sorted(mine)
     if len(cores) < 2:
@@ -226,7 +322,7 @@ def split_cores(server_pid: int) -> Iterator[str]:
     subprocess.run(["taskset", "-a", "-cp", str(cores[0]), str(server_pid)], check=True, capture_output=True)
     os.sched_setaffinity(0, cores[1:])
     try:
-        yield f"the server on core {cores[0]}, the browsers on {len(cores) - 1} other core(s)"
+        yield f"the server on core {cores[0]}, {clients} on {len(cores) - 1} other core(s)"
     finally:
         os.sched_setaffinity(0, mine)
 
@@ -252,17 +348,24 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=20)
     parser.add_argument("--tokens", type=int, default=20)
     parser.add_argument("--cores", choices=["shared", "split", "both"], default="both",
-                        help="shared: the browsers and the server on the same cores; split: the "
+                        help="shared: the clients and the server on the same cores; split: the "
                              "server on a core of its own (see split_cores)")
+    parser.add_argument("--clients", choices=list(CLIENTS), default="browser",
+                        help="browser: a Chromium context per session; thin: bench/thin_client.py, "
+                             "which speaks the browser's protocol and draws nothing")
     args = parser.parse_args()
     model = os.environ.get("GPT2VIZ_MODEL", "gpt2viz-mini")
+    clients = CLIENTS[args.clients]
     print(f"model {model}; {args.sessions} sessions × {args.tokens} tokens on one streamlit process, "
-          f"{os.cpu_count()} CPUs")
+          f"{os.cpu_count()} CPUs; clients: {args.clients} ({clients})")
     for setup in (["shared", "split"] if args.cores == "both" else [args.cores]):
         with served(model) as (url, proc):
-            shared = nullcontext("the browsers and the server on all cores")
-            with split_cores(proc.pid) if setup == "split" else shared as where:
-                report(run_class(url, proc, args.sessions, args.tokens), where)
+            shared = nullcontext(f"{clients} and the server on all cores")
+            with split_cores(proc.pid, clients) if setup == "split" else shared as where:
+                run = run_class(url, proc, args.sessions, args.tokens, clients=args.clients)
+                report(run, where)
+                if run.clients_cpu_s is not None:
+                    print(f"  {clients}' CPU from the presses to the last chart: {run.clients_cpu_s:.2f} s")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
-"""A few browser sessions generate at once on one `streamlit run` process (bench/class_load.py
-runs twenty and prints the timings): each sees only its own tokens, and the server's health
-endpoint answers every probe throughout. The bench's probe runs at the priority it reports."""
+"""A few sessions generate at once on one `streamlit run` process (bench/class_load.py runs
+twenty and prints the timings), played by browsers or by thin clients (bench/thin_client.py):
+each sees only its own tokens, as many as it asked for, and the server's health endpoint answers
+every probe throughout. The bench's probe runs at the priority it reports."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from bench.class_load import CHROMIUM, PROBE_NICE, WORDS, HealthProbe, run_class, served
+from bench.class_load import CHROMIUM, PROBE_NICE, WORDS, ClassRun, HealthProbe, run_class, served
 
 SESSIONS = 3
+TOKENS = 6  # not the default 20: a session that did not ask for its own number writes 20
+WROTE_THEM = f"Stopped after {TOKENS} new tokens: the number of new tokens asked for is reached"
 
 
 class _Health(BaseHTTPRequestHandler):
@@ -45,17 +48,34 @@ def test_the_probe_runs_at_the_priority_it_reports_and_times_every_answer() -> N
     assert len(probe.latencies) >= 3 and all(0 < x < 5 for x in probe.latencies)
 
 
+def check_class(run: ClassRun) -> None:
+    """Each session's strip holds its own prompt and no other's, and it wrote the tokens it asked
+    for; the health endpoint answered every probe, well within the bound below."""
+    for i, (strip, stop) in enumerate(zip(run.strips, run.stops, strict=True)):
+        own, others = WORDS[i], [w for j, w in enumerate(WORDS[:SESSIONS]) if j != i]
+        assert own in strip and not any(w in strip for w in others), (i, strip)
+        assert stop.startswith(WROTE_THEM), (i, stop)
+    assert len(run.generate_to_chart) == SESSIONS and all(t > 0 for t in run.generate_to_chart)
+    assert run.health and all(latency is not None for latency in run.health)  # never unanswered
+    # a bound far above the bench's 1 s target, far below the 30 s a probe may wait: a server
+    # that stalls for seconds (as twenty sessions once made it) fails here
+    assert max(run.health) < 5.0
+
+
 @pytest.mark.browser
 @pytest.mark.usefixtures("app_model")
 def test_sessions_generating_at_once_each_see_their_own_tokens(app_model: str) -> None:
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (`make browser`)")
     with served(app_model) as (url, proc):
-        run = run_class(url, proc, SESSIONS, tokens=6, timeout=600)
-    for i, strip in enumerate(run.strips):
-        own, others = WORDS[i], [w for j, w in enumerate(WORDS[:SESSIONS]) if j != i]
-        assert own in strip and not any(w in strip for w in others), (i, strip)
-    assert run.health and all(latency is not None for latency in run.health)  # never unanswered
-    # a bound far above the bench's 1 s target, far below the 30 s a probe may wait: a server
-    # that stalls for seconds (as twenty sessions once made it) fails here
-    assert max(run.health) < 5.0
+        run = run_class(url, proc, SESSIONS, tokens=TOKENS, timeout=600)
+    check_class(run)
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("app_model")
+def test_thin_clients_generating_at_once_each_see_their_own_tokens(app_model: str) -> None:
+    with served(app_model) as (url, proc):
+        run = run_class(url, proc, SESSIONS, tokens=TOKENS, timeout=600, clients="thin")
+    check_class(run)
+    assert run.clients_cpu_s is not None and run.clients_cpu_s < 1.0  # thin: next to nothing (~0.01 s)
