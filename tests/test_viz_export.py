@@ -6,12 +6,22 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import plotly.graph_objects as go
 import plotly.io as pio
 import pytest
 
-from gpt2viz.viz.export import FONT_FAMILY, TITLE_PAD, fitted, plotly_config, standalone_html, wrap_title
+import gpt2viz
+from gpt2viz.viz.export import (
+    FONT_FAMILY,
+    LIGHT,
+    TITLE_PAD,
+    fitted,
+    plotly_config,
+    standalone_html,
+    wrap_title,
+)
 from tests.app_support import uniform_heatmap
 
 PLACEHOLDER = re.compile(r"#0000[0-4]\d\b")  # Streamlit's theme colours, replaced only on its page
@@ -120,3 +130,14 @@ def test_a_legend_above_the_plot_goes_under_the_title() -> None:
     title_bottom = TITLE_PAD + 1.3 * 16
     assert (1 - wide.legend.y) * 400 >= title_bottom  # under the title's line
     assert narrow.margin.t > wide.margin.t  # two rows of legend in a narrow figure
+
+
+def test_the_template_styles_every_trace_type_the_figures_draw() -> None:
+    """LIGHT keeps plotly_white's defaults only for the trace types the figures use (the rest was
+    most of every chart's bytes): a figure module that starts drawing another type needs it added."""
+    sources = "".join(path.read_text() for path in Path(gpt2viz.__file__).parent.rglob("*.py"))
+    drawn = {name.lower() for name in re.findall(r"go\.([A-Z][A-Za-z]+)\(", sources)} - {"figure"}
+    assert drawn and drawn <= set(LIGHT.to_plotly_json()["data"])
+    white = pio.templates["plotly_white"]
+    for kind in drawn:
+        assert LIGHT.data[kind] == white.data[kind]
