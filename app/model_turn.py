@@ -1,14 +1,11 @@
 """How sessions share the model: every session's generation steps go to one worker, which runs
-whatever is waiting as one batched forward pass (`StepWorker`); other computations take turns at
-the model one at a time (`model_turn`); and while several wait, page threads run below the
-server's event loop so that it keeps answering every browser. The figures behind each choice are
-in bench/README.md ("Serving a class")."""
+whatever is waiting as one batched forward pass (`StepWorker`), and other computations take turns
+at the model one at a time (`model_turn`). The figures behind each choice are in bench/README.md
+("Serving a class")."""
 
 from __future__ import annotations
 
-import os
 import queue
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,36 +15,15 @@ from contextlib import contextmanager
 import gpt2viz
 
 _TURN = threading.RLock()
-_QUEUE = {"threads": 0}  # threads holding or waiting for the turn
-_QUEUE_LOCK = threading.Lock()
+_COUNTS = {"threads": 0, "generations": 0}  # threads at the model (holding or waiting for the turn),
+_COUNTS_LOCK = threading.Lock()  # and generations being written now (in advance_in_turns)
 _DEPTH = threading.local()  # how deep this thread is in model_turn (a computation may call another)
-_WRITING = {"generations": 0}  # generations being written now (in advance_in_turns), under _QUEUE_LOCK
-BUSY_SWITCH_INTERVAL = 0.001  # seconds; Python's default is 0.005
 BUSY_REDRAW_EVERY = 0.5  # seconds between a generation's live redraws while other sessions use the model
-IDLE_SWITCH_INTERVAL = sys.getswitchinterval()
-PAGE_THREAD_NICE = 10  # the scheduling priority (Linux nice) of a thread at a busy model
 
 
-def below_the_event_loop() -> None:
-    """Run this thread at a lower priority than the server's event loop, which carries every
-    session's messages and answers the health endpoint. Only while others use the model too: a
-    session alone keeps its priority, or its own browser on the same machine draws ahead of it.
-    Lowering a thread's priority needs no privilege but raising it again does, so it holds until
-    the thread ends (Streamlit runs each page run in a thread of its own). Linux only."""
-    if not sys.platform.startswith("linux"):
-        return
-    thread = threading.get_native_id()
-    if os.getpriority(os.PRIO_PROCESS, thread) < PAGE_THREAD_NICE:
-        os.setpriority(os.PRIO_PROCESS, thread, PAGE_THREAD_NICE)
-
-
-def _queue(change: int) -> int:
-    """Count the threads at the model and return the count; while several are, Python hands the
-    GIL on every 1 ms instead of 5 ms, so that the event loop gets it between their steps."""
-    with _QUEUE_LOCK:  # counted and set together: two threads cannot leave it in the other's order
-        _QUEUE["threads"] += change
-        sys.setswitchinterval(BUSY_SWITCH_INTERVAL if _QUEUE["threads"] > 1 else IDLE_SWITCH_INTERVAL)
-        return _QUEUE["threads"]
+def _count(what: str, change: int) -> None:
+    with _COUNTS_LOCK:
+        _COUNTS[what] += change
 
 
 @contextmanager
@@ -55,8 +31,8 @@ def model_turn() -> Iterator[None]:
     """The process's one turn at running the model: many sessions' forward passes at once on a
     few cores starve the server. Re-entrant: a computation may call another."""
     depth = getattr(_DEPTH, "n", 0)
-    if depth == 0 and _queue(+1) > 1:  # a thread counts once, however deeply its computations nest
-        below_the_event_loop()  # others are at the model too: the server is busy
+    if depth == 0:  # a thread counts once, however deeply its computations nest
+        _count("threads", +1)
     _DEPTH.n = depth + 1
     try:
         with _TURN:
@@ -64,19 +40,19 @@ def model_turn() -> Iterator[None]:
     finally:
         _DEPTH.n = depth
         if depth == 0:
-            _queue(-1)
+            _count("threads", -1)
 
 
 def threads_at_model() -> int:
     """How many threads hold or wait for the model's turn (this one too, while it is in one)."""
-    with _QUEUE_LOCK:
-        return _QUEUE["threads"]
+    with _COUNTS_LOCK:
+        return _COUNTS["threads"]
 
 
 def generations_being_written() -> int:
     """How many generations are being written now, a step at a time (`advance_in_turns`)."""
-    with _QUEUE_LOCK:
-        return _WRITING["generations"]
+    with _COUNTS_LOCK:
+        return _COUNTS["generations"]
 
 
 class LiveRedraw:
@@ -187,8 +163,7 @@ def advance_in_turns(generation: gpt2viz.Generation, until: int | None = None,
     """Advance `generation` to its end, or until it has `until` steps, one step at a time through
     the step worker (other sessions' steps share its forward passes); `after_step` runs after
     each step. A thread already in the model's turn steps by itself: the worker would wait for it."""
-    with _QUEUE_LOCK:
-        _WRITING["generations"] += 1
+    _count("generations", +1)
     try:
         while not generation.finished and (until is None or len(generation.steps) < until):
             if getattr(_DEPTH, "n", 0):
@@ -198,5 +173,4 @@ def advance_in_turns(generation: gpt2viz.Generation, until: int | None = None,
             if after_step is not None:
                 after_step()
     finally:
-        with _QUEUE_LOCK:
-            _WRITING["generations"] -= 1
+        _count("generations", -1)

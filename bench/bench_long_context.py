@@ -25,9 +25,9 @@ import torch  # noqa: E402
 
 import gpt2viz  # noqa: E402
 from gpt2viz.analysis import attention_overview  # noqa: E402
-from gpt2viz.attribution import attribution_names, direct_logit_attribution, saliency  # noqa: E402
+from gpt2viz.attribution import direct_logit_attribution, saliency  # noqa: E402
 from gpt2viz.budget import DEFAULT_BUDGET_MB, MB, nbytes  # noqa: E402
-from gpt2viz.cached_step import cached_step, record_sequence  # noqa: E402
+from gpt2viz.cached_step import cached_step, record_sequence, step_over_cache  # noqa: E402
 from gpt2viz.viz.attention import HALF_PATTERNS, attention_layer_names  # noqa: E402
 from gpt2viz.viz.mlp import mlp_layer_names  # noqa: E402
 from gpt2viz.viz.qkv import qkv_layer_names  # noqa: E402
@@ -50,7 +50,13 @@ def page_recordings(model: gpt2viz.GPT2, ids: list[int]) -> dict[str, dict[str, 
     """What each page keeps for one layer (layer 0) and the last step, as app/computations.py does."""
     layer, last = 0, len(ids) - 1
     sequence = record_sequence(model, ids)
-    attribution = model.run_with_capture(ids, names=attribution_names(model.config.n_layer))
+    # The Why page reads a finished generation's keys and values, handed to the store (its cache
+    # holds every position but the last token's); without them, the sequence above.
+    generation = gpt2viz.Generation(model, gpt2viz.load_tokenizer(), ids[:-1], max_new_tokens=1, record=False,
+                                    keep_cache=True)
+    generation.advance()
+    key_values = generation.release_key_values()
+    explained = step_over_cache(model, key_values, last, ids[last])
     return {
         "Attention": {
             "one layer (q, k, float16 pattern)": model.run_with_capture(
@@ -60,8 +66,9 @@ def page_recordings(model: gpt2viz.GPT2, ids: list[int]) -> dict[str, dict[str, 
         "Q·K·V": {"one layer": model.run_with_capture(ids, names=qkv_layer_names(layer), keep_logits=False)},
         "MLP": {"one layer": model.run_with_capture(ids, names=mlp_layer_names(layer), keep_logits=False)},
         "Inside a step": {"sequence": sequence, "the step": cached_step(model, sequence, last)},
-        "Why this token?": {"attribution recording": attribution,
-                            "attribution": direct_logit_attribution(model, attribution, last, 0, 1),
+        "Why this token?": {"the generation's keys and values": key_values,
+                            "the explained step": explained,
+                            "attribution": direct_logit_attribution(model, explained, last, 0, 1),
                             "saliency": saliency(model, ids, last, 0, 1)},
     }
 

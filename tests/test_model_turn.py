@@ -6,18 +6,14 @@ threads run below the server's event loop, and a generation's live view is paced
 
 from __future__ import annotations
 
-import os
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import pytest
-
 import gpt2viz
 from app import model_turn as taking_turns
-from app.model_turn import BUSY_SWITCH_INTERVAL, IDLE_SWITCH_INTERVAL, model_turn
+from app.model_turn import model_turn
 from app.models import load
 
 
@@ -30,15 +26,12 @@ def counted_at_model(threads: int) -> bool:
 
 
 @contextmanager
-def another_thread_holding_the_turn() -> Iterator[dict[str, int]]:
-    """Another thread (another session) holds the model's turn until the block ends; yields what
-    it saw there: its nice."""
-    seen: dict[str, int] = {}
+def another_thread_holding_the_turn() -> Iterator[None]:
+    """Another thread (another session) holds the model's turn until the block ends."""
     holding, release = threading.Event(), threading.Event()
 
     def hold() -> None:
         with model_turn():
-            seen["nice"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
             holding.set()
             release.wait()
 
@@ -46,23 +39,19 @@ def another_thread_holding_the_turn() -> Iterator[dict[str, int]]:
     thread.start()
     holding.wait()
     try:
-        yield seen
+        yield
     finally:
         release.set()
         thread.join()
 
 
-def test_one_thread_nesting_keeps_the_default_interval_and_its_priority() -> None:
-    assert sys.getswitchinterval() == IDLE_SWITCH_INTERVAL
-    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+def test_one_thread_nesting_counts_once() -> None:
     with model_turn(), model_turn(), model_turn():  # e.g. inside_step → sequence_trace
         assert taking_turns.threads_at_model() == 1
-        assert sys.getswitchinterval() == IDLE_SWITCH_INTERVAL
-        assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine  # alone: not lowered
     assert taking_turns.threads_at_model() == 0
 
 
-def test_a_waiting_thread_shortens_the_interval_and_waits_its_turn() -> None:
+def test_a_waiting_thread_waits_its_turn() -> None:
     order: list[str] = []
     waiting = threading.Event()
 
@@ -76,11 +65,10 @@ def test_a_waiting_thread_shortens_the_interval_and_waits_its_turn() -> None:
         thread.start()
         waiting.wait()
         assert counted_at_model(2)
-        assert sys.getswitchinterval() == BUSY_SWITCH_INTERVAL
         order.append("first")  # the other thread cannot run its computation before this
     thread.join()
     assert order == ["first", "other"]
-    assert taking_turns.threads_at_model() == 0 and sys.getswitchinterval() == IDLE_SWITCH_INTERVAL
+    assert taking_turns.threads_at_model() == 0
 
 
 def test_loading_a_model_settles_the_heap(tmp_path) -> None:
@@ -250,42 +238,3 @@ def test_a_live_view_is_paced_while_another_session_writes_between_batched_steps
         release.set()
         thread.join(timeout=60)
     assert taking_turns.generations_being_written() == 0
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread priorities are Linux's")
-def test_below_the_event_loop_lowers_only_the_calling_thread_and_never_raises_it() -> None:
-    seen: dict[str, int] = {}
-    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-
-    def run(name: str, start: int) -> None:
-        me = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, me, start)
-        taking_turns.below_the_event_loop()
-        seen[name] = os.getpriority(os.PRIO_PROCESS, me)
-
-    for name, start in (("default", 0), ("lower already", taking_turns.PAGE_THREAD_NICE + 5)):
-        thread = threading.Thread(target=run, args=(name, start))
-        thread.start()
-        thread.join()
-    nice = taking_turns.PAGE_THREAD_NICE
-    assert seen == {"default": nice, "lower already": nice + 5}
-    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine  # only the calling thread
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread priorities are Linux's")
-def test_a_thread_at_a_busy_model_runs_below_the_event_loop_and_one_alone_does_not() -> None:
-    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())  # new threads start with it
-    if mine >= taking_turns.PAGE_THREAD_NICE:
-        pytest.skip(f"this process runs at nice {mine}: nice {taking_turns.PAGE_THREAD_NICE} is no lower")
-    second: dict[str, int] = {}
-
-    def come_second() -> None:
-        with model_turn():  # blocked here until the first thread lets go: the nice is read after
-            second["nice"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-
-    with another_thread_holding_the_turn() as first:
-        thread = threading.Thread(target=come_second)
-        thread.start()
-        assert counted_at_model(2)
-    thread.join()
-    assert first == {"nice": mine} and second == {"nice": taking_turns.PAGE_THREAD_NICE}
