@@ -1,9 +1,10 @@
 """What the pages compute from the shared model, once per process: every session reads the same
 results (read-only).
 
-Recordings go through one process-wide `RecordingStore` (`@recording`), which keeps at most
-GPT2VIZ_RECORDING_BUDGET_MB of them and drops the least recently used first; the small results
-derived from them use `st.cache_resource`. Each computation runs the model in `model_turn`.
+Recordings go through one process-wide `RecordingStore` (`@recording`, and the finished
+generations' keys and values, `keep_key_values`), which keeps at most GPT2VIZ_RECORDING_BUDGET_MB
+of them and drops the least recently used first; the small results derived from them use
+`st.cache_resource`. Each computation runs the model in `model_turn`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from gpt2viz import GPT2, Generation, Trace
 from gpt2viz.analysis import AttentionOverview, attention_overview, induction_scores
 from gpt2viz.attribution import (
     DirectLogitAttribution,
+    attribution_names,
     direct_logit_attribution,
     saliency,
     saliency_in_bf16,
@@ -151,16 +153,17 @@ def keep_key_values(source: str, generation: Generation) -> None:
             recordings().get(("key_values", source, tuple(generation.ids)), lambda: key_values)
 
 
-@st.cache_resource(show_spinner="Running the step…", max_entries=16)
+@recording("Running the step…")
 def explained_step(source: str, ids: tuple[int, ...], position: int) -> Trace:
-    """Every hook point of position `position` of `ids`, logits too, run alone over the keys and
-    values of the positions before it: a finished generation's own (`keep_key_values`) while the
-    store holds them, else those of a recording of the whole sequence."""
+    """What direct logit attribution reads at position `position` of `ids`, logits too, run alone
+    over the keys and values of the positions before it: a finished generation's own
+    (`keep_key_values`) while the store holds them, else those of a recording of the sequence."""
     found, key_values = recordings().lookup(("key_values", source, ids))
-    with model_turn():
-        if not found:
-            key_values = sequence_trace(source, ids)
-        return step_over_cache(load(source).model, key_values, position, ids[position])
+    model = load(source).model
+    if not found:
+        key_values = sequence_trace(source, ids)
+    names = attribution_names(model.config.n_layer)
+    return step_over_cache(model, key_values, position, ids[position], names)
 
 
 @st.cache_resource(show_spinner="Computing gradients × inputs…", max_entries=8)

@@ -15,15 +15,15 @@ from contextlib import contextmanager
 import gpt2viz
 
 _TURN = threading.RLock()
-_COUNTS = {"threads": 0, "generations": 0}  # threads at the model (holding or waiting for the turn),
-_COUNTS_LOCK = threading.Lock()  # and generations being written now (in advance_in_turns)
+_THREADS = {"at_model": 0}  # threads holding or waiting for the turn
+_THREADS_LOCK = threading.Lock()
 _DEPTH = threading.local()  # how deep this thread is in model_turn (a computation may call another)
 BUSY_REDRAW_EVERY = 0.5  # seconds between a generation's live redraws while other sessions use the model
 
 
-def _count(what: str, change: int) -> None:
-    with _COUNTS_LOCK:
-        _COUNTS[what] += change
+def _count_at_model(change: int) -> None:
+    with _THREADS_LOCK:
+        _THREADS["at_model"] += change
 
 
 @contextmanager
@@ -32,7 +32,7 @@ def model_turn() -> Iterator[None]:
     few cores starve the server. Re-entrant: a computation may call another."""
     depth = getattr(_DEPTH, "n", 0)
     if depth == 0:  # a thread counts once, however deeply its computations nest
-        _count("threads", +1)
+        _count_at_model(+1)
     _DEPTH.n = depth + 1
     try:
         with _TURN:
@@ -40,19 +40,18 @@ def model_turn() -> Iterator[None]:
     finally:
         _DEPTH.n = depth
         if depth == 0:
-            _count("threads", -1)
+            _count_at_model(-1)
 
 
 def threads_at_model() -> int:
     """How many threads hold or wait for the model's turn (this one too, while it is in one)."""
-    with _COUNTS_LOCK:
-        return _COUNTS["threads"]
+    with _THREADS_LOCK:
+        return _THREADS["at_model"]
 
 
 def generations_being_written() -> int:
     """How many generations are being written now, a step at a time (`advance_in_turns`)."""
-    with _COUNTS_LOCK:
-        return _COUNTS["generations"]
+    return step_worker().writers
 
 
 class LiveRedraw:
@@ -80,18 +79,37 @@ class LiveRedraw:
 
 class StepWorker:
     """One thread that runs every session's next generation step. While other generations are
-    being written (`advance_in_turns`), a step waits at most `gather` seconds for their next steps
-    to join it, and no longer once all of them have; then whatever is waiting, `max_batch` at
-    most, runs as one `gpt2viz.advance_together` pass in the model's turn, so the weights are read
-    once for all of them. One request's failure reaches its own session only: the batch is then
-    run again one generation at a time."""
+    being written (`writing`, as `advance_in_turns` does), a step waits at most `gather` seconds
+    for their next steps to join it, and no longer once all of them have; then whatever is
+    waiting, `max_batch` at most, runs as one `gpt2viz.advance_together` pass in the model's turn,
+    so the weights are read once for all of them. One request's failure reaches its own session
+    only: the batch is then run again one generation at a time."""
 
     def __init__(self, gather: float = 0.01, max_batch: int = 32) -> None:
         self.gather, self.max_batch = gather, max_batch
         self._requests: queue.SimpleQueue[tuple[gpt2viz.Generation, Future]] = queue.SimpleQueue()
+        self._writers = 0  # generations being written now (`writing`)
+        self._writers_lock = threading.Lock()
         # counted, not listed: a server runs for weeks
         self.steps_run, self.batches_run, self.largest_batch = 0, 0, 0
         threading.Thread(target=self._serve, name="gpt2viz-steps", daemon=True).start()
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """A generation is being written, a step at a time, for the length of the block: its next
+        step is worth waiting for."""
+        with self._writers_lock:
+            self._writers += 1
+        try:
+            yield
+        finally:
+            with self._writers_lock:
+                self._writers -= 1
+
+    @property
+    def writers(self) -> int:
+        with self._writers_lock:
+            return self._writers
 
     def step(self, generation: gpt2viz.Generation) -> gpt2viz.Step:
         """`generation.advance()`, batched with the other sessions' steps."""
@@ -106,7 +124,7 @@ class StepWorker:
             # Each session takes its step and draws it before asking for the next, so the others'
             # steps arrive a few ms apart: waiting for them is what makes the batch.
             while len(batch) < self.max_batch:
-                more = generations_being_written() > len(batch)
+                more = self.writers > len(batch)
                 try:
                     wait = max(0.0, deadline - time.monotonic()) if more else 0.0
                     batch.append(self._requests.get(timeout=wait) if wait else self._requests.get_nowait())
@@ -163,14 +181,12 @@ def advance_in_turns(generation: gpt2viz.Generation, until: int | None = None,
     """Advance `generation` to its end, or until it has `until` steps, one step at a time through
     the step worker (other sessions' steps share its forward passes); `after_step` runs after
     each step. A thread already in the model's turn steps by itself: the worker would wait for it."""
-    _count("generations", +1)
-    try:
+    worker = step_worker()
+    with worker.writing():
         while not generation.finished and (until is None or len(generation.steps) < until):
             if getattr(_DEPTH, "n", 0):
                 generation.advance()
             else:
-                step_worker().step(generation)
+                worker.step(generation)
             if after_step is not None:
                 after_step()
-    finally:
-        _count("generations", -1)

@@ -59,19 +59,21 @@ def prompt_input(prompt: str, start_with_eot: bool | None = None) -> str | list[
     return [gpt2viz.EOT_ID, *tokenizer().encode(prompt)]
 
 
-def start(model: GPT2, prompt: str, settings: Settings) -> Generation:
+def start(model: GPT2, prompt: str, settings: Settings, start_with_eot: bool | None = None) -> Generation:
     """A new generation, not yet kept (raises gpt2viz.PromptError for a prompt that cannot run).
     Its cache outlives its end, to be handed to the recording store by `write`."""
-    return Generation(model, tokenizer(), prompt_input(prompt), names=PATTERNS, keep_cache=True,
-                      **settings.generate_kwargs())
+    return Generation(model, tokenizer(), prompt_input(prompt, start_with_eot), names=PATTERNS,
+                      keep_cache=True, **settings.generate_kwargs())
 
 
 def write(source: str, generation: Generation, until: int | None = None,
           after_step: Callable[[], None] | None = None) -> None:
     """Advance a generation of `start` (`model_turn.advance_in_turns`); once it has finished, its
     keys and values go to the recording store, where the Why page's steps read them."""
-    advance_in_turns(generation, until, after_step)
-    keep_key_values(source, generation)
+    try:
+        advance_in_turns(generation, until, after_step)
+    finally:  # a rerun asked for during the last step's redraw stops the page there
+        keep_key_values(source, generation)
 
 
 def keep(generation: Generation, opened_on: bool = False) -> SessionGeneration:
@@ -116,8 +118,7 @@ def example_settings(model: GPT2) -> Settings:
 def example(_model: GPT2, source: str, start_with_eot: bool, settings: Settings) -> Generation:
     """The default prompt written to the end, once per process, model, start and settings: the
     finished example a new session opens on. Finished, so sessions can share it."""
-    generation = Generation(_model, tokenizer(), prompt_input(state.DEFAULT_PROMPT, start_with_eot),
-                            names=PATTERNS, keep_cache=True, **settings.generate_kwargs())
+    generation = start(_model, state.DEFAULT_PROMPT, settings, start_with_eot)
     write(source, generation)  # sessions opening together interleave
     return generation
 

@@ -230,7 +230,8 @@ def attention_overview(model: GPT2, ids: Sequence[int], tile: int = 24) -> Atten
     starts = block_starts(n, tile)
     # A future key's weight is 0 and every weight is >= 0, so a block's maximum is that of its
     # visible cells; the blocks with none (every key after every query) are NaN, as block_max's.
-    future = starts[None, :] > np.append(starts[1:], n)[:, None] - 1  # [block, block]
+    ends = np.append(starts[1:], n)  # one past each block's last position
+    future = starts[None, :] >= ends[:, None]  # [block, block]: a key block starting after the query block
 
     def observer(layer: int):
         def observe(pattern: torch.Tensor) -> torch.Tensor:  # [1, head, pos, pos]

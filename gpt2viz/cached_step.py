@@ -8,6 +8,7 @@ through the model with every hook point recorded. Its logits are checked against
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -60,11 +61,12 @@ class CachedStep:
 
 
 @torch.inference_mode()
-def step_over_cache(model: GPT2, key_values: Trace, query_position: int, token: int) -> Trace:
+def step_over_cache(model: GPT2, key_values: Trace, query_position: int, token: int,
+                    names: Iterable[str] | None = None) -> Trace:
     """Position `query_position`, holding `token`, run alone over a cache of the keys and values of
     every position before it, read from `key_values` (a trace of every layer's `k` and `v` from
-    position 0: `record_sequence`, `Generation.key_values`). Every hook point of that one position
-    is recorded (trace start = query_position), its logits too."""
+    position 0: `record_sequence`, `Generation.key_values`). The hook points in `names` (all when
+    None) of that one position are recorded (trace start = query_position), its logits too."""
     if key_values.start != 0 or not 0 <= query_position <= len(key_values.ids):
         raise ValueError(f"The keys and values cover positions {key_values.positions}: position "
                          f"{query_position} needs every position before it.")
@@ -72,7 +74,7 @@ def step_over_cache(model: GPT2, key_values: Trace, query_position: int, token: 
     cache = model.new_cache(capacity=query_position + 1)
     cache.fill([key_values["k", layer][:query_position].to(model.device, model.dtype) for layer in layers],
                [key_values["v", layer][:query_position].to(model.device, model.dtype) for layer in layers])
-    return model.run_with_capture([token], cache=cache)
+    return model.run_with_capture([token], names=names, cache=cache)
 
 
 def cached_step(model: GPT2, sequence: Trace, query_position: int) -> CachedStep:

@@ -71,10 +71,12 @@ def test_a_generated_step_is_explained_over_the_generations_own_keys_and_values(
     runs one position over them: no recording of the whole sequence, and the attribution of an
     earlier step still equals the full run's."""
     from app import computations
+    from app.models import DEFAULT_SOURCE
 
     at = generate(new_app(), "The dog ran to the door since", max_new_tokens=4)
     run = session_generation(at)
     assert run.key_values() is None  # handed over, not held by the session
+    assert ("key_values", DEFAULT_SOURCE, tuple(run.ids)) in computations.recordings()
     recorded = []
     monkeypatch.setattr(computations, "record_sequence", lambda *args: recorded.append(args))
     at.switch_page(WHY).run()
@@ -85,6 +87,44 @@ def test_a_generated_step_is_explained_over_the_generations_own_keys_and_values(
     trace = loud_model.run_with_capture(run.ids)
     want = direct_logit_attribution(loud_model, trace, step.query_position, step.token_id, runner_up)
     np.testing.assert_allclose(figure(at, "dla_grid")["data"][0]["z"], want.heads.numpy(), atol=1e-4)
+
+
+def test_without_the_generations_keys_and_values_the_page_records_the_sequence_once(loud_model, monkeypatch):
+    """Once the store has dropped a generation's keys and values, the Why page falls back to one
+    recording of the sequence and explains the same step the same way."""
+    from app import computations
+
+    at = generate(new_app(), "A bird sang on the roof when", max_new_tokens=3)
+    run = session_generation(at)
+    computations.recordings().clear()  # as the budget would, under other sessions' recordings
+    recorded = []
+    real = computations.record_sequence
+    monkeypatch.setattr(computations, "record_sequence", lambda *args: recorded.append(args) or real(*args))
+    at.switch_page(WHY).run()
+    at.select_slider(key="step").set_value(0).run()
+    assert not at.exception and len(recorded) == 1
+    step = run.steps[0]
+    runner_up = next(t for t, _, _ in step.top if t != step.token_id)
+    trace = loud_model.run_with_capture(run.ids)
+    want = direct_logit_attribution(loud_model, trace, step.query_position, step.token_id, runner_up)
+    np.testing.assert_allclose(figure(at, "dla_grid")["data"][0]["z"], want.heads.numpy(), atol=1e-4)
+
+
+def test_a_generation_stopped_in_its_last_redraw_still_hands_its_cache_over(loud_model, tok):
+    """Streamlit stops a run at its next element when the browser asks for another: the last
+    step's redraw raising must not leave the finished generation holding its cache."""
+    from app import computations, session
+
+    generation = gpt2viz.Generation(loud_model, tok, "One two three", max_new_tokens=2, keep_cache=True)
+
+    def redraw() -> None:
+        if generation.finished:
+            raise RuntimeError("a rerun was asked for")
+
+    with pytest.raises(RuntimeError, match="rerun"):
+        session.write("the loud model", generation, after_step=redraw)
+    assert generation.key_values() is None
+    assert ("key_values", "the loud model", tuple(generation.ids)) in computations.recordings()
 
 
 def test_ablating_the_loud_head_changes_the_candidates_and_not_the_run(why, loud_model):

@@ -1,8 +1,8 @@
-"""Sessions take turns at the model (app.model_turn): one computation at a time, a
-thread counted once however deeply its computations nest, and the short GIL switch interval only
-while several threads are at the model. And loading a model settles the heap (gc.freeze), so the
-full collections many sessions trigger stay short. While several sessions use the model, their
-threads run below the server's event loop, and a generation's live view is paced."""
+"""Sessions share the model (app.model_turn): computations take turns at it, a thread counted once
+however deeply its computations nest; every session's generation steps go to one worker, which
+batches them and keeps one session's failure to that session; a generation's live view is paced
+while others write. And loading a model settles the heap (gc.freeze), so the full collections
+many sessions trigger stay short."""
 
 from __future__ import annotations
 
@@ -124,8 +124,9 @@ def test_sessions_stepping_at_once_share_forward_passes(small_model, tok) -> Non
 
     def write(generation) -> None:
         start.wait(timeout=30)
-        while not generation.finished:
-            worker.step(generation)
+        with worker.writing():
+            while not generation.finished:
+                worker.step(generation)
 
     threads = [threading.Thread(target=write, args=(g,)) for g in mine]
     for thread in threads:
@@ -174,8 +175,9 @@ def test_one_failing_request_reaches_its_own_session_only(small_model, tok) -> N
     def write(index: int, generation) -> None:
         start.wait(timeout=30)
         try:
-            while not generation.finished:
-                worker.step(generation)
+            with worker.writing():
+                while not generation.finished:
+                    worker.step(generation)
         except ValueError as error:
             errors[index] = error
 

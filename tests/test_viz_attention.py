@@ -200,6 +200,23 @@ def test_overview_tiles_every_head_in_one_pass_and_selects_by_click(model, ids):
     assert selected_head([{"x": 0, "y": 0}]) is None
 
 
+@pytest.mark.parametrize(("n", "tile"), [(1, 8), (5, 8), (17, 8), (23, 24), (37, 8), (100, 24)])
+def test_every_heads_tile_is_the_masked_block_maximum_at_any_length(model, n, tile):
+    """Lengths that do not divide into the tiles, and tiles larger than the sequence: every head's
+    tile equals block_max of its pattern with the future cells NaN (NaN only where a whole block is
+    in the future)."""
+    ids = list(range(300, 300 + n))
+    trace = model.run_with_capture(ids)
+    grid = attention_overview(model, ids, tile=tile).grid
+    size, step = min(tile, n), min(tile, n) + 1
+    for layer in range(2):
+        for head in range(4):
+            pattern = trace["pattern", layer][head].numpy()
+            want = block_max(np.where(future_mask(n, n), np.nan, pattern), size).values
+            got = grid.image[layer * step:layer * step + size, head * step:head * step + size]
+            np.testing.assert_allclose(got, want, atol=1e-6)  # NaN where want is NaN
+
+
 def test_step_rows_equal_the_full_sequence_rows(model, tok, ids):
     g = gpt2viz.Generation(model, tok, ids, max_new_tokens=3, names=[gpt2viz.act_name("pattern", "*")])
     list(g)  # run to the end; g.steps keeps each step's attention row

@@ -135,7 +135,9 @@ def test_a_legend_above_the_plot_goes_under_the_title() -> None:
 def test_the_template_styles_every_trace_type_the_figures_draw() -> None:
     """LIGHT keeps plotly_white's defaults only for the trace types the figures use (the rest was
     most of every chart's bytes): a figure module that starts drawing another type needs it added."""
-    sources = "".join(path.read_text() for path in Path(gpt2viz.__file__).parent.rglob("*.py"))
+    library = Path(gpt2viz.__file__).parent
+    files = [*library.rglob("*.py"), *(library.parent / "app").rglob("*.py")]  # the lesson draws too
+    sources = "".join(path.read_text() for path in files)
     drawn = {name.lower() for name in re.findall(r"go\.([A-Z][A-Za-z]+)\(", sources)} - {"figure"}
     assert drawn and drawn <= set(LIGHT.to_plotly_json()["data"])
     white = pio.templates["plotly_white"]

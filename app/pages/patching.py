@@ -65,7 +65,7 @@ if method == "both" and cells > EXACT_CELLS:
     st.info(f"The exact grid is {cells:,} patched passes: this shows the estimate alone. Choose “exact” to "
             "run it.")
 metrics = st.container()
-slots = {name: st.container() for name in methods}  # exact above the estimate, drawn first: it is faster
+slots = {name: st.container() for name in methods}  # exact above; the estimate is drawn first: it is faster
 labels = session.labels_for(corrupted) if site != "z" else None
 results = {}
 for name in sorted(methods, key=lambda name: name != "attribution"):
