@@ -66,6 +66,15 @@ def test_attribution_is_drawn_for_the_chosen_step(why, loud_model):
     assert parts == pytest.approx(actual, abs=2e-3) and parts == pytest.approx(want.total, abs=1e-3)
 
 
+def assert_heads_grid_is_the_full_runs(at, model, run, index: int) -> None:
+    """The page's head grid for step `index` against direct logit attribution of a full run."""
+    step = run.steps[index]
+    runner_up = next(t for t, _, _ in step.top if t != step.token_id)
+    trace = model.run_with_capture(run.ids)
+    want = direct_logit_attribution(model, trace, step.query_position, step.token_id, runner_up)
+    np.testing.assert_allclose(figure(at, "dla_grid")["data"][0]["z"], want.heads.numpy(), atol=1e-4)
+
+
 def test_a_generated_step_is_explained_over_the_generations_own_keys_and_values(loud_model, monkeypatch):
     """The finished generation hands its keys and values to the recording store, so the Why page
     runs one position over them: no recording of the whole sequence, and the attribution of an
@@ -82,11 +91,7 @@ def test_a_generated_step_is_explained_over_the_generations_own_keys_and_values(
     at.switch_page(WHY).run()
     at.select_slider(key="step").set_value(1).run()
     assert not at.exception and recorded == []
-    step = run.steps[1]
-    runner_up = next(t for t, _, _ in step.top if t != step.token_id)
-    trace = loud_model.run_with_capture(run.ids)
-    want = direct_logit_attribution(loud_model, trace, step.query_position, step.token_id, runner_up)
-    np.testing.assert_allclose(figure(at, "dla_grid")["data"][0]["z"], want.heads.numpy(), atol=1e-4)
+    assert_heads_grid_is_the_full_runs(at, loud_model, run, 1)
 
 
 def test_without_the_generations_keys_and_values_the_page_records_the_sequence_once(loud_model, monkeypatch):
@@ -103,11 +108,7 @@ def test_without_the_generations_keys_and_values_the_page_records_the_sequence_o
     at.switch_page(WHY).run()
     at.select_slider(key="step").set_value(0).run()
     assert not at.exception and len(recorded) == 1
-    step = run.steps[0]
-    runner_up = next(t for t, _, _ in step.top if t != step.token_id)
-    trace = loud_model.run_with_capture(run.ids)
-    want = direct_logit_attribution(loud_model, trace, step.query_position, step.token_id, runner_up)
-    np.testing.assert_allclose(figure(at, "dla_grid")["data"][0]["z"], want.heads.numpy(), atol=1e-4)
+    assert_heads_grid_is_the_full_runs(at, loud_model, run, 0)
 
 
 def test_a_generation_stopped_in_its_last_redraw_still_hands_its_cache_over(loud_model, tok):
