@@ -38,8 +38,9 @@ from gpt2viz.viz.qkv import qkv_layer_names
 
 from .lesson.content import Lesson
 from .lesson.views import CardView, card_view
-from .model_turn import advance_in_turns, model_turn
+from .model_turn import model_turn
 from .models import load, tokenizer
+from .step_worker import take_steps
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -211,7 +212,7 @@ def continuation(source: str, ids: tuple[int, ...], settings: tuple[tuple[str, o
         use_cache = mode == "zero"
     branch = gpt2viz.Generation(model, tokenizer(), list(ids), record=False, edits=edits, use_cache=use_cache,
                                 **dict(settings))
-    advance_in_turns(branch)
+    take_steps(branch)
     return branch.ids
 
 

@@ -8,10 +8,13 @@ generation (the step sampling controls, the Q·K·V query) compare serials, neve
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import streamlit as st
+from streamlit.runtime import Runtime
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 import gpt2viz
 from gpt2viz import GPT2, Generation, act_name
@@ -21,9 +24,11 @@ from gpt2viz.viz.tokens import token_labels
 from . import state
 from .class_settings import class_settings
 from .computations import keep_key_values
-from .model_turn import advance_in_turns
 from .models import CurrentModel, tokenizer
 from .settings import DEFAULT_SETTINGS, Settings
+from .step_worker import SessionGone, take_steps
+
+log = logging.getLogger(__name__)
 
 STOP_MESSAGES = {
     gpt2viz.STOP_ENDOFTEXT: f"the model chose `{gpt2viz.EOT_TEXT}`",
@@ -61,18 +66,37 @@ def prompt_input(prompt: str, start_with_eot: bool | None = None) -> str | list[
 
 def start(model: GPT2, prompt: str, settings: Settings, start_with_eot: bool | None = None) -> Generation:
     """A new generation, not yet kept (raises gpt2viz.PromptError for a prompt that cannot run).
-    Its cache outlives its end, to be handed to the recording store by `write`."""
+    Its cache outlives its end, to be handed to the recording store by `generate`."""
     return Generation(model, tokenizer(), prompt_input(prompt, start_with_eot), names=PATTERNS,
                       keep_cache=True, **settings.generate_kwargs())
 
 
-def write(source: str, generation: Generation, until: int | None = None,
-          after_step: Callable[[], None] | None = None) -> None:
-    """Advance a generation of `start` (`model_turn.advance_in_turns`); once it has finished, its
-    keys and values go to the recording store, where the Why page's steps read them."""
+def browser_gone() -> Callable[[], bool]:
+    """Whether this session's browser has gone (closed, or lost its connection), asked cheaply
+    between steps. Never, outside a served app (a test's AppTest)."""
+    ctx = get_script_run_ctx()
+    if ctx is None or not Runtime.exists():
+        return lambda: False
+    runtime, session_id = Runtime.instance(), ctx.session_id
+    return lambda: not runtime.is_active_session(session_id)
+
+
+def generate(source: str, generation: Generation, until: int | None = None,
+             after_step: Callable[[], None] | None = None) -> None:
+    """Advance a generation of `start` through the step worker (`step_worker.take_steps`); once it
+    has finished, its keys and values go to the recording store, where the Why page's steps read
+    them. When the browser goes away the steps stop (no CPU for a page nobody sees), and so does
+    the run: between two steps, or at the next redraw, where Streamlit stops a run whose browser
+    left."""
+    gone = browser_gone()
     try:
-        advance_in_turns(generation, until, after_step)
+        take_steps(generation, until, after_step, gone)
+    except SessionGone:
+        st.stop()
     finally:  # a rerun asked for during the last step's redraw stops the page there
+        if not generation.finished and gone():
+            log.info("A generation stopped after %d of %d new tokens: its browser left.",
+                     len(generation.steps), generation.settings["max_new_tokens"])
         keep_key_values(source, generation)
 
 
@@ -119,7 +143,7 @@ def example(_model: GPT2, source: str, start_with_eot: bool, settings: Settings)
     """The default prompt written to the end, once per process, model, start and settings: the
     finished example a new session opens on. Finished, so sessions can share it."""
     generation = start(_model, state.DEFAULT_PROMPT, settings, start_with_eot)
-    write(source, generation)  # sessions opening together interleave
+    generate(source, generation)  # sessions opening together interleave
     return generation
 
 

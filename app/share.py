@@ -115,7 +115,7 @@ def _replay(current: CurrentModel, param: str, tokens: int, notices: list[str]) 
         notices.append(f"{param} {tokens} (the prompt cannot run: {err})")
         return
     with st.spinner(f"Writing the link's generation, {tokens} tokens…"):
-        session.write(current.source, generation, until=tokens)  # a step at a time, as Generate writes
+        session.generate(current.source, generation, until=tokens)  # a step at a time, as Generate writes
     session.keep(generation)
     if len(generation.steps) < tokens:
         notices.append(f"{param} {tokens} (this generation ends after {len(generation.steps)} tokens)")

@@ -63,17 +63,19 @@ def free_port() -> int:
 
 
 @contextmanager
-def served(model: str, log: Path | None = None,
-           script: Path = ROOT / "streamlit_app.py") -> Iterator[tuple[str, subprocess.Popen]]:
-    """A `streamlit run` of the app (or another `script`) on a free local port, once its health
+def served(model: str, log: Path | None = None, script: Path = ROOT / "streamlit_app.py",
+           env: dict[str, str] | None = None,
+           options: tuple[str, ...] = ()) -> Iterator[tuple[str, subprocess.Popen]]:
+    """A `streamlit run` of the app (or another `script`) on a free local port, with `env` added
+    to this process's environment and Streamlit's command-line `options`, once its health
     endpoint answers: yields (url, process); stops it afterwards."""
     port = free_port()
-    env = {**os.environ, "GPT2VIZ_MODEL": model}
+    env = {**os.environ, "GPT2VIZ_MODEL": model, **(env or {})}
     out = open(log, "w") if log else subprocess.DEVNULL
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(script),
          "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
-         "--server.fileWatcherType", "none"],
+         "--server.fileWatcherType", "none", *options],
         cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:

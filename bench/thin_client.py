@@ -28,6 +28,7 @@ from functools import cached_property
 from html.parser import HTMLParser
 from typing import Any
 
+import streamlit
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.Block_pb2 import Block
 from streamlit.proto.ClientState_pb2 import ClientState, ContextInfo
@@ -38,6 +39,7 @@ from streamlit.proto.NumberInput_pb2 import NumberInput
 from streamlit.proto.WidgetStates_pb2 import WidgetState
 from websockets.asyncio.client import ClientConnection, connect
 
+PROTOCOL_OF = "1.67"  # the Streamlit release (major.minor) whose frontend this client speaks as
 STREAM_PATH = "/_stcore/stream"
 # The frontend's subprotocol list: "streamlit", then an auth token (this placeholder without one).
 SUBPROTOCOLS = ("streamlit", "PLACEHOLDER_AUTH_TOKEN")
@@ -324,11 +326,25 @@ class _MessageCache:
 
 # --- the client ---
 
+def check_streamlit_version(installed: str | None = None) -> None:
+    """A RuntimeError unless the installed Streamlit (`installed`: its version string, default the
+    one imported) is the release whose protocol this client speaks: another release may change the
+    messages, and the client would then measure something a browser does not do."""
+    version = streamlit.__version__ if installed is None else installed
+    if version.split(".")[:2] != PROTOCOL_OF.split("."):
+        raise RuntimeError(
+            f"bench/thin_client.py speaks the protocol of Streamlit {PROTOCOL_OF}'s frontend, and Streamlit "
+            f"{version} is installed. Install the version requirements.txt pins (make test does), or bring "
+            "the client up to this release's frontend (its docstring says what it copies) and change "
+            "PROTOCOL_OF.")
+
+
 class ThinClient:
     """One browser session of the app at `url`, drawing nothing (see the module's docstring).
     Use it from one asyncio event loop; `page` is the latest finished run."""
 
     def __init__(self, url: str) -> None:
+        check_streamlit_version()
         self.url = url
         self.page = Page()
         self._root = _BlockNode(Block(), "", children=[_empty_block() for _ in range(4)])
@@ -343,6 +359,8 @@ class ThinClient:
         self._reader: asyncio.Task[None] | None = None
         self._closed = False
         self._error: Exception | None = None  # what ended the reading, if not the connection's close
+        self.last_markdown = ""  # the body of the last markdown element to arrive (a live redraw's)
+        self.last_received = ("", time.monotonic())  # the last message's type, and when it came
 
     async def open(self) -> None:
         """Connect and ask for the page's first run, as a browser does on loading it."""
@@ -391,11 +409,22 @@ class ThinClient:
             raise ConnectionError(f"the connection to {self.url} closed") from self._error
         return self.page
 
+    async def wait_for_markdown(self, check: Callable[[str], bool]) -> str:
+        """The first markdown element to arrive (in a run still going, as a live redraw draws it)
+        whose body `check` accepts: this one, or one to come."""
+        async with self._changed:
+            await self._changed.wait_for(lambda: self._closed or check(self.last_markdown))
+        if not check(self.last_markdown):
+            raise ConnectionError(f"the connection to {self.url} closed") from self._error
+        return self.last_markdown
+
     async def _read(self, socket: ClientConnection) -> None:
         try:
             async for data in socket:
                 msg = self._cache.resolve(ForwardMsg.FromString(data), data)
-                if self._handle(msg):
+                self.last_received = (msg.WhichOneof("type") or "", time.monotonic())
+                markdown = self.last_markdown
+                if self._handle(msg) or self.last_markdown is not markdown:
                     async with self._changed:
                         self._changed.notify_all()
         except Exception as err:  # a message this client cannot apply: its waiters raise it
@@ -429,6 +458,8 @@ class ThinClient:
             case "new_element":
                 node: _Node = _ElementNode(delta.new_element, run, delta.fragment_id)
                 self._track(delta.new_element)
+                if kind(delta.new_element) == "markdown":
+                    self.last_markdown = delta.new_element.markdown.body
             case "add_block":
                 block = delta.add_block
                 node = _BlockNode(block, run, delta.fragment_id, _kept_children(old, block))

@@ -10,8 +10,8 @@ import torch
 
 from .errors import EMPTY_PROMPT, PromptError
 from .hooks import act_name
-from .model import GPT2
-from .recording import Edit, PackedRecorder, Recorder
+from .model import GPT2, Segments
+from .recording import Edit, PassRecorder, Recorder
 from .sampling import check_sampling, draw, sampling_stages
 from .surprise import probabilities_from_logits
 from .tokenizer import EOT_ID, GPT2Tokenizer
@@ -192,17 +192,9 @@ class Generation:
             yield self.advance()
 
     def advance(self) -> Step:
-        """Generate one more token and return its step (with this step's trace)."""
-        rec = self._next_recorder()
-        with torch.inference_mode():
-            idx = torch.tensor([self._pending], device=self.model.device)  # [1, pos]
-            # A recorded step keeps every position's logits in its trace; otherwise only the last
-            # position's are computed (the prompt's first step, and every step without a cache).
-            if self._record:
-                logits = self.model(idx, self._cache, rec)[0]  # [pos, vocab]
-            else:
-                logits = self.model.last_logits(idx, self._cache, rec)  # [1, vocab]
-        return self._take(logits, rec)
+        """Generate one more token and return its step (with this step's trace): a batch of one
+        (`advance_together`). A step that fails leaves the generation as it was."""
+        return advance_together([self])[0]
 
     def _next_recorder(self) -> Recorder | None:
         """The recorder of the next step (None when it neither records nor edits); raises once the
@@ -215,9 +207,11 @@ class Generation:
         return None
 
     @torch.inference_mode()
-    def _take(self, logits: torch.Tensor, rec: Recorder | None) -> Step:
+    def _step_from(self, logits: torch.Tensor, rec: Recorder | None) -> tuple[Step, list[float | None]]:
         """The step whose forward pass gave `logits` ([pos, vocab] when recorded, else [1, vocab]
-        of the last position) and filled `rec`: the token chosen, the step kept, the cache moved."""
+        of the last position) and filled `rec`: the token chosen and what the model computed, and
+        the prompt's token probabilities as they then stand. Nothing about the generation changes
+        here (`_commit` does that)."""
         index, model = len(self.steps), self.model
         last = logits[-1].float().cpu()  # [vocab]
         probs = last.softmax(-1)
@@ -227,8 +221,9 @@ class Generation:
         if self._record:
             start = position - len(self._pending)
             trace = Trace(rec.tensors, logits[None], self._pending, start, model.config, model.name)
-            if index == 0:
-                self.prompt_probs = probabilities_from_logits(logits, self.prompt_ids)
+        prompt_probs = self.prompt_probs
+        if index == 0 and self._record:
+            prompt_probs = probabilities_from_logits(logits, self.prompt_ids)
         step = Step(
             index=index,
             position=position,
@@ -240,12 +235,19 @@ class Generation:
             stop_reason=self._stop_reason(token, position, index),
             attention_row=self._attention_row(trace),
         )
+        return step, prompt_probs
+
+    def _commit(self, step: Step, prompt_probs: list[float | None]) -> None:
+        """Take `step`: it is kept (without its trace), the cache keeps the positions its pass
+        ran, and the next pass runs its token (or frees the cache at the end)."""
+        self.prompt_probs = prompt_probs
         self.steps.append(replace(step, trace=None))
+        if self._cache is not None:
+            self._cache.commit(len(self._pending))
         if step.stop_reason is not None and not self._keep_cache:
             self._cache = None  # frees the key/value cache
         else:
-            self._pending = [token] if self._use_cache else self.ids
-        return step
+            self._pending = [step.token_id] if self._use_cache else self.ids
 
     def _choose(self, logits: torch.Tensor, index: int) -> int:
         s = self.settings
@@ -271,11 +273,13 @@ class Generation:
 def advance_together(generations: Sequence[Generation]) -> list[Step]:
     """Advance every generation by one step in one forward pass of their shared model; their
     steps, in order, each what its own `advance()` would have returned (up to float rounding).
+    `advance()` is this with one generation: there is one step path.
 
     Prompts of any length, first steps (the whole prompt) and later ones (one token over the
     cache), recorded or not, edited or not, go together: their new positions are packed along one
-    axis with no padding, so the weights are read once for all of them (`GPT2.run_packed`). A
-    finished generation raises as `advance()` does, before anything runs."""
+    axis with no padding, so the weights are read once for all of them (`Segments`). Every step
+    is taken only once all of them are computed: whatever fails (a finished generation, an edit
+    that raises, the memory running out) raises before any generation or cache changes."""
     if not generations:
         return []
     model = generations[0].model
@@ -284,22 +288,25 @@ def advance_together(generations: Sequence[Generation]) -> list[Step]:
     if len({id(g) for g in generations}) < len(generations):
         raise ValueError("A generation appears twice: each advances by one step.")
     recorders = [g._next_recorder() for g in generations]  # raises for a finished one
+    pending = [g._pending for g in generations]
     with torch.inference_mode():
-        resid, rec = model.run_packed([g._pending for g in generations], [g._cache for g in generations],
-                                      recorders)
+        idx = torch.tensor([[i for ids in pending for i in ids]], dtype=torch.long,
+                           device=model.device)  # [1, N]
+        segments = Segments([len(ids) for ids in pending], [g._cache for g in generations], recorders)
+        resid = model.run_segments(idx, segments)  # [1, N, d_model]
         # Only what each one's own step unembeds: every position when it records, else its last.
         rows = [part if g._record else part[:, -1:] for g, part in
-                zip(generations, resid.split([len(g._pending) for g in generations], 1), strict=True)]
+                zip(generations, resid.split(segments.lengths, 1), strict=True)]
         lengths = [row.shape[1] for row in rows]
-        final = PackedRecorder(recorders, lengths) if rec is not None else None
-        logits = model.unembed(torch.cat(rows, 1), final)[0]  # [sum of lengths, vocab]
-    steps = []
-    for g, part, r in zip(generations, logits.split(lengths), recorders, strict=True):
-        cache, new = g._cache, len(g._pending)
-        steps.append(g._take(part.clone(), r))
-        if cache is not None:
-            cache.advance(new)  # committed once its step is taken: a failure leaves the cache as it was
-    return steps
+        logits = model.unembed(rows[0] if len(rows) == 1 else torch.cat(rows, 1),
+                               PassRecorder.of(recorders, lengths))[0]  # [sum of lengths, vocab]
+    # A part of several is cloned: a step's trace then holds its own logits, not everyone's.
+    parts = logits.split(lengths) if len(generations) > 1 else [logits]
+    taken = [g._step_from(part.clone() if len(generations) > 1 else part, r)
+             for g, part, r in zip(generations, parts, recorders, strict=True)]
+    for g, (step, prompt_probs) in zip(generations, taken, strict=True):  # nothing here can fail
+        g._commit(step, prompt_probs)
+    return [step for step, _ in taken]
 
 
 def generate(model: GPT2, tok: GPT2Tokenizer, prompt: str | Sequence[int], *args: Any,

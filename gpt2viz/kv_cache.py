@@ -13,8 +13,11 @@ class KVCache:
     """Per-layer key/value buffers, preallocated to `capacity` positions and filled in order.
 
     Layout [layer, batch, pos, head, d_head]. A forward pass writes its new positions into every
-    layer, then `advance` moves the fill mark; views handed out earlier stay valid because later
-    writes only land after them.
+    layer after the committed ones and never moves the fill mark: whoever takes the pass's result
+    `commit`s them, so a pass that fails (or whose result is thrown away) leaves the cache as it
+    was, and the next pass writes over the same positions. `rewind` goes back to fewer committed
+    positions (activation patching re-runs the positions after one). Views handed out earlier stay
+    valid because later writes only land after the committed positions.
     """
 
     def __init__(
@@ -34,7 +37,8 @@ class KVCache:
     def extend(
         self, layer: int, k: torch.Tensor, v: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Write new k, v [batch, new, head, d_head]; return all keys/values [batch, S, head, d_head]."""
+        """Write new k, v [batch, new, head, d_head] after the committed positions; return every key
+        and value [batch, S, head, d_head], S = committed + new."""
         end = self.length + k.shape[1]
         if end > self.capacity:
             raise ValueError(f"KV cache full: {end} positions needed, capacity {self.capacity}.")
@@ -42,9 +46,18 @@ class KVCache:
         self.values[layer, :, self.length : end] = v
         return self.keys[layer, :, :end], self.values[layer, :, :end]
 
-    def advance(self, n: int) -> None:
-        """Commit `n` new positions once every layer has written them."""
+    def commit(self, n: int) -> None:
+        """Commit the `n` positions the last forward pass wrote after the committed ones."""
+        if not 0 <= n <= self.capacity - self.length:
+            raise ValueError(f"Cannot commit {n} positions after {self.length} in a capacity of "
+                             f"{self.capacity}.")
         self.length += n
+
+    def rewind(self, length: int) -> None:
+        """Keep only the first `length` committed positions: the next pass follows them."""
+        if not 0 <= length <= self.length:
+            raise ValueError(f"Cannot rewind to {length} positions: {self.length} are committed.")
+        self.length = length
 
     def fill(self, keys: Sequence[torch.Tensor], values: Sequence[torch.Tensor]) -> None:
         """Start from keys and values computed earlier, one [pos, head, d_head] per layer (or a

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -21,7 +21,7 @@ from .config import GPT2Config
 from .errors import EMPTY_PROMPT, PromptError, prompt_too_long
 from .hooks import EMBED_HOOKS, FINAL_HOOKS, hook_names_for, layer_names
 from .kv_cache import KVCache
-from .recording import Edit, PackedRecorder, Recorder, hook
+from .recording import Edit, PassRecorder, Recorder, hook
 from .trace import Trace
 
 _EMBED, _POS_EMBED = (h.name() for h in EMBED_HOOKS)
@@ -64,14 +64,32 @@ def _gelu(pre: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
-class Packed:
-    """Several sequences' new positions packed along one axis, [1, N, ...] with N = sum of
-    `lengths` (`GPT2.run_packed`): token-wise layers run them together, and attention runs each
-    over its own cache (None: over its own positions only) with its own recorder."""
+class Segments:
+    """How the positions of one forward pass divide into sequences. `x` is [B, N, C] with N the
+    sum of `lengths`: a whole batch of one sequence each ([B, T], one segment), or several
+    sequences' new positions packed along one axis with no padding ([1, N]: `advance_together`).
+    Token-wise layers run every segment together; attention runs each over its own cache (None:
+    over its own positions only), from position `pasts[i]` on, and with its own recorder. No
+    forward pass moves a cache on: whoever takes the pass's result commits it
+    (`KVCache.commit`), so a pass that fails leaves every cache as it was."""
 
     lengths: list[int]
     caches: list[KVCache | None]
     recorders: list[Recorder | None]
+    # Each sequence's committed positions, which its new ones follow.
+    pasts: list[int] = field(init=False)
+    # What the token-wise layers' hook points hand their tensors to: the one recorder, or the
+    # recorders of every sequence, each given its own slice (None when no sequence records).
+    recorder: Recorder | PassRecorder | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pasts", [c.length if c is not None else 0 for c in self.caches])
+        object.__setattr__(self, "recorder", PassRecorder.of(self.recorders, self.lengths))
+
+    @classmethod
+    def one(cls, length: int, cache: KVCache | None = None, recorder: Recorder | None = None) -> Segments:
+        """A single sequence of `length` new positions (any batch size)."""
+        return cls([length], [cache], [recorder])
 
 
 class LayerNorm(nn.LayerNorm):
@@ -82,7 +100,7 @@ class LayerNorm(nn.LayerNorm):
         super().__init__(config.n_embd, eps=config.layer_norm_epsilon)
         self.name_scale, self.name_normalized = name_scale, name_normalized
 
-    def forward(self, x: torch.Tensor, rec: Recorder | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, rec: Recorder | PassRecorder | None = None) -> torch.Tensor:
         if rec is None or not (rec.wants(self.name_scale) or rec.wants(self.name_normalized)):
             return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
         if self.name_scale not in rec.edits and self.name_normalized not in rec.edits:
@@ -114,32 +132,25 @@ class Attention(nn.Module):
         self.names = layer_names(layer)
         self._explicit = tuple(self.names[s] for s in ("mask", "attn_scores", "pattern"))
 
-    def forward(
-        self, x: torch.Tensor, cache: KVCache | Packed | None, rec: Recorder | PackedRecorder | None
-    ) -> torch.Tensor:
-        B, T, C = x.shape  # batch, new positions, d_model
+    def forward(self, x: torch.Tensor, segments: Segments) -> torch.Tensor:
+        B, T, C = x.shape  # batch, new positions of every segment, d_model
         H, D = self.n_head, self.d_head
         q, k, v = (t.view(B, T, H, D) for t in self.c_attn(x).split(C, dim=2))  # [B, T, H, D] each
-        if not isinstance(cache, Packed):
-            return self._project(self._attend(q, k, v, cache, rec), rec)
-        # Several sequences packed along T: each attends over its own cache, with its own recorder.
-        zs = [self._attend(*parts, seq_cache, seq_rec) for *parts, seq_cache, seq_rec in zip(
-            q.split(cache.lengths, 1), k.split(cache.lengths, 1), v.split(cache.lengths, 1),
-            cache.caches, cache.recorders, strict=True)]
-        if not any(r is not None and r.wants(self.names["result"]) for r in cache.recorders):
-            return self.c_proj(torch.cat(zs, 1).reshape(B, T, C))  # [B, T, C]: one projection for all
-        return torch.cat([self._project(z, r) for z, r in zip(zs, cache.recorders, strict=True)], 1)
+        # Each sequence attends over its own cache, with its own recorder; one projection for all.
+        zs = [self._attend(*parts, cache, past, seq_rec) for *parts, cache, past, seq_rec in zip(
+            q.split(segments.lengths, 1), k.split(segments.lengths, 1), v.split(segments.lengths, 1),
+            segments.caches, segments.pasts, segments.recorders, strict=True)]
+        return self._project(zs[0] if len(zs) == 1 else torch.cat(zs, 1), segments.recorder)  # [B, T, C]
 
     def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cache: KVCache | None,
-                rec: Recorder | None) -> torch.Tensor:
-        """z [B, T, H, D] of one sequence's new positions q, k, v [B, T, H, D] over its cache."""
+                past: int, rec: Recorder | None) -> torch.Tensor:
+        """z [B, T, H, D] of one sequence's new positions q, k, v [B, T, H, D], which follow the
+        `past` positions of its cache."""
         B, T, _, _ = q.shape
         n = self.names
         q, k, v = hook(rec, n["q"], q), hook(rec, n["k"], k), hook(rec, n["v"], v)  # [B, T, H, D]
-        past = 0
         if cache is not None:
-            past = cache.length
-            k, v = cache.extend(self.layer, k, v)  # [B, S, H, D], S = past + T
+            k, v = cache.extend(self.layer, k, v)  # [B, S, H, D], S = past + T; not yet committed
         S = past + T
 
         if rec is not None and any(rec.wants(name) for name in self._explicit):
@@ -163,7 +174,7 @@ class Attention(nn.Module):
             ).transpose(1, 2)  # [B, T, H, D]
         return hook(rec, n["z"], z)
 
-    def _project(self, z: torch.Tensor, rec: Recorder | PackedRecorder | None) -> torch.Tensor:
+    def _project(self, z: torch.Tensor, rec: Recorder | PassRecorder | None) -> torch.Tensor:
         """The output projection W_O · z + b_O, [B, T, C], through each head's result when asked."""
         B, T, H, D = z.shape
         C = H * D
@@ -184,7 +195,7 @@ class MLP(nn.Module):
         names = layer_names(layer)
         self.name_pre, self.name_post = names["pre"], names["post"]
 
-    def forward(self, x: torch.Tensor, rec: Recorder | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, rec: Recorder | PassRecorder | None) -> torch.Tensor:
         pre = hook(rec, self.name_pre, self.c_fc(x))  # [B, T, d_mlp]
         post = _gelu(pre)  # [B, T, d_mlp]
         # Kept as pre (which a recording keeps anyway) and put through GELU again when read: the
@@ -205,12 +216,10 @@ class Block(nn.Module):
         self.ln_2 = LayerNorm(config, n["ln2_scale"], n["ln2_normalized"])
         self.mlp = MLP(config, layer)
 
-    def forward(
-        self, x: torch.Tensor, cache: KVCache | Packed | None, rec: Recorder | PackedRecorder | None
-    ) -> torch.Tensor:
-        n = self.names
+    def forward(self, x: torch.Tensor, segments: Segments) -> torch.Tensor:
+        n, rec = self.names, segments.recorder
         x = hook(rec, n["resid_pre"], x)  # [B, T, C]
-        attn_out = hook(rec, n["attn_out"], self.attn(self.ln_1(x, rec), cache, rec))  # [B, T, C]
+        attn_out = hook(rec, n["attn_out"], self.attn(self.ln_1(x, rec), segments))  # [B, T, C]
         x = hook(rec, n["resid_mid"], x + attn_out)  # [B, T, C]
         mlp_out = hook(rec, n["mlp_out"], self.mlp(self.ln_2(x, rec), rec))  # [B, T, C]
         return hook(rec, n["resid_post"], x + mlp_out)  # [B, T, C]
@@ -265,64 +274,45 @@ class GPT2(nn.Module):
         cache: KVCache | None = None,
         recorder: Recorder | None = None,
     ) -> torch.Tensor:
-        """Logits [batch, pos, vocab] for token ids `idx` [batch, pos] that follow the cache."""
+        """Logits [batch, pos, vocab] for token ids `idx` [batch, pos] that follow the cache's
+        committed positions. The cache holds the new keys and values but is not moved on: commit
+        them (`cache.commit`) once the result is taken."""
         return self.unembed(self.run_blocks(idx, cache, recorder), recorder)
 
-    def run_blocks(
-        self,
-        idx: torch.Tensor,
-        cache: KVCache | None = None,
-        recorder: Recorder | None = None,
-    ) -> torch.Tensor:
-        """The residual stream leaving the last block, [batch, pos, d_model]: embeddings, then
-        every block (writing the new keys and values into `cache`)."""
-        B, T = idx.shape
-        past = cache.length if cache is not None else 0
-        if past + T > self.config.n_positions:
-            raise PromptError(
-                f"{past + T} tokens exceed the model's context of {self.config.n_positions}."
-            )
-        rec = recorder
-        if rec is not None:
-            rec.bind(self._hook_names)
-        pos = torch.arange(past, past + T, device=idx.device)  # [T]
-        tok_emb = hook(rec, _EMBED, self.wte(idx))  # [B, T, C]
-        pos_emb = hook(rec, _POS_EMBED, self.wpe(pos).expand(B, T, -1))  # [B, T, C]
-        x = tok_emb + pos_emb
-        for block in self.h:
-            x = block(x, cache, rec)
-        if cache is not None:
-            cache.advance(T)
-        return x
+    def run_blocks(self, idx: torch.Tensor, cache: KVCache | None = None,
+                   recorder: Recorder | None = None) -> torch.Tensor:
+        """The residual stream leaving the last block, [batch, pos, d_model], for token ids `idx`
+        [batch, pos] that follow the cache's committed positions (`run_segments` of one segment;
+        the cache is not moved on)."""
+        return self.run_segments(idx, Segments.one(idx.shape[1], cache, recorder))
 
-    def run_packed(self, pending: Sequence[Sequence[int]], caches: Sequence[KVCache | None],
-                   recorders: Sequence[Recorder | None]) -> tuple[torch.Tensor, PackedRecorder | None]:
-        """Several sequences' next positions in one pass: `pending[i]` follows `caches[i]` (None:
-        the sequence from its start) and is recorded by `recorders[i]`. Their positions are packed
-        along one axis, with no padding: the linear layers and the MLP run them together, each
-        attends over its own cache. Returns the residual stream leaving the last block, [1, N,
-        d_model] in `pending`'s order, and the recorders as one (None when there are none). The
-        caches hold the new keys and values but are not moved on: the caller commits each one
-        (`KVCache.advance`) once its step is taken, so a failure leaves every cache as it was."""
-        lengths = [len(ids) for ids in pending]
-        pasts = [cache.length if cache is not None else 0 for cache in caches]
-        for past, length in zip(pasts, lengths, strict=True):
+    def run_segments(self, idx: torch.Tensor, segments: Segments) -> torch.Tensor:
+        """The residual stream leaving the last block, [batch, N, d_model], for token ids `idx`
+        [batch, N] divided into `segments`: embeddings at each sequence's own positions, then
+        every block. Every forward pass of the model runs here. Caches get the new keys and values
+        after their committed positions and are not moved on (see `Segments`)."""
+        B, N = idx.shape
+        if sum(segments.lengths) != N:
+            raise ValueError(f"The segments cover {sum(segments.lengths)} positions, not the {N} given.")
+        if len(segments.lengths) > 1 and B != 1:
+            raise ValueError("Sequences packed along the positions need a batch of 1.")
+        pasts = segments.pasts
+        for past, length in zip(pasts, segments.lengths, strict=True):
             if past + length > self.config.n_positions:
                 raise PromptError(f"{past + length} tokens exceed the model's context of "
                                   f"{self.config.n_positions}.")
-        for rec in recorders:
-            if rec is not None:
-                rec.bind(self._hook_names)
-        rec = PackedRecorder(recorders, lengths) if any(r is not None for r in recorders) else None
-        flat = [i for ids in pending for i in ids]
-        idx = torch.tensor([flat], dtype=torch.long, device=self.device)  # [1, N]
-        pos = torch.cat([torch.arange(past, past + length, device=self.device)
-                         for past, length in zip(pasts, lengths, strict=True)])  # [N]
-        x = hook(rec, _EMBED, self.wte(idx)) + hook(rec, _POS_EMBED, self.wpe(pos)[None])  # [1, N, C]
-        packed = Packed(lengths, list(caches), list(recorders))
+        for recorder in segments.recorders:
+            if recorder is not None:
+                recorder.bind(self._hook_names)
+        rec = segments.recorder
+        pos = torch.cat([torch.arange(past, past + length, device=idx.device)
+                         for past, length in zip(pasts, segments.lengths, strict=True)])  # [N]
+        tok_emb = hook(rec, _EMBED, self.wte(idx))  # [B, N, C]
+        pos_emb = hook(rec, _POS_EMBED, self.wpe(pos).expand(B, N, -1))  # [B, N, C]
+        x = tok_emb + pos_emb
         for block in self.h:
-            x = block(x, packed, rec)
-        return x, rec
+            x = block(x, segments)
+        return x
 
     def last_logits(
         self,
@@ -343,7 +333,7 @@ class GPT2(nn.Module):
         recorder = Recorder([], edits) if edits else None
         return self.last_logits(idx, None, recorder)[0].float().cpu()
 
-    def unembed(self, resid: torch.Tensor, recorder: Recorder | None = None) -> torch.Tensor:
+    def unembed(self, resid: torch.Tensor, recorder: Recorder | PassRecorder | None = None) -> torch.Tensor:
         """Logits [..., vocab] of a residual-stream tensor [..., d_model]: ln_f, then W_U."""
         return F.linear(self.ln_f(resid, recorder), self.W_U)
 
@@ -382,18 +372,21 @@ class GPT2(nn.Module):
         """Run one sequence and record the hook points in `names` (all when None).
 
         `edits` replaces activations on the way (e.g. zero one head of `hook_z`). With `cache`,
-        `ids` follow the positions already in it (and are added to it); the trace then starts
-        at the cache's length. `keep_as` converts what is kept (`Recorder`); `keep_logits=False`
-        skips the unembedding ([pos, 50257] floats, 200 MB at 1,024 tokens) and leaves
-        `trace.logits` None.
+        `ids` follow the positions already in it and are committed to it once the run has
+        succeeded; the trace then starts at the cache's length. `keep_as` converts what is kept
+        (`Recorder`); `keep_logits=False` skips the unembedding ([pos, 50257] floats, 200 MB at
+        1,024 tokens) and leaves `trace.logits` None.
         """
         start = cache.length if cache is not None else 0
         ids = self.check_ids(ids)
         idx = torch.tensor([ids], dtype=torch.long, device=self.device)  # [1, pos]
         rec = Recorder(names, edits, keep_as)
+        resid = self.run_blocks(idx, cache, rec)  # [1, pos, d_model]
         if keep_logits:
-            logits = self(idx, cache, rec)
+            logits = self.unembed(resid, rec)  # [1, pos, vocab]
         else:
-            self.ln_f(self.run_blocks(idx, cache, rec), rec)  # ln_f's hooks are still recorded
+            self.ln_f(resid, rec)  # ln_f's hooks are still recorded
             logits = None
+        if cache is not None:
+            cache.commit(len(ids))
         return Trace(rec.tensors, logits, ids, start, self.config, self.name)

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from .errors import PromptError
 from .hooks import act_name
 from .kv_cache import KVCache
-from .model import GPT2
+from .model import GPT2, Segments
 from .recording import Edit, Recorder
 
 SITES = ("resid_pre", "attn_out", "mlp_out", "z")
@@ -91,6 +91,8 @@ def _full_run(model: GPT2, ids: list[int], rec: Recorder, cache: KVCache | None,
     """The logit difference of a whole run, recording into `rec` (and filling `cache`)."""
     idx = torch.tensor([ids], dtype=torch.long, device=model.device)  # [1, pos]
     resid = model.run_blocks(idx, cache, rec)  # [1, pos, d_model]
+    if cache is not None:
+        cache.commit(len(ids))
     return float(_logit_diff(model, resid[0, -1], answer, wrong))
 
 
@@ -137,8 +139,9 @@ def activation_patching(model: GPT2, clean_ids: Sequence[int], corrupted_ids: Se
             if edits:
                 rec = Recorder([], edits)
                 rec.bind(hook_names)
+            segments = Segments.one(x.shape[1], cache, rec)
             for block in model.h[layer:]:
-                x = block(x, cache, rec)  # [1, new, d_model]
+                x = block(x, segments)  # [1, new, d_model]
             return float(_logit_diff(model, x[0, -1], answer, wrong))
 
         grid = torch.zeros(n_layer, len(columns))
@@ -152,11 +155,11 @@ def activation_patching(model: GPT2, clean_ids: Sequence[int], corrupted_ids: Se
                     x = corrupted.tensors[resid[layer]]  # [1, pos, d_model]
                     grid[layer, head] = (patched(layer, x, None, {name: edit}) - corrupted_diff) / gap
             return PatchingResult(grid, site, clean_diff, corrupted_diff, columns, answer, wrong, "exact")
-        # From the last position down: a pass patched at `position` overwrites the cache's keys and
+        # From the last position down: a pass patched at `position` writes the cache's keys and
         # values from `position` on only, so the earlier positions later passes read stay corrupted.
         assert cache is not None
         for position in reversed(range(n)):
-            cache.length = position  # the pass's positions follow the corrupted ones before them
+            cache.rewind(position)  # the pass's positions follow the corrupted ones before them
             for layer, name in enumerate(names):
                 good = clean.tensors[name][:, position]  # [1, d_model]
                 if torch.equal(good, corrupted.tensors[name][:, position]):
@@ -203,7 +206,8 @@ def attribution_patching(model: GPT2, clean_ids: Sequence[int], corrupted_ids: S
         edits = {act_name("embed"): as_input, **{name: capture(name) for name in names}}
         rec = Recorder([], edits)
         idx = torch.tensor([corrupted_ids], dtype=torch.long, device=model.device)  # [1, pos]
-        diff = _logit_diff(model, model.run_blocks(idx, None, rec)[0, -1], answer, wrong)  # []
+        resid = model.run_blocks(idx, None, rec)  # [1, pos, d_model]
+        diff = _logit_diff(model, resid[0, -1], answer, wrong)  # []
         # Gradients reach these activations only: the model's parameters get no .grad.
         grads = torch.autograd.grad(diff, [captured[name] for name in names], allow_unused=True)
     corrupted_diff = float(diff.detach())

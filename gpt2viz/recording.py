@@ -128,12 +128,12 @@ class Recorder:
         return x
 
 
-def hook(recorder: Recorder | None, name: str, x: torch.Tensor) -> torch.Tensor:
+def hook(recorder: Recorder | PassRecorder | None, name: str, x: torch.Tensor) -> torch.Tensor:
     """A hook point: the identity, unless a recorder keeps or edits `name`."""
     return x if recorder is None else recorder(name, x)
 
 
-class PackedRecorder:
+class PassRecorder:
     """The recorders of several sequences whose new positions are packed along one axis
     ([1, N, ...], N = sum of `lengths`; `gpt2viz.advance_together`): each hook point hands each
     recorder its own sequence's slice, as that sequence's own forward pass would."""
@@ -141,6 +141,15 @@ class PackedRecorder:
     def __init__(self, recorders: Sequence[Recorder | None], lengths: Sequence[int]) -> None:
         self.recorders, self.lengths = list(recorders), list(lengths)
         self.edits = {name: edit for r in self.recorders if r is not None for name, edit in r.edits.items()}
+
+    @classmethod
+    def of(cls, recorders: Sequence[Recorder | None],
+           lengths: Sequence[int]) -> Recorder | PassRecorder | None:
+        """What a pass of these sequences hands its tensors to: nothing when none records, the
+        recorder itself when there is one sequence (no slicing), else a PassRecorder."""
+        if all(r is None for r in recorders):
+            return None
+        return recorders[0] if len(recorders) == 1 else cls(recorders, lengths)
 
     def wants(self, name: str) -> bool:
         return any(r is not None and r.wants(name) for r in self.recorders)

@@ -95,8 +95,8 @@ def test_temperature_redraws_the_chain_without_running_the_model(at, monkeypatch
     step = run.steps[-1]
     logits = outside(run.ids[: step.position]).logits[-1]
     calls = []
-    real = gpt2viz.GPT2.run_blocks  # every model run passes here, with or without logits
-    monkeypatch.setattr(gpt2viz.GPT2, "run_blocks", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = gpt2viz.GPT2.run_segments  # every model run passes here, with or without logits
+    monkeypatch.setattr(gpt2viz.GPT2, "run_segments", lambda *a, **k: calls.append(1) or real(*a, **k))
     at.slider(key="step_temperature").set_value(1.7).run()
     at.number_input(key="step_top_k").set_value(5).run()
     assert not at.exception and calls == []

@@ -123,7 +123,7 @@ def test_a_generation_stopped_in_its_last_redraw_still_hands_its_cache_over(loud
             raise RuntimeError("a rerun was asked for")
 
     with pytest.raises(RuntimeError, match="rerun"):
-        session.write("the loud model", generation, after_step=redraw)
+        session.generate("the loud model", generation, after_step=redraw)
     assert generation.key_values() is None
     assert ("key_values", "the loud model", tuple(generation.ids)) in computations.recordings()
 
@@ -203,8 +203,8 @@ def test_selection_changes_that_need_no_model_do_not_run_it(why, monkeypatch):
     why.radio(key="ablate_kind").set_value("heads").run()
     why.text_input(key="ablate_units").input("0.1").run()
     calls = []
-    real = gpt2viz.GPT2.run_blocks  # every model run passes here, with or without logits
-    monkeypatch.setattr(gpt2viz.GPT2, "run_blocks", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = gpt2viz.GPT2.run_segments  # every model run passes here, with or without logits
+    monkeypatch.setattr(gpt2viz.GPT2, "run_segments", lambda *a, **k: calls.append(1) or real(*a, **k))
     why.selectbox(key="head").select(3).run()  # the attribution heatmap's outline moves; no model
     why.selectbox(key="layer").select(1).run()
     assert not why.exception and calls == []

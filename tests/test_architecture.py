@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # docs/ARCHITECTURE.md, "Layers and what each may import": a module imports only from its own
 # layer or a lower one (a higher number is a higher layer).
 APP_LAYERS = {
-    "app.state": 1, "app.navigation": 1, "app.models": 1, "app.model_turn": 1, "app.computations": 1,
+    "app.state": 1, "app.navigation": 1, "app.models": 1, "app.model_turn": 1, "app.step_worker": 1,
+    "app.live_redraw": 1, "app.computations": 1, "app.server_log": 1,
     "app.settings": 1, "app.link_params": 1, "app.class_settings": 1, "app.lesson": 1,
     "app.lesson.content": 1,
     "app.lesson.views": 1,

@@ -6,13 +6,16 @@ every probe throughout. The bench's probe runs at the priority it reports."""
 from __future__ import annotations
 
 import os
+import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import streamlit
 
 from bench.class_load import CHROMIUM, PROBE_NICE, WORDS, ClassRun, HealthProbe, run_class, served
+from bench.thin_client import ThinClient, check_streamlit_version
 
 SESSIONS = 3
 TOKENS = 6  # not the default 20: a session that did not ask for its own number writes 20
@@ -79,3 +82,16 @@ def test_thin_clients_generating_at_once_each_see_their_own_tokens(app_model: st
         run = run_class(url, proc, SESSIONS, tokens=TOKENS, timeout=600, clients="thin")
     check_class(run)
     assert run.clients_cpu_s is not None and run.clients_cpu_s < 1.0  # thin: next to nothing (~0.01 s)
+
+
+def test_the_thin_client_refuses_a_streamlit_whose_protocol_it_does_not_speak() -> None:
+    check_streamlit_version()  # the version requirements.txt pins
+    check_streamlit_version("1.67.3")  # a patch release of it sends the same messages
+    for other in ("1.68.0", "1.6.7", "2.0.0"):
+        with pytest.raises(RuntimeError, match=rf"protocol of Streamlit 1\.67's frontend, and Streamlit "
+                                               rf"{re.escape(other)} is installed"):
+            check_streamlit_version(other)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(streamlit, "__version__", other)
+            with pytest.raises(RuntimeError, match="PROTOCOL_OF"):
+                ThinClient("http://127.0.0.1:1")

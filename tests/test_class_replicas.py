@@ -6,6 +6,7 @@ generate again. Ctrl-C stops every process the class started."""
 
 from __future__ import annotations
 
+import http.client
 import os
 import re
 import shutil
@@ -48,7 +49,8 @@ def test_the_shipped_config_is_valid_and_pins_browsers_by_cookie() -> None:
     assert check.returncode == 0, check.stdout + check.stderr
     text = CONFIG.read_text()
     for line in ("cookie gpt2viz_replica insert indirect nocache", "option httpchk GET /_stcore/health",
-                 "option redispatch", "retries 3", "timeout tunnel"):
+                 "option redispatch", "retries 3", "retry-on conn-failure empty-response", "timeout tunnel",
+                 "observe layer4"):
         assert line in text, line
 
 
@@ -131,21 +133,10 @@ def generate_all(pages: list, round_: int, timeout: float = 180) -> list[str]:
     return strips
 
 
-def reopened(page, reloads: int = 1) -> None:
-    """The page reloaded: a new session, on its address, once its first run has finished. With
-    `reloads` > 1, a page still not back after 60 s is reloaded again, as a student would: once,
-    the first reload after a replica was killed never came back (a clean-clone CI run, 2026-12-03;
-    it came back in four runs of this file alone and in two whole suites that day)."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
-    for left in range(reloads, 0, -1):
-        page.reload(wait_until="domcontentloaded")
-        try:
-            page.get_by_role("textbox", name="Prompt").wait_for(timeout=60_000 if left > 1 else 180_000)
-            break
-        except PlaywrightTimeout:
-            if left == 1:
-                raise
+def reopened(page) -> None:
+    """The page reloaded once: a new session, on its address, once its first run has finished."""
+    page.reload(wait_until="domcontentloaded")
+    page.get_by_role("textbox", name="Prompt").wait_for(timeout=180_000)
     page.get_by_text(re.compile("for one step, or|Stopped after")).first.wait_for(timeout=180_000)
 
 
@@ -155,6 +146,32 @@ def alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+@pytest.mark.usefixtures("app_model")
+def test_a_request_on_a_kept_alive_connection_to_a_killed_replica_is_answered_by_the_other(
+        app_model: str, tmp_path: Path) -> None:
+    """The cause of a reload that once never came back after a replica's death: the browser's
+    next request went on a kept-alive connection to the dead replica and got no answer at all.
+    HAProxy now retries such a request on the live replica (retry-on empty-response, redispatch)."""
+    needs_haproxy()
+    with class_of_two(app_model, tmp_path) as cls:
+        port = int(cls.url.rsplit(":", 1)[1])
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        def get(path: str) -> tuple[int, list[str]]:
+            """The status, and the replica cookies HAProxy set, of a GET pinned to r1."""
+            connection.request("GET", path, headers={"Cookie": f"{COOKIE}=r1"})
+            answer = connection.getresponse()
+            answer.read()
+            cookies = answer.headers.get_all("Set-Cookie") or []
+            return answer.status, [cookie for cookie in cookies if cookie.startswith(COOKIE)]
+
+        assert [get(path) for path in ("/", "/_stcore/health")] == [(200, [])] * 2  # kept alive, on r1
+        os.kill(cls.replicas["r1"][1], signal.SIGKILL)
+        answers = [get(path) for path in ("/", "/_stcore/health", "/")]  # at once, on the same connection
+        connection.close()
+    assert answers[0] == (200, [f"{COOKIE}=r2; path=/"])  # the first one too: no empty answer
+    assert [status for status, _ in answers] == [200, 200, 200]
 
 
 @pytest.mark.usefixtures("app_model")
@@ -182,7 +199,7 @@ def test_a_class_on_two_replicas_survives_losing_one(app_model: str, tmp_path: P
         os.kill(cls.replicas[lost][1], signal.SIGKILL)
         for i, page in enumerate(pages):
             if on[i] == lost:  # its browsers come back on the live replica, with their view
-                reopened(page, reloads=2)
+                reopened(page)  # once: HAProxy answers it from the live replica
                 assert replica_of(page) == kept
                 expect(page.get_by_role("textbox", name="Prompt")).to_have_value(prompt_of(i, 0))
         generate_all(pages, round_=1)  # and every browser generates again

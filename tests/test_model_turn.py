@@ -1,8 +1,9 @@
-"""Sessions share the model (app.model_turn): computations take turns at it, a thread counted once
-however deeply its computations nest; every session's generation steps go to one worker, which
-batches them and keeps one session's failure to that session; a generation's live view is paced
-while others write. And loading a model settles the heap (gc.freeze), so the full collections
-many sessions trigger stay short."""
+"""Sessions share the model: computations take turns at it (app.model_turn), a thread counted once
+however deeply its computations nest; every session's generation steps go to one worker
+(app.step_worker), which batches them and keeps one session's failure to that session; a
+generation's live view is paced while others write (app.live_redraw). And loading a model settles
+the heap (gc.freeze), so the full collections many sessions trigger stay short. The faults the
+worker survives are in test_faults.py."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import gpt2viz
+from app import live_redraw, step_worker
 from app import model_turn as taking_turns
 from app.model_turn import model_turn
 from app.models import load
+from app.step_worker import StepFailed
 
 
 def counted_at_model(threads: int) -> bool:
@@ -92,7 +95,7 @@ def test_loading_a_model_settles_the_heap(tmp_path) -> None:
         gc.unfreeze()
 
 
-def test_advance_in_turns_takes_the_turn_for_each_step(small_model, tok, monkeypatch) -> None:
+def test_take_steps_takes_the_turn_for_each_step(small_model, tok, monkeypatch) -> None:
     run = gpt2viz.Generation(small_model, tok, "Hello there", max_new_tokens=5, record=False)
     turns: list[tuple[int, str]] = []  # (threads at the model, thread) while each step runs
     together = gpt2viz.advance_together
@@ -102,9 +105,9 @@ def test_advance_in_turns_takes_the_turn_for_each_step(small_model, tok, monkeyp
         return together(generations)
 
     monkeypatch.setattr(gpt2viz, "advance_together", counted)
-    taking_turns.advance_in_turns(run, until=2)
+    step_worker.take_steps(run, until=2)
     assert len(run.steps) == 2 and turns == [(1, "gpt2viz-steps")] * 2  # in the worker, in its turn
-    taking_turns.advance_in_turns(run)
+    step_worker.take_steps(run)
     assert run.finished and len(run.steps) == 5 and len(turns) == 5
     assert taking_turns.threads_at_model() == 0  # each turn given back
 
@@ -112,7 +115,7 @@ def test_advance_in_turns_takes_the_turn_for_each_step(small_model, tok, monkeyp
 def test_sessions_stepping_at_once_share_forward_passes(small_model, tok) -> None:
     """Six threads each write their own generation: the worker runs their steps in batches, and
     each gets exactly the tokens it would get alone."""
-    worker = taking_turns.StepWorker(gather=0.05)
+    worker = step_worker.StepWorker(gather=0.05)
     prompts = [f"Story number {i} begins with" for i in range(6)]
     alone = [gpt2viz.Generation(small_model, tok, p, max_new_tokens=6, record=False, temperature=0.8, seed=i)
              for i, p in enumerate(prompts)]
@@ -141,7 +144,7 @@ def test_sessions_writing_in_step_batch_together_though_each_draws_between_steps
     """Each session draws its step before asking for the next, so its next step comes a moment
     after the others': the worker waits for every generation being written (up to `gather`)
     instead of running whichever came first alone."""
-    worker = taking_turns.step_worker()
+    worker = step_worker.step_worker()
     before = worker.batches_run, worker.steps_run
     writers = [gpt2viz.Generation(small_model, tok, f"Class member {i} says", max_new_tokens=8, record=False)
                for i in range(4)]
@@ -149,7 +152,7 @@ def test_sessions_writing_in_step_batch_together_though_each_draws_between_steps
 
     def write(generation) -> None:
         start.wait(timeout=30)
-        taking_turns.advance_in_turns(generation, after_step=lambda: time.sleep(0.002))  # its redraw
+        step_worker.take_steps(generation, after_step=lambda: time.sleep(0.002))  # its redraw
 
     threads = [threading.Thread(target=write, args=(g,)) for g in writers]
     for thread in threads:
@@ -164,7 +167,7 @@ def test_one_failing_request_reaches_its_own_session_only(small_model, tok) -> N
     def broken(z):
         raise ValueError("this edit is broken")
 
-    worker = taking_turns.StepWorker(gather=0.05)
+    worker = step_worker.StepWorker(gather=0.05)
     good = [gpt2viz.Generation(small_model, tok, f"Fine text {i}", max_new_tokens=3, record=False)
             for i in range(3)]
     bad = gpt2viz.Generation(small_model, tok, "Broken", max_new_tokens=3, record=False,
@@ -178,7 +181,7 @@ def test_one_failing_request_reaches_its_own_session_only(small_model, tok) -> N
             with worker.writing():
                 while not generation.finished:
                     worker.step(generation)
-        except ValueError as error:
+        except StepFailed as error:
             errors[index] = error
 
     threads = [threading.Thread(target=write, args=item) for item in enumerate([*good, bad])]
@@ -186,19 +189,20 @@ def test_one_failing_request_reaches_its_own_session_only(small_model, tok) -> N
         thread.start()
     for thread in threads:
         thread.join(timeout=60)
-    assert list(errors) == [3] and "this edit is broken" in str(errors[3])
+    assert list(errors) == [3] and "ValueError: this edit is broken" in str(errors[3])
+    assert "Press the button again" in str(errors[3]) and isinstance(errors[3].__cause__, ValueError)
     assert all(g.finished and len(g.steps) == 3 for g in good) and bad.steps == []
     assert worker.step(gpt2viz.Generation(small_model, tok, "Still here", max_new_tokens=1)).index == 0
 
 
 def test_a_live_view_redraws_every_step_alone_and_is_paced_while_others_use_the_model() -> None:
     now = [100.0]
-    alone = taking_turns.LiveRedraw(busy_every=0.5, clock=lambda: now[0])
+    alone = live_redraw.LiveRedraw(busy_every=0.5, clock=lambda: now[0])
     assert [alone.due() for _ in range(3)] == [True, True, True]  # the same instant: no pacing alone
 
     with another_thread_holding_the_turn():
         assert taking_turns.threads_at_model() == 1
-        busy = taking_turns.LiveRedraw(busy_every=0.5, clock=lambda: now[0])
+        busy = live_redraw.LiveRedraw(busy_every=0.5, clock=lambda: now[0])
         assert busy.due()  # the first step is drawn at once
         now[0] += 0.3
         assert not busy.due()
@@ -221,22 +225,22 @@ def test_a_live_view_is_paced_while_another_session_writes_between_batched_steps
         release.wait(timeout=60)
 
     other = gpt2viz.Generation(small_model, tok, "Another session", max_new_tokens=1)
-    thread = threading.Thread(target=taking_turns.advance_in_turns, args=(other,),
+    thread = threading.Thread(target=step_worker.take_steps, args=(other,),
                               kwargs={"after_step": hold})
     thread.start()
     try:
         assert inside.wait(timeout=60)
-        assert taking_turns.threads_at_model() == 0 and taking_turns.generations_being_written() == 1
+        assert taking_turns.threads_at_model() == 0 and step_worker.generations_being_written() == 1
         seen: list[bool] = []
 
         def redraw() -> None:
             seen.append(live.due())
             now[0] += 0.2
-        live = taking_turns.LiveRedraw(busy_every=0.5, clock=lambda: now[0])
-        taking_turns.advance_in_turns(gpt2viz.Generation(small_model, tok, "Mine", max_new_tokens=6),
+        live = live_redraw.LiveRedraw(busy_every=0.5, clock=lambda: now[0])
+        step_worker.take_steps(gpt2viz.Generation(small_model, tok, "Mine", max_new_tokens=6),
                                       after_step=redraw)
         assert seen == [True, False, False, True, False, False]  # every 0.5 s: steps 0.2 s apart
     finally:
         release.set()
         thread.join(timeout=60)
-    assert taking_turns.generations_being_written() == 0
+    assert step_worker.generations_being_written() == 0

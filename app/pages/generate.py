@@ -11,12 +11,13 @@ from app.charts import chart
 from app.class_settings import class_settings
 from app.compare_models import comparison_section
 from app.computations import full_recording
-from app.model_turn import LiveRedraw
+from app.live_redraw import LiveRedraw
 from app.models import device_label, tokenizer
 from app.pickers import step_selector
 from app.presenter import presenter_on
 from app.settings import kept_settings, settings_controls
 from app.sidebar import current_model, fallback_banner
+from app.step_worker import StepFailed
 from gpt2viz import Generation
 from gpt2viz.paths import ASSETS
 from gpt2viz.saved_trace import trace_bytes
@@ -41,7 +42,7 @@ def extend(source: str, generation: Generation, to_end: bool, live: DeltaGenerat
     """One step, or every step to the end with the tokens and a progress bar appearing live (paced
     while other sessions use the model: see LiveRedraw)."""
     if not to_end:
-        session.write(source, generation, until=len(generation.steps) + 1)
+        session.generate(source, generation, until=len(generation.steps) + 1)
         return
     redraw = LiveRedraw()
 
@@ -49,7 +50,7 @@ def extend(source: str, generation: Generation, to_end: bool, live: DeltaGenerat
         if redraw.due():
             live.markdown(strip(generation, progress=generation.settings["max_new_tokens"]),
                           unsafe_allow_html=True)
-    session.write(source, generation, after_step=draw_live)
+    session.generate(source, generation, after_step=draw_live)
 
 
 st.title("Generate")
@@ -90,6 +91,8 @@ if next_clicked or generate_clicked:
         session.forget()
         st.error(str(err))
         st.stop()  # the one message: no hint below it
+    except StepFailed as failure:  # the generation is as it was before the step: shown below
+        st.error(str(failure))
 
 kept = session.current(current)  # a generation of another prompt or model is not this prompt's
 if kept is None:
