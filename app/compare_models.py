@@ -9,11 +9,11 @@ from gpt2viz.viz.surprise import comparison_figure
 
 from . import state
 from .charts import chart
+from .chosen_model import model_choices, source_of
 from .class_settings import class_settings
 from .computations import model_comparison
 from .models import CurrentModel
 from .session import labels_for
-from .sidebar import model_choices, source_of
 
 
 def comparison_section(current: CurrentModel, ids: list[int]) -> None:
@@ -23,7 +23,7 @@ def comparison_section(current: CurrentModel, ids: list[int]) -> None:
     others = [name for name in others if name != current.source and name != current.model.name]
     if not others:
         return
-    state.keep_within(state.COMPARE_MODEL, ["", *others], "")
+    state.fit_choice(state.COMPARE_MODEL, ["", *others], "")
     second = state.widget(st.selectbox, "Compare with another model on the same text", ["", *others],
                           key=state.COMPARE_MODEL, format_func=lambda name: name or "no other model",
                           help="Both read the same tokens (they share GPT-2's tokenizer); the chart says "

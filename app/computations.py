@@ -2,7 +2,7 @@
 results (read-only).
 
 Recordings go through one process-wide `RecordingStore` (`@recording`, and the finished
-generations' keys and values, `keep_key_values`), which keeps at most GPT2VIZ_RECORDING_BUDGET_MB
+generations' keys and values, `store_key_values`), which keeps at most GPT2VIZ_RECORDING_BUDGET_MB
 of them and drops the least recently used first; the small results derived from them use
 `st.cache_resource`. Each computation runs the model in `model_turn`.
 """
@@ -37,7 +37,6 @@ from gpt2viz.viz.mlp import mlp_layer_names
 from gpt2viz.viz.qkv import qkv_layer_names
 
 from .lesson.content import Lesson
-from .lesson.views import CardView, card_view
 from .model_turn import model_turn
 from .models import load, tokenizer
 from .step_worker import take_steps
@@ -76,18 +75,18 @@ def recording(spinner: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
 def attention_layer(source: str, ids: tuple[int, ...], layer: int) -> Trace:
     """One layer's q, k and float16 pattern (the Attention page; scores are rebuilt from q, k)."""
     return load(source).model.run_with_capture(list(ids), names=attention_layer_names(layer),
-                                            keep_as=HALF_PATTERNS, keep_logits=False)
+                                            record_as=HALF_PATTERNS, with_logits=False)
 
 
 @recording("Recording the attention layer…")
 def qkv_layer(source: str, ids: tuple[int, ...], layer: int) -> Trace:
     """One layer's q, k, v, scores, pattern, z and output in float32 (the Q·K·V page checks them)."""
-    return load(source).model.run_with_capture(list(ids), names=qkv_layer_names(layer), keep_logits=False)
+    return load(source).model.run_with_capture(list(ids), names=qkv_layer_names(layer), with_logits=False)
 
 
 @recording("Recording the MLP layer…")
 def mlp_layer(source: str, ids: tuple[int, ...], layer: int) -> Trace:
-    return load(source).model.run_with_capture(list(ids), names=mlp_layer_names(layer), keep_logits=False)
+    return load(source).model.run_with_capture(list(ids), names=mlp_layer_names(layer), with_logits=False)
 
 
 @st.cache_resource(show_spinner="Running the model…", max_entries=16)
@@ -144,8 +143,8 @@ def lens_at(source: str, ids: tuple[int, ...], positions: tuple[int, ...]) -> Lo
     return logit_lens(load(source).model, sequence_trace(source, ids), positions=positions)
 
 
-def keep_key_values(source: str, generation: Generation) -> None:
-    """A finished generation's keys and values (it was made with `keep_cache`), moved into the
+def store_key_values(source: str, generation: Generation) -> None:
+    """A finished generation's keys and values (it was made with `retain_cache`), moved into the
     recording store under its ids: `explained_step` then runs one position over them instead of the
     whole sequence, and their memory counts against the budget, dropped first when oldest."""
     if generation.finished:
@@ -158,7 +157,7 @@ def keep_key_values(source: str, generation: Generation) -> None:
 def explained_step(source: str, ids: tuple[int, ...], position: int) -> Trace:
     """What direct logit attribution reads at position `position` of `ids`, logits too, run alone
     over the keys and values of the positions before it: a finished generation's own
-    (`keep_key_values`) while the store holds them, else those of a recording of the sequence."""
+    (`store_key_values`) while the store holds them, else those of a recording of the sequence."""
     found, key_values = recordings().lookup(("key_values", source, ids))
     model = load(source).model
     if not found:
@@ -241,12 +240,6 @@ def full_recording(source: str, ids: tuple[int, ...]) -> Trace:
 
 @st.cache_resource(show_spinner=False, max_entries=2)
 def lesson(source: str, prompt: str) -> Lesson:
-    """The lesson for this model and prompt; it runs the model lazily, card by card."""
-    return Lesson(load(source).model, tokenizer(), prompt)
-
-
-@st.cache_resource(show_spinner="Running the model for the lesson…", max_entries=64)
-def lesson_card(source: str, prompt: str, card_id: str) -> CardView:
-    """One lesson card's numbers, figure and note for this model and prompt."""
-    with model_turn():  # the lesson's recordings are made here, when a card first needs them
-        return card_view(lesson(source, prompt), card_id)
+    """The lesson for this model and prompt: its numbers, computed card by card when first needed
+    (in the model's turn), and kept with it. The cards' figures are built from them at each run."""
+    return Lesson(load(source).model, tokenizer(), prompt, turn=model_turn)

@@ -1,5 +1,6 @@
 """The selections the pages share: layer, head (and the head-grid click that sets them), the
-generation step, and the Q·K·V page's query token."""
+position a page explains, and the Q·K·V page's query token. (The generation step's picker is the
+session's: app.session.step_picker.)"""
 
 from __future__ import annotations
 
@@ -13,18 +14,18 @@ from gpt2viz.viz.attention import selected_head
 
 from . import state
 from .models import CurrentModel
-from .session import SessionGeneration, analysed_ids_or_stop, current, selected_step
+from .session import SessionGeneration, analysed_ids_or_stop, current, selected_step, step_picker
 
 
 def pick_layer(config: GPT2Config, where: DeltaGenerator | None = None) -> int:
     layers = list(range(config.n_layer))
-    state.keep_within(state.LAYER, layers, 0)
+    state.fit_choice(state.LAYER, layers, 0)
     return state.widget((where or st).selectbox, "Layer", layers, key=state.LAYER)
 
 
 def pick_head(config: GPT2Config, where: DeltaGenerator | None = None) -> int:
     heads = list(range(config.n_head))
-    state.keep_within(state.HEAD, heads, 0)
+    state.fit_choice(state.HEAD, heads, 0)
     return state.widget((where or st).selectbox, "Head", heads, key=state.HEAD)
 
 
@@ -34,20 +35,7 @@ def on_grid_click(chart_key: str = state.HEAD_GRID) -> None:
     event = st.session_state.get(chart_key)
     picked = selected_head(event.selection.points) if event else None
     if picked is not None:
-        state.put(state.LAYER, picked[0])
-        state.put(state.HEAD, picked[1])
-
-
-def step_selector(kept: SessionGeneration) -> Step:
-    """The shared step picker (same key on every page); returns the selected step."""
-    steps = kept.generation.steps
-    options = list(range(len(steps)))
-    state.put(state.STEP, selected_step(kept))
-    if len(options) == 1:
-        return steps[0]
-    index = state.widget(st.select_slider, "Generation step", options, key=state.STEP,
-                         format_func=lambda i: f"{i + 1}: {steps[i].text!r}")
-    return steps[index]
+        select_head(*picked)
 
 
 @dataclass(frozen=True)
@@ -65,7 +53,7 @@ def explained_position(loaded: CurrentModel) -> Explained:
     (a prompt problem is shown and stops the page)."""
     kept = current(loaded)
     if kept is not None:
-        step = step_selector(kept)
+        step = step_picker(kept)
         return Explained(kept.generation.ids, step.query_position, kept, step)
     ids = analysed_ids_or_stop(loaded)
     return Explained(ids, len(ids) - 1, None, None)
@@ -80,10 +68,10 @@ def pick_query(kept: SessionGeneration | None, labels: list[str], where: DeltaGe
     if kept is not None:
         index = selected_step(kept)
         follows = kept.generation.steps[index].query_position
-        if state.get(state.QUERY_STEP) != (kept.serial, index):
-            state.put(state.QUERY_STEP, (kept.serial, index))
+        if not state.follows(state.QUERY_STEP, kept.serial, index):
+            state.follow(state.QUERY_STEP, kept.serial, index)
             state.put(state.QUERY, follows)  # a choice made for another step no longer holds
-    state.keep_within(state.QUERY, positions, follows)
+    state.fit_choice(state.QUERY, positions, follows)
     return state.widget(where.selectbox, "Query token", positions, key=state.QUERY,
                         format_func=labels.__getitem__,
                         help="Selecting a generation step sets this to the token whose output predicted it.")
@@ -94,5 +82,12 @@ def point_query_at(loaded: CurrentModel, position: int) -> None:
     step is selected."""
     kept = current(loaded)
     if kept is not None:
-        state.put(state.QUERY_STEP, (kept.serial, selected_step(kept)))
+        state.follow(state.QUERY_STEP, kept.serial, selected_step(kept))
     state.choose(state.QUERY, position)
+
+
+def select_head(layer: int, head: int | None = None) -> None:
+    """Make `layer` (and `head`) the selection: a click on a head grid, a lesson card's "see it"."""
+    state.put(state.LAYER, layer)
+    if head is not None:
+        state.put(state.HEAD, head)

@@ -1,8 +1,8 @@
 """Presenter view, for a projector (1280×720 and up): larger text and figures, fewer controls, the
 sidebar folded away.
 
-`app.sidebar.current_model()` calls `presenter_toggle()` on every page (the sidebar switch
-and, when on, the CSS); `app.charts.chart` passes every figure through `present`; pages skip the
+`app.sidebar.draw_sidebar` calls `presenter_toggle()` on every run (the sidebar switch and,
+when on, the CSS); `app.charts.chart` passes every figure through `present`; pages skip the
 controls a class does not need with `if not presenter_on(): …`.
 """
 

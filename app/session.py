@@ -1,9 +1,10 @@
-"""This session's generation, the one owner of it: which one is kept, its serial number, and the
+"""This session's generation, the one owner of it: which one it is, its serial number, and the
 token sequence the analysis pages show (the generation's, else the prompt's).
 
-A generation is kept with `keep` (the Generate page, a link's replay, the example a new session
-opens on) and numbered by a serial that grows within the session: widgets that follow a
-generation (the step sampling controls, the Q·K·V query) compare serials, never objects.
+A generation becomes the session's with `set_generation` (the Generate page, a link's replay,
+the example a new session opens on) and is numbered by a serial that grows within the session:
+widgets that follow a generation (the step sampling controls, the Q·K·V query) compare serials,
+never objects (`state.follows`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from gpt2viz.viz.tokens import token_labels
 
 from . import state
 from .class_settings import class_settings
-from .computations import keep_key_values
+from .computations import store_key_values
 from .models import CurrentModel, tokenizer
 from .settings import DEFAULT_SETTINGS, Settings
 from .step_worker import SessionGone, take_steps
@@ -65,10 +66,10 @@ def prompt_input(prompt: str, start_with_eot: bool | None = None) -> str | list[
 
 
 def start(model: GPT2, prompt: str, settings: Settings, start_with_eot: bool | None = None) -> Generation:
-    """A new generation, not yet kept (raises gpt2viz.PromptError for a prompt that cannot run).
+    """A new generation, not yet the session's (raises gpt2viz.PromptError for a prompt that cannot run).
     Its cache outlives its end, to be handed to the recording store by `generate`."""
     return Generation(model, tokenizer(), prompt_input(prompt, start_with_eot), names=PATTERNS,
-                      keep_cache=True, **settings.generate_kwargs())
+                      retain_cache=True, **settings.generate_kwargs())
 
 
 def browser_gone() -> Callable[[], bool]:
@@ -97,16 +98,16 @@ def generate(source: str, generation: Generation, until: int | None = None,
         if not generation.finished and gone():
             log.info("A generation stopped after %d of %d new tokens: its browser left.",
                      len(generation.steps), generation.settings["max_new_tokens"])
-        keep_key_values(source, generation)
+        store_key_values(source, generation)
 
 
-def keep(generation: Generation, opened_on: bool = False) -> SessionGeneration:
+def set_generation(generation: Generation, opened_on: bool = False) -> SessionGeneration:
     """Make `generation` this session's, under a new serial; its last step becomes the selected one."""
     serial = st.session_state.get(state.GENERATION_SERIAL, 0) + 1
     st.session_state[state.GENERATION_SERIAL] = serial
     kept = SessionGeneration(serial, generation, opened_on)
     st.session_state[state.GENERATION] = kept
-    state.put(state.STEP, max(0, len(generation.steps) - 1))
+    select_step(max(0, len(generation.steps) - 1))
     return kept
 
 
@@ -124,6 +125,23 @@ def current(loaded: CurrentModel) -> SessionGeneration | None:
     """The session's generation when it is of the current model and prompt: what the pages analyse."""
     kept = last()
     return kept if kept is not None and kept.is_for(loaded.model, state.get(state.PROMPT)) else None
+
+
+def select_step(index: int, chosen: bool = False) -> None:
+    """Select step `index` of the session's generation (`chosen`: as the person's choice, which a
+    share link then holds)."""
+    (state.choose if chosen else state.put)(state.STEP, index)
+
+
+def step_picker(kept: SessionGeneration) -> gpt2viz.Step:
+    """The shared step picker (same key on every page); returns the selected step."""
+    steps = kept.generation.steps
+    select_step(selected_step(kept))
+    if len(steps) == 1:
+        return steps[0]
+    index = state.widget(st.select_slider, "Generation step", list(range(len(steps))), key=state.STEP,
+                         format_func=lambda i: f"{i + 1}: {steps[i].text!r}")
+    return steps[index]
 
 
 def selected_step(kept: SessionGeneration) -> int:
@@ -155,7 +173,7 @@ def open_example(loaded: CurrentModel) -> None:
     if state.get(state.PROMPT) != state.DEFAULT_PROMPT or (kept is not None and not kept.opened_on):
         return
     if kept is None or current(loaded) is None:
-        keep(example(loaded.model, loaded.source, bool(state.get(state.START_WITH_EOT)),
+        set_generation(example(loaded.model, loaded.source, bool(state.get(state.START_WITH_EOT)),
                      example_settings(loaded.model)), opened_on=True)
 
 
@@ -165,15 +183,6 @@ def is_example(kept: SessionGeneration) -> bool:
     generation = kept.generation
     return (generation.finished and generation.prompt == prompt_input(state.DEFAULT_PROMPT)
             and generation.settings == example_settings(generation.model).generate_kwargs())
-
-
-def adopt_choices(kept: SessionGeneration) -> None:
-    """The choices made for a generation before it was kept (a link's query, its step sampling
-    controls) stay: the widgets that follow a new generation take this one as already followed."""
-    if state.chosen(state.QUERY):
-        state.put(state.QUERY_STEP, (kept.serial, selected_step(kept)))
-    if any(state.chosen(key) for key in (state.STEP_TEMPERATURE, state.STEP_TOP_K, state.STEP_TOP_P)):
-        st.session_state[state.STEP_SAMPLING_FOR] = kept.serial
 
 
 def analysed_ids(loaded: CurrentModel) -> list[int]:
@@ -211,4 +220,4 @@ def to_extend(loaded: CurrentModel, prompt: str, settings: Settings,
             st.info("This generation has finished. Press Generate to run it again, or change the "
                     "prompt or settings.")
             return None
-    return keep(start(loaded.model, prompt, settings))
+    return set_generation(start(loaded.model, prompt, settings))

@@ -1,10 +1,10 @@
 """Shareable links, the session's part: the address holds the view, so a copied link opens the
 same view elsewhere (the parameters themselves: app.link_params).
 
-`restore` (streamlit_app.py, before the page runs) reads a new session's address; `model_failed`,
-`apply_link`, `share_box` and `show` (app.sidebar, on every page) apply it once the model is
-loaded and draw the "Share this view" link; `refresh` (streamlit_app.py, after the page ran to
-its end) sets the address and the link to what the page changed.
+In the order streamlit_app.py runs them: `restore` reads a new session's address before anything
+is drawn; `apply_link` applies it once the model is loaded (`drop_link_model` when the link's
+model does not load); `share_box` and `show` (the sidebar) draw the "Share this view" link;
+`refresh`, after the page ran to its end, sets the address and the link to what the page changed.
 """
 
 from __future__ import annotations
@@ -63,16 +63,15 @@ def restore() -> None:
     st.session_state[state.LINK_PENDING] = link
 
 
-def model_failed() -> bool:
-    """When the chosen model did not load: True if it came from a link, which then falls back to
-    the default model with a notice (the caller reruns)."""
+def drop_link_model(choice: str) -> bool:
+    """When the chosen model did not load: True if it came from a link, which then leaves it out
+    with a notice (the caller falls back to the default model)."""
     link = st.session_state.get(state.LINK_PENDING)
     name = link.values.get(MODEL) if link is not None else None
-    if not name or state.get(state.MODEL_CHOICE) != name:
+    if not name or choice != name:
         return False
     del link.values[MODEL]
     link.notices.append(f'model "{name}" (could not be loaded here)')
-    state.put(state.MODEL_CHOICE, DEFAULTS[MODEL])
     return True
 
 
@@ -99,8 +98,8 @@ def apply_link(current: CurrentModel) -> None:
     kept = session.current(current)
     if kept is not None:
         if STEP in values:
-            state.choose(state.STEP, min(values[STEP], len(kept.generation.steps)) - 1)
-        session.adopt_choices(kept)
+            session.select_step(min(values[STEP], len(kept.generation.steps)) - 1, chosen=True)
+        state.adopt(kept.serial, session.selected_step(kept))  # the link's query and step sampling
     if notices:
         st.warning(notice_text(notices), icon="⚠️")
 
@@ -116,7 +115,7 @@ def _replay(current: CurrentModel, param: str, tokens: int, notices: list[str]) 
         return
     with st.spinner(f"Writing the link's generation, {tokens} tokens…"):
         session.generate(current.source, generation, until=tokens)  # a step at a time, as Generate writes
-    session.keep(generation)
+    session.set_generation(generation)
     if len(generation.steps) < tokens:
         notices.append(f"{param} {tokens} (this generation ends after {len(generation.steps)} tokens)")
 

@@ -1,8 +1,8 @@
 """Every session-state key the app uses, with its default and its share-link parameter. Pages
 share state only through these.
 
-A widget drawn with `widget()` keeps its value in a copy under "<key>.kept", which outlives the
-widget: a value chosen on one page (the layer, the head, the selected step) is still chosen on
+A widget drawn with `widget()` has its value remembered under "<key>.remembered", which outlives
+the widget: a value chosen on one page (the layer, the head, the selected step) is still chosen on
 the others. Read and set these values with `get` and `put` (a value the app sets) or `choose` (a
 value the person chose), never through the widget key. Every widget's key is in `LINKED` (its
 share-link parameter) or in `NOT_LINKED` (why not): `widget()` refuses any other.
@@ -10,7 +10,7 @@ share-link parameter) or in `NOT_LINKED` (why not): `widget()` refuses any other
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 import streamlit as st
@@ -28,14 +28,14 @@ SEED = "seed"
 MAX_NEW_TOKENS = "max_new_tokens"
 START_WITH_EOT = "start_with_eot"  # bool: the prompt starts with <|endoftext|>, as texts did in training
 GENERATION = "generation"  # app.session.SessionGeneration: this session's generation, or absent
-GENERATION_SERIAL = "generation_serial"  # how many generations this session has kept
+GENERATION_SERIAL = "generation_serial"  # how many generations this session has had
 
 # Selections shared by all pages
 STEP = "step"  # index of the selected generation step
 LAYER = "layer"
 HEAD = "head"
 QUERY = "query"  # absolute position of the query token on the Q·K·V page
-QUERY_STEP = "query_step"  # (generation serial, step index) QUERY was last set to follow
+QUERY_STEP = "query_step"  # follow mark: the (generation serial, step index) QUERY was set for
 ATTN_KIND = "attn_kind"  # gpt2viz.viz.attention.PATTERN or SCORES
 WITHOUT_FIRST = "without_first"  # bool: the pattern's colour scale leaves the first token out
 MLP_STAGE = "mlp_stage"  # gpt2viz.viz.mlp.PRE or POST
@@ -49,7 +49,7 @@ ZOOM_FOUND = "zoom_found"  # the search result picked (a position)
 STEP_TEMPERATURE = "step_temperature"
 STEP_TOP_K = "step_top_k"  # 0 = off
 STEP_TOP_P = "step_top_p"  # 1.0 = off
-STEP_SAMPLING_FOR = "step_sampling_for"  # serial of the generation these controls were reset to
+STEP_SAMPLING_FOR = "step_sampling_for"  # follow mark: the generation serial these controls were set for
 # Why this token?
 DISTRACTOR = "distractor"  # token id of the distractor, or why_sections.TYPED / NONE
 DISTRACTOR_TEXT = "distractor_text"  # the typed distractor token
@@ -78,9 +78,38 @@ IMAGE_FORMAT = "image_format"  # what the figures' camera button saves: "png" or
 # Shareable links (app.share)
 LINK_READ = "link_read"  # True once this session has read its address's query parameters
 LINK_PENDING = "link_pending"  # the address's settings, checked against the model once it is loaded
+LOADED = "loaded"  # app.models.CurrentModel: this run's model, loaded before the page runs
 MEMORY_BOX = "memory_box"  # the sidebar's slot for the recordings' memory line, refreshed when the page ends
 SHARE = "share"  # this run's "Share this view" box in the sidebar, refreshed when the page ends
 CHOSEN = "chosen"  # the keys whose value the person chose (not a value the app worked out)
+
+# The one module that writes each key (tests/test_state_owners.py reads the source for it). A
+# widget's module owns its key; a link's values are put in place by app.share; this module keeps
+# the mechanism's own keys (INTERNAL).
+OWNERS: dict[str, str] = {
+    **dict.fromkeys([PROMPT, EXAMPLE, START_WITH_EOT], "app.pages.generate"),
+    **dict.fromkeys([MODEL_CHOICE, LOCAL_PATH, LOADED], "app.chosen_model"),
+    **dict.fromkeys([GREEDY, TEMPERATURE, TOP_K, TOP_P, SEED, MAX_NEW_TOKENS], "app.sampling_controls"),
+    **dict.fromkeys([GENERATION, GENERATION_SERIAL, STEP], "app.session"),
+    **dict.fromkeys([LAYER, HEAD, QUERY, QUERY_STEP], "app.pickers"),
+    **dict.fromkeys([ATTN_KIND, WITHOUT_FIRST, HEAD_GRID], "app.pages.attention"),
+    **dict.fromkeys([MLP_STAGE, MLP_TOP_N], "app.pages.mlp"),
+    **dict.fromkeys([ZOOM_QUERY, ZOOM_KEY, FIND_TOKEN, ZOOM_FOUND], "app.zoom"),
+    **dict.fromkeys([STEP_TEMPERATURE, STEP_TOP_K, STEP_TOP_P, STEP_SAMPLING_FOR], "app.step_sampling"),
+    **dict.fromkeys([DISTRACTOR, DISTRACTOR_TEXT, ABLATE_KIND, ABLATE_UNITS, ABLATE_MODE, ABLATE_RERUN,
+                     FORCED, COMPARE_PROMPT], "app.why_sections"),
+    DLA_GRID: "app.pages.why",
+    COMPARE_MODEL: "app.compare_models",
+    **dict.fromkeys([PATCH_CLEAN, PATCH_CORRUPTED, PATCH_ANSWER, PATCH_WRONG, PATCH_SITE, PATCH_METHOD],
+                    "app.pages.patching"),
+    LESSON_CARD: "app.pages.lesson",
+    PRESENTER: "app.presenter",
+    IMAGE_FORMAT: "app.charts",
+    **dict.fromkeys([LINK_READ, LINK_PENDING, SHARE], "app.share"),
+    MEMORY_BOX: "app.memory",
+    CHOSEN: "app.state",
+}
+INTERNAL = frozenset({CHOSEN})  # written by this module's functions only
 
 DEFAULT_PROMPT = "I love the color black, I hope someday to have a cat like that."
 DEFAULTS: dict[str, Any] = {
@@ -146,23 +175,23 @@ NOT_LINKED: dict[str, str] = {
 }
 
 
-def _kept(key: str) -> str:
-    return key + ".kept"
+def _remembered(key: str) -> str:
+    return key + ".remembered"
 
 
 def get(key: str) -> Any:
-    return st.session_state.get(_kept(key), DEFAULTS.get(key))
+    return st.session_state.get(_remembered(key), DEFAULTS.get(key))
 
 
 def put(key: str, value: Any) -> None:
     """Set a value the app worked out (a default for this sequence, a step's query)."""
-    st.session_state[_kept(key)] = value
+    st.session_state[_remembered(key)] = value
     st.session_state.setdefault(CHOSEN, set()).discard(key)
 
 
 def choose(key: str, value: Any) -> None:
     """Set a value as the person's choice: it goes into share links even where it has no default."""
-    st.session_state[_kept(key)] = value
+    st.session_state[_remembered(key)] = value
     st.session_state.setdefault(CHOSEN, set()).add(key)
 
 
@@ -170,21 +199,52 @@ def chosen(key: str) -> bool:
     return key in st.session_state.get(CHOSEN, set())
 
 
-def _keep(key: str) -> None:
+def _remember(key: str) -> None:
     choose(key, st.session_state[key])
 
 
 def widget(draw: Callable[..., Any], label: str, *args: Any, key: str, **kwargs: Any) -> Any:
-    """`draw(label, *args, key=key, **kwargs)` (e.g. st.selectbox) showing the kept value."""
+    """`draw(label, *args, key=key, **kwargs)` (e.g. st.selectbox) showing the remembered value."""
     if key not in LINKED and key not in NOT_LINKED:
         raise KeyError(f"The widget key {key!r} has no share-link parameter: add it to app.state.LINKED "
                        "(or to NOT_LINKED, saying why a link leaves it out).")
-    if _kept(key) in st.session_state or key in DEFAULTS:
+    if _remembered(key) in st.session_state or key in DEFAULTS:
         st.session_state[key] = get(key)
-    return draw(label, *args, key=key, on_change=_keep, args=(key,), **kwargs)
+    return draw(label, *args, key=key, on_change=_remember, args=(key,), **kwargs)
 
 
-def keep_within(key: str, options: Sequence[Any], fallback: Any) -> None:
+# Keys whose value follows the generation shown (or its selected step): when another is shown,
+# their owner sets them afresh. Each group has a follow mark, the key that holds what the values
+# were set for: a generation's serial, or a (serial, step index) pair.
+FOLLOWERS: dict[str, tuple[tuple[str, ...], str]] = {
+    QUERY_STEP: ((QUERY,), "step"),
+    STEP_SAMPLING_FOR: ((STEP_TEMPERATURE, STEP_TOP_K, STEP_TOP_P), "generation"),
+}
+
+
+def _mark(mark_key: str, serial: int, step: int | None) -> Hashable:
+    return (serial, step) if FOLLOWERS[mark_key][1] == "step" else serial
+
+
+def follows(mark_key: str, serial: int, step: int | None = None) -> bool:
+    """Whether the values under `mark_key` were set for generation `serial` (and `step`)."""
+    return st.session_state.get(mark_key) == _mark(mark_key, serial, step)
+
+
+def follow(mark_key: str, serial: int, step: int | None = None) -> None:
+    """The values under `mark_key` are now set for generation `serial` (and `step`)."""
+    st.session_state[mark_key] = _mark(mark_key, serial, step)
+
+
+def adopt(serial: int, step: int) -> None:
+    """Values a person chose before their generation existed (a link's) belong to it: every group
+    of followers with a chosen value follows generation `serial` at `step`, so it is not reset."""
+    for mark_key, (keys, _) in FOLLOWERS.items():
+        if any(chosen(key) for key in keys):
+            follow(mark_key, serial, step)
+
+
+def fit_choice(key: str, options: Sequence[Any], fallback: Any) -> None:
     """Before the widget on `key` is drawn: reset its value to `fallback` when it is no longer
     one of `options` (a smaller model, a shorter sequence). A key with no default (a position, a
     token of this sequence) shows `fallback` until the person chooses: a fresh visit works out the

@@ -13,15 +13,15 @@ from gpt2viz.viz.sampling import chain_data, sampling_chain_figure
 from . import state
 from .charts import chart
 from .models import tokenizer
+from .sampling_controls import sampling_widgets
 from .session import SessionGeneration
-from .settings import sampling_widgets
 
 
 def sampling_controls(kept: SessionGeneration | None) -> tuple[float, int | None, float | None]:
     """(temperature, top_k or None, top_p or None) from three widgets; another generation resets
     them to its own settings (temperature 1 when it was greedy)."""
-    if kept is not None and st.session_state.get(state.STEP_SAMPLING_FOR) != kept.serial:
-        st.session_state[state.STEP_SAMPLING_FOR] = kept.serial
+    if kept is not None and not state.follows(state.STEP_SAMPLING_FOR, kept.serial):
+        state.follow(state.STEP_SAMPLING_FOR, kept.serial)
         settings = kept.generation.settings
         state.put(state.STEP_TEMPERATURE, float(settings["temperature"] or 1.0))
         state.put(state.STEP_TOP_K, int(settings["top_k"] or 0))

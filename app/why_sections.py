@@ -48,7 +48,7 @@ def distractor_picker(top: Top, target: int) -> int | None:
     typed, or none (the target's logit alone)."""
     others = [t for t, _, _ in top if t != target]
     options = [*others, TYPED, NONE]
-    state.keep_within(state.DISTRACTOR, options, others[0] if others else NONE)
+    state.fit_choice(state.DISTRACTOR, options, others[0] if others else NONE)
     names = {t: f"#{i + 1} {visible_token(text)!r}" for i, (t, text, _) in enumerate(top)}
     names.update({TYPED: "type a token…", NONE: "none: the target's logit alone"})
     choice = state.widget(st.selectbox, "Against which token?", options, key=state.DISTRACTOR,
@@ -112,7 +112,7 @@ def force_section(current: CurrentModel, kept: SessionGeneration, record: Step) 
     st.subheader("Force another token")
     generation = kept.generation
     options = [t for t, _, _ in record.top]
-    state.keep_within(state.FORCED, options, options[1] if len(options) > 1 else options[0])
+    state.fit_choice(state.FORCED, options, options[1] if len(options) > 1 else options[0])
     forced = state.widget(st.selectbox, f"At step {record.index + 1}, write instead", options,
                           key=state.FORCED, format_func=lambda t: visible_token(tokenizer().token_text(t)))
     prefix = generation.ids[: record.position] + [forced]

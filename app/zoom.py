@@ -24,8 +24,8 @@ def zoom_controls(texts: list[str], labels: list[str]) -> tuple[int, int]:
     n = len(texts)
     last = max(0, n - WINDOW)
     default = window_around(n - 1, n)
-    state.keep_within(state.ZOOM_QUERY, range(last + 1), default[0])
-    state.keep_within(state.ZOOM_KEY, range(last + 1), default[1])
+    state.fit_choice(state.ZOOM_QUERY, range(last + 1), default[0])
+    state.fit_choice(state.ZOOM_KEY, range(last + 1), default[1])
     c1, c2, c3, c4 = st.columns([2, 2, 1, 1])
     needle = state.widget(c1.text_input, "Find a token", key=state.FIND_TOKEN,
                           placeholder="e.g. cat", help="Moves the zoom window so that the token's row is "

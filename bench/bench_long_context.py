@@ -53,18 +53,18 @@ def page_recordings(model: gpt2viz.GPT2, ids: list[int]) -> dict[str, dict[str, 
     # The Why page reads a finished generation's keys and values, handed to the store (its cache
     # holds every position but the last token's); without them, the sequence above.
     generation = gpt2viz.Generation(model, gpt2viz.load_tokenizer(), ids[:-1], max_new_tokens=1, record=False,
-                                    keep_cache=True)
+                                    retain_cache=True)
     generation.advance()
     key_values = generation.release_key_values()
     explained = step_over_cache(model, key_values, last, ids[last])
     return {
         "Attention": {
             "one layer (q, k, float16 pattern)": model.run_with_capture(
-                ids, names=attention_layer_names(layer), keep_as=HALF_PATTERNS, keep_logits=False),
+                ids, names=attention_layer_names(layer), record_as=HALF_PATTERNS, with_logits=False),
             "every head pooled": attention_overview(model, ids),
         },
-        "Q·K·V": {"one layer": model.run_with_capture(ids, names=qkv_layer_names(layer), keep_logits=False)},
-        "MLP": {"one layer": model.run_with_capture(ids, names=mlp_layer_names(layer), keep_logits=False)},
+        "Q·K·V": {"one layer": model.run_with_capture(ids, names=qkv_layer_names(layer), with_logits=False)},
+        "MLP": {"one layer": model.run_with_capture(ids, names=mlp_layer_names(layer), with_logits=False)},
         "Inside a step": {"sequence": sequence, "the step": cached_step(model, sequence, last)},
         "Why this token?": {"the generation's keys and values": key_values,
                             "the explained step": explained,

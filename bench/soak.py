@@ -75,7 +75,8 @@ async def bounded(client: ThinClient, step: str, waited, seconds: float):
 
 async def one_session(url: str, word: str, tokens: int, leaves: bool, wait: float) -> str:
     """A student: opens the app, generates on a prompt with `word`, and leaves (mid-generation
-    when `leaves`). Returns "finished" or "left"."""
+    when `leaves`). Returns "left", or the sidebar's line on the recordings' memory once it
+    finished."""
     client = ThinClient(url)
     await bounded(client, "connecting", client.open(), wait)
     await bounded(client, "the opening example", client.wait_for(lambda p: p.has_text("Stopped after")), wait)
@@ -95,9 +96,10 @@ async def one_session(url: str, word: str, tokens: int, leaves: bool, wait: floa
         await bounded(client, "the live strip's first token", client.wait_for_markdown(live), wait)
         await client.close()
         return "left"
-    await bounded(client, "the finished generation", client.wait_for(lambda p: thin_finished(p, word)), wait)
+    page = await bounded(client, "the finished generation", client.wait_for(lambda p: thin_finished(p, word)),
+                         wait)
     await client.close()
-    return "finished"
+    return (page.text_with("Recordings in memory") or "").replace("**", "")
 
 
 async def wave(url: str, index: int, sessions: int, tokens: int, wait: float) -> list[str]:
@@ -133,16 +135,20 @@ def main() -> None:
                 if isinstance(outcome, BaseException):
                     stalled.append(f"wave {index + 1}, session {i}: {outcome}")
             left = sum(outcome == "left" for outcome in outcomes)
+            store = next((o for o in reversed(outcomes) if isinstance(o, str) and o != "left"), "")
             reading = read_process(proc.pid, f"after wave {index + 1}")
             readings.append(reading)
             print(f"  wave {index + 1:2d}: {time.monotonic() - began:5.1f} s, {left:2d} left early; "
-                  f"RSS {reading.rss_mb:6.0f} MB, threads {reading.threads}, fds {reading.fds}", flush=True)
+                  f"RSS {reading.rss_mb:6.0f} MB, threads {reading.threads}, fds {reading.fds}; "
+                  f"{store.removeprefix('Recordings in memory: ')}", flush=True)
         print(f"  waiting {args.ttl + 5} s for the disconnected sessions' time to live…", flush=True)
         time.sleep(args.ttl + 5)
-        asyncio.run(one_session(url, "latecomer", 1, False, args.wait))  # storage expires lazily, on use
+        # Streamlit's storage of disconnected sessions expires them lazily, when it is next used
+        store = asyncio.run(one_session(url, "latecomer", 1, False, args.wait))
         readings.append(read_process(proc.pid, "after the time to live"))
         last = readings[-1]
-        print(f"  after the TTL: RSS {last.rss_mb:.0f} MB, threads {last.threads}, fds {last.fds}")
+        print(f"  after the TTL: RSS {last.rss_mb:.0f} MB, threads {last.threads}, fds {last.fds}; "
+              f"{store.removeprefix('Recordings in memory: ')}")
     waves = [r for r in readings if r.when.startswith("after wave")]
     rss_growth = waves[-1].rss_mb - waves[min(1, len(waves) - 1)].rss_mb
     thread_counts = sorted({r.threads for r in waves})

@@ -99,7 +99,7 @@ def head_roles(model: GPT2, ids: Sequence[int], induction_ids: Sequence[int] | N
     previous-token and duplicate-token on `ids` (one forward pass), induction on repeated random
     tokens (`induction_scores`, drawn from `induction_ids` when given)."""
     ids = model.check_ids(ids)
-    trace = model.run_with_capture(ids, names=[act_name("pattern", "*")], keep_logits=False)
+    trace = model.run_with_capture(ids, names=[act_name("pattern", "*")], with_logits=False)
     layers = [pattern_roles(trace["pattern", layer], ids) for layer in range(model.config.n_layer)]
     roles = {key: torch.stack([scores[key] for scores in layers]) for key in layers[0]}
     roles["induction"] = induction_scores(model, ids=induction_ids)
@@ -246,5 +246,5 @@ def attention_overview(model: GPT2, ids: Sequence[int], tile: int = 24) -> Atten
         return observe
 
     edits = {act_name("pattern", layer): observer(layer) for layer in range(cfg.n_layer)}
-    model.run_with_capture(list(ids), names=[], edits=edits, keep_logits=False)
+    model.run_with_capture(list(ids), names=[], edits=edits, with_logits=False)
     return AttentionOverview(HeadGrid(image, tile, cfg.n_layer, cfg.n_head), roles)

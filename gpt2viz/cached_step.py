@@ -38,9 +38,9 @@ def record_sequence(model: GPT2, ids: list[int]) -> Trace:
       last residual point where they are needed."""
     names = sequence_names(model.config.n_layer)
     *display_only, _last = residual_names(model.config.n_layer)
-    keep_as: dict[str, Edit] = {name: torch.Tensor.half for name in display_only}
-    keep_as |= {act_name("k", "*"): torch.Tensor.clone, act_name("v", "*"): torch.Tensor.clone}
-    return model.run_with_capture(ids, names=names, keep_as=keep_as, keep_logits=False)
+    record_as: dict[str, Edit] = {name: torch.Tensor.half for name in display_only}
+    record_as |= {act_name("k", "*"): torch.Tensor.clone, act_name("v", "*"): torch.Tensor.clone}
+    return model.run_with_capture(ids, names=names, record_as=record_as, with_logits=False)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from .generation import Generation, Step, advance_together
 from .hooks import point_of
 from .loading import load_default_model, load_model
 from .model import GPT2
-from .patching import PATCHED, SITES, PatchingResult, activation_patching, attribution_patching
+from .patching import SITES, PatchingResult, activation_patching, attribution_patching
 from .saved_trace import save_trace
 from .tokenizer import GPT2Tokenizer, load_tokenizer
 
@@ -173,9 +173,9 @@ def _patch(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
     result = patching(model, clean, corrupted, answer, wrong, args.site,
                       labels=_position_labels(tok, clean, corrupted))
     method = "attribution patching (first-order estimate)" if args.attribution else "activation patching"
-    out.write(f"{method} of {args.site}: {PATCHED}\n")
+    out.write(f"{method} of {args.site}: the corrupted run, with one activation taken from the clean run\n")
     out.write(f"logit difference {args.answer!r} − {args.wrong!r} at the last position: clean "
-              f"{result.clean_diff:.2f}, corrupted {result.corrupted_diff:.2f} "
+              f"{result.clean_value:.2f}, corrupted {result.corrupted_value:.2f} "
               "(in the grid, 0 = corrupted and 1 = clean)\n")
     out.write(patching_table(result))
 

@@ -87,7 +87,7 @@ class Generation:
     `run_with_capture` takes them) to its forward pass. With `use_cache` (the default) each step
     runs only the new token over cached keys and values; without it each step re-runs the whole
     sequence, so its trace covers every position. The cache is freed when the generation ends,
-    unless `keep_cache`: then `release_key_values` hands its keys and values over.
+    unless `retain_cache`: then `release_key_values` hands its keys and values over.
 
     `advance` returns the step with its trace; `steps` keeps every step without it (the
     attention row stays), so a long generation stays small. A bad prompt or setting raises here,
@@ -109,7 +109,7 @@ class Generation:
         n_top: int = 10,
         use_cache: bool = True,
         edits: Mapping[str, Edit] | None = None,
-        keep_cache: bool = False,
+        retain_cache: bool = False,
     ) -> None:
         _check_settings(max_new_tokens, temperature, top_k, top_p)
         self.model, self.tok, self.prompt = model, tok, prompt
@@ -122,7 +122,7 @@ class Generation:
         self._patterns = [act_name("pattern", layer) for layer in range(model.config.n_layer)]
         capacity = min(model.config.n_positions, len(self.prompt_ids) + max_new_tokens)
         self._cache = model.new_cache(capacity=capacity) if use_cache else None
-        self._use_cache, self._keep_cache = use_cache, keep_cache
+        self._use_cache, self._keep_cache = use_cache, retain_cache
         self._pending = list(self.prompt_ids)  # the ids the next forward pass runs
         # Each prompt token's probability given those before it, from the first step's logits
         # (None until then, and where that step was not recorded: only its last position was read).

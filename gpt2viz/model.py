@@ -366,23 +366,23 @@ class GPT2(nn.Module):
         names: Iterable[str] | None = None,
         edits: Mapping[str, Edit] | None = None,
         cache: KVCache | None = None,
-        keep_as: Mapping[str, Edit] | None = None,
-        keep_logits: bool = True,
+        record_as: Mapping[str, Edit] | None = None,
+        with_logits: bool = True,
     ) -> Trace:
         """Run one sequence and record the hook points in `names` (all when None).
 
         `edits` replaces activations on the way (e.g. zero one head of `hook_z`). With `cache`,
         `ids` follow the positions already in it and are committed to it once the run has
-        succeeded; the trace then starts at the cache's length. `keep_as` converts what is kept
-        (`Recorder`); `keep_logits=False` skips the unembedding ([pos, 50257] floats, 200 MB at
+        succeeded; the trace then starts at the cache's length. `record_as` converts what is kept
+        (`Recorder`); `with_logits=False` skips the unembedding ([pos, 50257] floats, 200 MB at
         1,024 tokens) and leaves `trace.logits` None.
         """
         start = cache.length if cache is not None else 0
         ids = self.check_ids(ids)
         idx = torch.tensor([ids], dtype=torch.long, device=self.device)  # [1, pos]
-        rec = Recorder(names, edits, keep_as)
+        rec = Recorder(names, edits, record_as)
         resid = self.run_blocks(idx, cache, rec)  # [1, pos, d_model]
-        if keep_logits:
+        if with_logits:
             logits = self.unembed(resid, rec)  # [1, pos, vocab]
         else:
             self.ln_f(resid, rec)  # ln_f's hooks are still recorded

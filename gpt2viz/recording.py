@@ -42,7 +42,7 @@ class Recorder:
     `names` holds exact hook names or shell-style patterns (``"blocks.*.attn.hook_pattern"``);
     None keeps every hook point, an empty list keeps none. Tensors keep their batch dimension
     and stay on the model's device; `Trace` turns them into per-sequence CPU tensors.
-    `keep_as` maps names or patterns to a function applied to the kept copy only (e.g. float16
+    `record_as` maps names or patterns to a function applied to the kept copy only (e.g. float16
     patterns for display: the forward pass goes on with the full-precision tensor).
     """
 
@@ -50,14 +50,14 @@ class Recorder:
         self,
         names: Iterable[str] | None = None,
         edits: Mapping[str, Edit] | None = None,
-        keep_as: Mapping[str, Edit] | None = None,
+        record_as: Mapping[str, Edit] | None = None,
     ) -> None:
         self._requested = None if names is None else list(names)
         self.edits: dict[str, Edit] = dict(edits or {})
-        self._keep_as_patterns = dict(keep_as or {})
-        self._keep_as: dict[str, Edit] = {}
+        self._record_as_patterns = dict(record_as or {})
+        self._record_as: dict[str, Edit] = {}
         self.tensors: dict[str, torch.Tensor] = {}
-        self._keep: frozenset[str] | None = None  # resolved against a model by `bind`
+        self._recorded: frozenset[str] | None = None  # resolved against a model by `bind`
         self._touched: frozenset[str] = frozenset()
 
     def bind(self, hook_names: Sequence[str]) -> None:
@@ -86,23 +86,23 @@ class Recorder:
                 "No such hook point: " + ", ".join(hints)
                 + ". See model.hook_names() for the full list."
             )
-        self._keep = frozenset(keep)
-        self._touched = self._keep | frozenset(self.edits)
-        self._keep_as = {}
-        for pattern, fn in self._keep_as_patterns.items():
+        self._recorded = frozenset(keep)
+        self._touched = self._recorded | frozenset(self.edits)
+        self._record_as = {}
+        for pattern, fn in self._record_as_patterns.items():
             matched = fnmatch.filter(hook_names, pattern)
             if not matched:
-                raise KeyError(f"keep_as names no hook point: {pattern!r}. See model.hook_names().")
-            self._keep_as.update((name, fn) for name in matched)
+                raise KeyError(f"record_as names no hook point: {pattern!r}. See model.hook_names().")
+            self._record_as.update((name, fn) for name in matched)
 
     def defer(self, name: str, compute: Callable[..., torch.Tensor], *inputs: torch.Tensor) -> bool:
         """Keep `name` as `compute(*inputs)`, evaluated when the trace reads it, rather than the
         tensor the forward pass made. Returns False, doing nothing, when `name` is edited (the
         forward pass must see the edit) or not kept."""
-        if name not in self._keep or name in self.edits:
+        if name not in self._recorded or name in self.edits:
             return False
         inputs = tuple(t.detach() for t in inputs)
-        self.tensors[name] = Deferred(compute, *inputs, convert=self._keep_as.get(name))  # type: ignore[assignment]
+        self.tensors[name] = Deferred(compute, *inputs, convert=self._record_as.get(name))  # type: ignore[assignment]
         return True
 
     def wants(self, name: str) -> bool:
@@ -121,9 +121,9 @@ class Recorder:
                     f"it must keep the shape {tuple(x.shape)}."
                 )
             x = edited
-        if name in self._keep:
+        if name in self._recorded:
             kept = x.detach()
-            convert = self._keep_as.get(name)
+            convert = self._record_as.get(name)
             self.tensors[name] = kept if convert is None else convert(kept)
         return x
 

@@ -29,7 +29,7 @@ def _pick_cpu(x: torch.Tensor | Deferred,
 
 def _to_cpu(x: torch.Tensor) -> torch.Tensor:
     """On the CPU, in float32 unless it is float16 (kept small on purpose, see
-    `Recorder(keep_as=...)`) or bool; a no-op view for tensors already there."""
+    `Recorder(record_as=...)`) or bool; a no-op view for tensors already there."""
     if x.dtype in (torch.bool, torch.float16):
         return x.cpu()
     return x.to(device="cpu", dtype=torch.float32)
@@ -56,7 +56,7 @@ class Trace(Mapping[str, torch.Tensor]):
         """`batch_index` picks one sequence of batched tensors; None takes them as they are."""
         pick = (lambda t: t) if batch_index is None else (lambda t: t[batch_index])
         self._tensors = {name: _pick_cpu(t, pick) for name, t in tensors.items()}
-        # [pos, vocab]; None for a recording made without them (run_with_capture(keep_logits=False))
+        # [pos, vocab]; None for a recording made without them (run_with_capture(with_logits=False))
         self.logits = None if logits is None else _to_cpu(pick(logits))
         self.ids = list(ids)
         self.start = start

@@ -120,7 +120,7 @@ def test_selection_is_shared_with_the_other_pages(at):
 
 def test_prompt_alone_is_shown_before_any_generation():
     at = AppTest.from_file(str(APP), default_timeout=120)
-    at.session_state["prompt.kept"] = "A prompt of its own"  # not the default: no finished example
+    at.session_state["prompt.remembered"] = "A prompt of its own"  # not the default: no finished example
     at.run()
     at.switch_page(ATTENTION).run()
     assert chart_keys(at) == ["head_grid", "attention_heatmap", *ROLE_CHARTS]

@@ -56,7 +56,7 @@ def test_a_new_session_opens_on_a_finished_example(app_model):
     assert run.ids == run.prompt_ids + [s.token_id for s in fresh]
     assert session_generation(new_app()) is run  # one per process
     other = AppTest.from_file(str(APP), default_timeout=120)
-    other.session_state["prompt.kept"] = "Another prompt"  # a session that starts on other text
+    other.session_state["prompt.remembered"] = "Another prompt"  # a session that starts on other text
     other.run()
     assert "generation" not in other.session_state  # no example for it
     assert any("Press **Next token**" in i for i in texts(other, "info"))
@@ -157,7 +157,7 @@ def test_every_figure_exports_as_image_and_html():
     assert layout["xaxis"]["automargin"] is True and layout["yaxis"]["automargin"] is True
     labels = [b.proto.label for b in at.get("download_button")]
     assert labels.count("⤓ HTML") == len(at.get("plotly_chart")) == 1
-    at.session_state["image_format.kept"] = "svg"  # the sidebar's choice, as state.put stores it
+    at.session_state["image_format.remembered"] = "svg"  # the sidebar's choice, as state.put stores it
     at.run()
     (chart,) = [e for e in at.get("plotly_chart") if e.proto.id.endswith("-candidates")]
     assert json.loads(chart.proto.config)["toImageButtonOptions"]["format"] == "svg"

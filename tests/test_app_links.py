@@ -78,7 +78,7 @@ def open_link(params: dict[str, str], page: str = GENERATE) -> AppTest:
 
 
 def kept(at: AppTest, key: str):
-    return at.session_state[key + ".kept"]
+    return at.session_state[key + ".remembered"]
 
 
 def shared_link(at: AppTest) -> str:

@@ -35,8 +35,8 @@ def test_both_grids_and_their_comparison_are_the_librarys(at):
         drawn = np.asarray(figure(at, key)["data"][0]["z"], dtype=float)
         np.testing.assert_allclose(drawn, result.grid.numpy(), atol=1e-4)
     metrics = [m.value for m in at.metric]
-    assert metrics == [f"{exact.clean_diff:.2f}", f"{exact.corrupted_diff:.2f}",
-                       f"{exact.clean_diff - exact.corrupted_diff:.2f}"]
+    assert metrics == [f"{exact.clean_value:.2f}", f"{exact.corrupted_value:.2f}",
+                       f"{exact.clean_value - exact.corrupted_value:.2f}"]
 
 
 def test_heads_are_patched_as_a_layer_by_head_grid(at):

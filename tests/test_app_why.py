@@ -116,7 +116,7 @@ def test_a_generation_stopped_in_its_last_redraw_still_hands_its_cache_over(loud
     step's redraw raising must not leave the finished generation holding its cache."""
     from app import computations, session
 
-    generation = gpt2viz.Generation(loud_model, tok, "One two three", max_new_tokens=2, keep_cache=True)
+    generation = gpt2viz.Generation(loud_model, tok, "One two three", max_new_tokens=2, retain_cache=True)
 
     def redraw() -> None:
         if generation.finished:

@@ -14,16 +14,20 @@ ROOT = Path(__file__).resolve().parent.parent
 # docs/ARCHITECTURE.md, "Layers and what each may import": a module imports only from its own
 # layer or a lower one (a higher number is a higher layer).
 APP_LAYERS = {
-    "app.state": 1, "app.navigation": 1, "app.models": 1, "app.model_turn": 1, "app.step_worker": 1,
-    "app.live_redraw": 1, "app.computations": 1, "app.server_log": 1,
-    "app.settings": 1, "app.link_params": 1, "app.class_settings": 1, "app.lesson": 1,
-    "app.lesson.content": 1,
-    "app.lesson.views": 1,
-    "app.session": 2, "app.share": 2,
-    "app.sidebar": 3, "app.pickers": 3, "app.zoom": 3, "app.step_sampling": 3, "app.why_sections": 3,
-    "app.charts": 3, "app.compare_models": 3, "app.presenter": 3, "app.memory": 3,
+    # pure and state: no model, no threads, no drawing
+    "app.state": 1, "app.navigation": 1, "app.link_params": 1, "app.settings": 1, "app.class_settings": 1,
+    "app.server_log": 1,
+    # the model and the process: loading, the model's turn, the step worker, computations
+    "app.models": 2, "app.model_turn": 2, "app.step_worker": 2, "app.live_redraw": 2, "app.computations": 2,
+    "app.lesson": 2, "app.lesson.content": 2,
+    # the session's logic
+    "app.session": 3, "app.share": 3, "app.chosen_model": 3,
+    # widgets and the views they draw
+    "app.sidebar": 4, "app.pickers": 4, "app.zoom": 4, "app.step_sampling": 4, "app.why_sections": 4,
+    "app.charts": 4, "app.compare_models": 4, "app.presenter": 4, "app.memory": 4,
+    "app.sampling_controls": 4, "app.lesson.views": 4,
 }
-PAGE_LAYER = 4  # app.pages.* and streamlit_app
+PAGE_LAYER = 5  # app.pages.* and streamlit_app
 
 
 def module_name(path: Path) -> str:
@@ -168,3 +172,11 @@ def test_the_checker_sees_each_form_of_import(monkeypatch, source: str, inner: b
     monkeypatch.setattr(Path, "read_text", lambda self, encoding=None: source)
     found = imports(ROOT / "app" / "pickers.py")
     assert [(closest_module(name), deferred) for name, _, deferred in found] == [("app.session", inner)]
+
+
+def test_pure_and_state_modules_sit_below_the_model_and_the_process() -> None:
+    """So a pure module that imports the model's turn or a computation fails the layer test."""
+    pure = ["app.state", "app.link_params", "app.settings", "app.class_settings", "app.navigation"]
+    process = ["app.models", "app.model_turn", "app.step_worker", "app.computations", "app.lesson.content"]
+    assert max(map(layer, pure)) < min(map(layer, process))
+    assert max(map(layer, process)) < layer("app.session") < layer("app.sidebar") < PAGE_LAYER

@@ -29,11 +29,11 @@ def test_nbytes_of_a_trace_is_what_it_holds_and_does_not_compute_deferred_scores
     model = tiny_model()
     ids = list(range(100, 160))
     n, d, h = len(ids), model.config.n_embd, model.config.n_head
-    trace = model.run_with_capture(ids, names=attention_layer_names(0), keep_as=HALF_PATTERNS,
-                                   keep_logits=False)
+    trace = model.run_with_capture(ids, names=attention_layer_names(0), record_as=HALF_PATTERNS,
+                                   with_logits=False)
     qkv = n * 3 * d * 4  # q and k are views of the fused q, k, v projection
     assert nbytes(trace) == qkv + h * n * n * 2  # + the float16 pattern
-    scores = model.run_with_capture(ids, names=[gpt2viz.act_name("attn_scores", 0)], keep_logits=False)
+    scores = model.run_with_capture(ids, names=[gpt2viz.act_name("attn_scores", 0)], with_logits=False)
     kept = nbytes(scores)
     assert kept == qkv + n * n  # q, k (their projection) and the bool mask, not [head, pos, pos] floats
     assert scores["attn_scores", 0].shape == (h, n, n)

@@ -81,7 +81,7 @@ def test_no_local_paths_unless_the_server_allows_them(monkeypatch):
     picker = at.selectbox(key="model_choice")
     assert "local folder or file…" not in picker.options
     assert f"{ALLOW_LOCAL_ENV}=1" in picker.help
-    at.session_state["model_choice.kept"] = "local folder or file…"  # as an old session had it
+    at.session_state["model_choice.remembered"] = "local folder or file…"  # as an old session had it
     at.run()
     assert at.selectbox(key="model_choice").value == "" and not at.text_input
     linked = open_link({"model": "/srv/model"})

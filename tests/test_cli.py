@@ -155,7 +155,7 @@ def test_patch_prints_the_grid_and_both_runs(small_dir, small_model, tok) -> Non
     assert lines[0] == ("activation patching of resid_pre: the corrupted run, with one activation taken "
                         "from the clean run")
     assert lines[1] == ("logit difference ' Mary' − ' John' at the last position: clean "
-                        f"{want.clean_diff:.2f}, corrupted {want.corrupted_diff:.2f} (in the grid, 0 = "
+                        f"{want.clean_value:.2f}, corrupted {want.corrupted_value:.2f} (in the grid, 0 = "
                         "corrupted and 1 = clean)")
     # positions across, each headed by its clean token (and the corrupted one where they differ),
     # right-aligned above its column

@@ -17,10 +17,10 @@ import torch
 
 import gpt2viz
 from app import computations, session, step_worker
-from app.model_turn import model_turn
 from app.settings import DEFAULT_SETTINGS
 from app.step_worker import SessionGone, StepFailed, StepTimedOut, StepWorker
 from gpt2viz.budget import RecordingStore, nbytes
+from tests.test_model_turn import another_thread_holding_the_turn
 
 LN_FINAL = "ln_final.hook_normalized"  # after every block: a failure here comes once the blocks ran
 SAMPLED = dict(max_new_tokens=10, temperature=0.9, top_k=40, seed=3)
@@ -209,22 +209,9 @@ def test_a_step_that_does_not_come_back_within_the_bound_says_so(mini, tok) -> N
     expected = written(mini, tok, PROMPTS[0])
     generation = gpt2viz.Generation(mini, tok, PROMPTS[0], edits={LN_FINAL: Flaky(ValueError(), set())},
                                     **SAMPLED)
-    held, release = threading.Event(), threading.Event()
-
-    def hold_the_model() -> None:
-        with model_turn():
-            held.set()
-            release.wait(timeout=WAIT)
-
-    holder = threading.Thread(target=hold_the_model)
-    holder.start()
-    assert held.wait(timeout=WAIT), "the other thread never got the model's turn"
-    try:
+    with another_thread_holding_the_turn(WAIT):
         with pytest.raises(StepTimedOut, match="did not finish this step within 1 s: it is still on it"):
             worker.step(generation)
-    finally:
-        release.set()
-        holder.join(timeout=WAIT)
     deadline = time.monotonic() + WAIT
     while len(generation.steps) < 1 and time.monotonic() < deadline:  # the step the worker was on
         time.sleep(0.01)
@@ -239,30 +226,18 @@ def test_a_step_whose_session_has_gone_is_dropped_before_it_runs(mini, tok) -> N
     worker = StepWorker(wait=WAIT, poll=0.05)
     first = gpt2viz.Generation(mini, tok, PROMPTS[0], **SAMPLED)
     left = gpt2viz.Generation(mini, tok, PROMPTS[1], **SAMPLED)
-    held, release, gone = threading.Event(), threading.Event(), threading.Event()
-
-    def hold_the_model() -> None:
-        with model_turn():
-            held.set()
-            release.wait(timeout=WAIT)
-
-    holder = threading.Thread(target=hold_the_model)
-    holder.start()
-    assert held.wait(timeout=WAIT), "the other thread never got the model's turn"
+    gone = threading.Event()
     stepping = threading.Thread(target=worker.step, args=(first,))  # the worker takes it, and waits
-    stepping.start()
-    deadline = time.monotonic() + WAIT
-    while worker.steps_run < 1 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    try:
+    with another_thread_holding_the_turn(WAIT):
+        stepping.start()
+        deadline = time.monotonic() + WAIT
+        while worker.steps_run < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert worker.steps_run == 1, f"the worker did not take the first step within {WAIT} s"
         gone.set()
         with pytest.raises(SessionGone):
             worker.step(left, gone=gone.is_set)
-    finally:
-        release.set()
-        holder.join(timeout=WAIT)
-        stepping.join(timeout=WAIT)
+    stepping.join(timeout=WAIT)
     worker.step(first)  # the worker gathers again: the gone session's step is dropped on the way
     assert worker.dropped == 1 and left.steps == [] and len(first.steps) == 2
     assert worker.steps_run == 2
@@ -312,7 +287,7 @@ def test_an_exception_in_a_live_redraw_stops_only_its_session(mini, tok) -> None
 def test_the_recording_store_at_its_budget_while_a_class_generates(mini, tok, monkeypatch) -> None:
     """Every finished generation hands its keys and values to the store, which is full: it drops
     the oldest and stays within its budget, and every session's tokens are as they would be."""
-    one = gpt2viz.Generation(mini, tok, PROMPTS[0], keep_cache=True, **SAMPLED)
+    one = gpt2viz.Generation(mini, tok, PROMPTS[0], retain_cache=True, **SAMPLED)
     list(one)
     size = nbytes(one.release_key_values())
     store = RecordingStore(int(size * 2.4))  # room for two generations' keys and values

@@ -183,13 +183,13 @@ def test_a_sequence_keeps_the_residual_stream_in_float16_but_the_last_point(smal
 
 
 def test_a_generations_keys_and_values_serve_a_step_as_a_full_run_does(small_model, tok) -> None:
-    """A finished generation kept with `keep_cache` hands over the keys and values it computed
+    """A finished generation kept with `retain_cache` hands over the keys and values it computed
     step by step: they equal a full run's, and a position re-run over them gives the full run's
     logits and direct logit attribution."""
     from gpt2viz.attribution import direct_logit_attribution
 
     generation = gpt2viz.Generation(small_model, tok, IDS[:15], max_new_tokens=6, record=False,
-                                    keep_cache=True)
+                                    retain_cache=True)
     for _ in generation:
         pass
     ids = generation.ids
@@ -223,7 +223,7 @@ def test_a_generation_frees_its_cache_at_the_end_unless_kept(small_model, tok) -
         freed.release_key_values()
     freed.advance()
     assert freed.key_values() is None
-    kept = gpt2viz.Generation(small_model, tok, IDS[:5], max_new_tokens=2, record=False, keep_cache=True)
+    kept = gpt2viz.Generation(small_model, tok, IDS[:5], max_new_tokens=2, record=False, retain_cache=True)
     gpt2viz.advance_together([kept])
     gpt2viz.advance_together([kept])  # batched steps keep it too
     assert kept.finished and kept.key_values().ids == kept.ids[:-1]

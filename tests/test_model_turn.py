@@ -29,23 +29,24 @@ def counted_at_model(threads: int) -> bool:
 
 
 @contextmanager
-def another_thread_holding_the_turn() -> Iterator[None]:
-    """Another thread (another session) holds the model's turn until the block ends."""
+def another_thread_holding_the_turn(wait: float = 60) -> Iterator[None]:
+    """Another thread (another session) holds the model's turn until the block ends; each wait
+    for it is bounded by `wait` seconds."""
     holding, release = threading.Event(), threading.Event()
 
     def hold() -> None:
         with model_turn():
             holding.set()
-            release.wait()
+            release.wait(timeout=wait)
 
     thread = threading.Thread(target=hold)
     thread.start()
-    holding.wait()
+    assert holding.wait(timeout=wait), f"the other thread did not get the model's turn within {wait} s"
     try:
         yield
     finally:
         release.set()
-        thread.join()
+        thread.join(timeout=wait)
 
 
 def test_one_thread_nesting_counts_once() -> None:

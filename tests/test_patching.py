@@ -17,7 +17,15 @@ from torch import nn
 import gpt2viz
 import gpt2viz.patching
 from gpt2viz import act_name
-from gpt2viz.patching import SITES, PatchingResult, activation_patching, attribution_patching
+from gpt2viz.patching import (
+    SITES,
+    PatchingResult,
+    activation_patching,
+    attribution_patching,
+    head_axis,
+    logit_difference,
+    patchable_sites,
+)
 from gpt2viz.viz.patching import (
     patching_comparison,
     patching_comparison_figure,
@@ -75,23 +83,29 @@ def model() -> gpt2viz.GPT2:
     return tiny_model(seed=1)
 
 
-def by_hand(c: Case, site: str) -> torch.Tensor:
-    """The grid from full patched passes, from the embeddings on, with run_with_capture edits."""
+def by_hand(c: Case, site: str, metric=None) -> torch.Tensor:
+    """The grid from full patched passes, from the embeddings on, with run_with_capture edits (of
+    the logit difference, or of `metric` on the last position's logits)."""
     recorded = c.model.run_with_capture(c.clean, names=[act_name(site, "*")])
-    n_layer = c.model.config.n_layer
-    grid = torch.zeros(n_layer, c.model.config.n_head if site == "z" else N)
+    n_layer, heads = c.model.config.n_layer, head_axis(site)
+    grid = torch.zeros(n_layer, c.model.config.n_head if heads is not None else N)
+    def value(ids: list[int], edits: dict | None = None) -> float:
+        if metric is None:
+            return c.diff(ids, edits)
+        return float(metric(c.model.run_with_capture(ids, names=[], edits=edits).logits[-1]))
+
+    clean, corrupted = value(c.clean), value(c.corrupted)
     for layer in range(n_layer):
-        good = recorded[site, layer]  # [pos, ...]
+        good = recorded[site, layer][None]  # [1, ...], as the hook sees it
         for col in range(grid.shape[1]):
-            def edit(x: torch.Tensor, col: int = col, good: torch.Tensor = good) -> torch.Tensor:
-                # x [1, pos, ...]
+            index = (slice(None),) * heads + (col,) if heads is not None else (slice(None), col)
+
+            def edit(x: torch.Tensor, index: tuple = index, good: torch.Tensor = good) -> torch.Tensor:
                 x = x.clone()
-                if site == "z":
-                    x[0, :, col] = good[:, col]
-                else:
-                    x[0, col] = good[col]
+                x[index] = good[index]
                 return x
-            grid[layer, col] = c.normalised({act_name(site, layer): edit})
+            patched = value(c.corrupted, {act_name(site, layer): edit})
+            grid[layer, col] = (patched - corrupted) / (clean - corrupted)
     return grid
 
 
@@ -121,8 +135,8 @@ def test_patched_passes_equal_full_patched_passes(model, site: str) -> None:
     c = case(model, 3, 8)
     result = c.patch(site)
     torch.testing.assert_close(result.grid, by_hand(c, site), atol=1e-4, rtol=0)
-    assert result.clean_diff == pytest.approx(c.diff(c.clean), abs=1e-6)
-    assert result.corrupted_diff == pytest.approx(c.diff(c.corrupted), abs=1e-6)
+    assert result.clean_value == pytest.approx(c.diff(c.clean), abs=1e-6)
+    assert result.corrupted_value == pytest.approx(c.diff(c.corrupted), abs=1e-6)
     assert result.site == site and result.method == "exact"
     assert (result.answer, result.wrong) == (c.answer, c.wrong)
 
@@ -209,7 +223,7 @@ def test_attribution_is_exact_where_the_model_is_linear(site: str) -> None:
     `linear_at_the_end`'s models the estimate is the exact grid's row."""
     c = case(linear_at_the_end(seed=4, mlp=site == "mlp_out"), 2, 10, seed=2)
     exact, estimate = c.patch(site), c.patch(site, attribution_patching)
-    assert estimate.corrupted_diff == pytest.approx(exact.corrupted_diff, abs=1e-6)
+    assert estimate.corrupted_value == pytest.approx(exact.corrupted_value, abs=1e-6)
     assert exact.grid[-1].abs().max() > 0.05  # something to compare
     torch.testing.assert_close(estimate.grid[-1], exact.grid[-1], atol=1e-5, rtol=0)
     # ...while layer 0 reaches the output through LayerNorms, softmaxes and GELUs: an estimate only
@@ -221,8 +235,8 @@ def test_attribution_follows_the_exact_grid(model, site: str) -> None:
     c = case(model, 3, 8)
     exact, estimate = c.patch(site), c.patch(site, attribution_patching)
     assert estimate.method == "attribution" and estimate.grid.shape == exact.grid.shape
-    assert (estimate.clean_diff, estimate.corrupted_diff) == pytest.approx(
-        (exact.clean_diff, exact.corrupted_diff), abs=1e-6)
+    assert (estimate.clean_value, estimate.corrupted_value) == pytest.approx(
+        (exact.clean_value, exact.corrupted_value), abs=1e-6)
     r = np.corrcoef(exact.grid.flatten().numpy(), estimate.grid.flatten().numpy())[0, 1]
     assert r > 0.5
 
@@ -260,7 +274,9 @@ def test_prompts_of_different_lengths_are_refused(model) -> None:
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(site="resid_post"), "site must be one of resid_pre, attn_out, mlp_out, z"),
+    (dict(site="mask"), "site must be a per-layer hook point with a position or a head axis"),
+    (dict(site="embed"), "site must be a per-layer hook point"),
+    (dict(answer=None), "Give the answer and wrong tokens"),
     (dict(answer=50257), "answer token id 50257 is outside the vocabulary"),
     (dict(wrong=7, answer=7), "answer and wrong are the same token"),
     (dict(labels=["a"]), "1 labels for 12 positions"),
@@ -349,3 +365,46 @@ def test_figures_of_a_real_result(model) -> None:
     assert np.asarray(fig.data[0].z).shape == (2, N)
     c = patching_comparison(exact, estimate)
     assert len(c.cells) == 2 * N and c.correlation > 0.5
+
+
+@pytest.mark.parametrize("site", ["q", "v", "pattern", "attn_scores", "ln1_normalized", "resid_mid", "post",
+                                  "ln2_scale"])
+def test_any_hook_point_with_a_position_or_head_axis_is_a_site(model, site: str) -> None:
+    """Beyond the app's four sites: the fast passes (a position over the corrupted cache, a head
+    at every position) against full patched passes by hand, for points before and inside
+    attention, deferred ones (the normalised input, the neurons after GELU) included."""
+    c = case(model, 3, 8)
+    result = c.patch(site)
+    expected = by_hand(c, site)
+    scale = float(expected.abs().max())
+    assert scale > 1e-5  # something to compare (a random model's queries move the output little)
+    torch.testing.assert_close(result.grid, expected, atol=1e-3 * scale + 1e-6, rtol=0)
+    assert result.across == ("head" if site in ("q", "v", "pattern", "attn_scores") else "position")
+    estimate = c.patch(site, attribution_patching)
+    assert estimate.grid.shape == result.grid.shape and estimate.across == result.across
+
+
+def test_the_sites_are_the_per_layer_points_with_a_position_or_head_axis() -> None:
+    sites = patchable_sites()
+    assert set(SITES) <= set(sites) and "mask" not in sites and "embed" not in sites
+    assert [head_axis(s) for s in ("z", "pattern", "resid_pre")] == [2, 1, None]
+
+
+def test_a_metric_of_the_callers_replaces_the_logit_difference(model) -> None:
+    """The answer's log-probability, by hand and by both methods; the default metric spelled out
+    gives the default grid."""
+    c = case(model, 3, 8)
+
+    def log_prob(logits: torch.Tensor) -> torch.Tensor:
+        return logits.float().log_softmax(-1)[c.answer]
+
+    for site in ("resid_pre", "z"):
+        result = activation_patching(model, c.clean, c.corrupted, site=site, metric=log_prob)
+        torch.testing.assert_close(result.grid, by_hand(c, site, log_prob), atol=1e-4, rtol=0)
+        assert result.answer is None and result.clean_value == pytest.approx(float(log_prob(
+            model.run_with_capture(c.clean, names=[]).logits[-1])), abs=1e-5)
+        estimate = attribution_patching(model, c.clean, c.corrupted, site=site, metric=log_prob)
+        assert estimate.corrupted_value == pytest.approx(result.corrupted_value, abs=1e-5)
+        assert np.corrcoef(result.grid.flatten(), estimate.grid.flatten())[0, 1] > 0.5
+    spelled = activation_patching(model, c.clean, c.corrupted, metric=logit_difference(c.answer, c.wrong))
+    torch.testing.assert_close(spelled.grid, c.patch().grid, atol=1e-5, rtol=0)

@@ -142,15 +142,15 @@ def test_a_small_recording_round_trips_too(small_model, tmp_path) -> None:
     from gpt2viz.viz.attention import HALF_PATTERNS
 
     names = [gpt2viz.act_name(short, 1) for short in ("q", "k", "attn_scores", "pattern")]
-    trace = small_model.run_with_capture(list(range(40, 52)), names=names, keep_as=HALF_PATTERNS,
-                                         keep_logits=False)
+    trace = small_model.run_with_capture(list(range(40, 52)), names=names, record_as=HALF_PATTERNS,
+                                         with_logits=False)
     loaded = gpt2viz.load_trace(gpt2viz.save_trace(trace, tmp_path / "small.safetensors"))
     assert loaded == trace and loaded.logits is None
     assert loaded["pattern", 1].dtype == torch.float16
     assert torch.equal(loaded["attn_scores", 1], trace["attn_scores", 1])
-    with pytest.raises(KeyError, match="keep_as names no hook point"):
+    with pytest.raises(KeyError, match="record_as names no hook point"):
         small_model.run_with_capture([1, 2], names=names,
-                                     keep_as={"blocks.*.attn.hook_nothing": torch.Tensor.half})
+                                     record_as={"blocks.*.attn.hook_nothing": torch.Tensor.half})
 
 
 def test_load_trace_refuses_what_is_not_a_trace(small_model, tmp_path) -> None:

@@ -86,8 +86,8 @@ def test_the_page_recording_keeps_one_layer_with_half_patterns(model, ids):
     from gpt2viz.viz.attention import HALF_PATTERNS
 
     full = model.run_with_capture(ids)
-    one = model.run_with_capture(ids, names=attention_layer_names(1), keep_as=HALF_PATTERNS,
-                                 keep_logits=False)
+    one = model.run_with_capture(ids, names=attention_layer_names(1), record_as=HALF_PATTERNS,
+                                 with_logits=False)
     assert one.names() == ["blocks.1.attn.hook_q", "blocks.1.attn.hook_k", "blocks.1.attn.hook_pattern"]
     assert one.logits is None and one["pattern", 1].dtype == torch.float16
     assert torch.allclose(one["q", 1], full["q", 1], atol=1e-5)  # layer 0 ran fused here

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -207,18 +209,34 @@ class CatSentence:
     weight: float
 
 
-class Lesson:
-    """The live numbers behind every card for one model and prompt, each computed on first use.
-    Raises gpt2viz.PromptError (in the constructor) for a prompt that cannot run."""
+T = TypeVar("T")
 
-    def __init__(self, model: GPT2, tok: GPT2Tokenizer, prompt: str) -> None:
-        self.model, self.tok, self.prompt = model, tok, prompt
+
+def _runs_model(compute: Callable[[Lesson], T]) -> Callable[[Lesson], T]:
+    """A part of the lesson that runs the model: computed inside the lesson's `turn`."""
+    @functools.wraps(compute)
+    def in_turn(lesson: Lesson) -> T:
+        with lesson.turn():
+            return compute(lesson)
+    return in_turn
+
+
+class Lesson:
+    """The live numbers behind every card for one model and prompt, each computed on first use,
+    the model's runs inside `turn()` (the app shares a lesson, and the model, between sessions:
+    it passes its model turn). Raises gpt2viz.PromptError (in the constructor) for a prompt that
+    cannot run."""
+
+    def __init__(self, model: GPT2, tok: GPT2Tokenizer, prompt: str,
+                 turn: Callable[[], AbstractContextManager] = nullcontext) -> None:
+        self.model, self.tok, self.prompt, self.turn = model, tok, prompt, turn
         self.config = model.config
         self.ids = encode_prompt(model, tok, prompt, reserve=0)
         self.texts = tok.token_texts(self.ids)
         self.last = len(self.ids) - 1
 
     @functools.cached_property
+    @_runs_model
     def trace(self) -> Trace:
         return self.model.run_with_capture(self.ids, names=lesson_names(self.config.n_layer))
 
@@ -227,6 +245,7 @@ class Lesson:
         return top_tokens(self.trace.logits[-1].float().softmax(-1), self.tok, 10)
 
     @functools.cached_property
+    @_runs_model
     def cat(self) -> CatSentence:
         ids = self.tok.encode(CAT_SENTENCE)
         texts = self.tok.token_texts(ids)
@@ -249,6 +268,7 @@ class Lesson:
         return softmax_sharpness(dots, self.config.d_head)
 
     @functools.cached_property
+    @_runs_model
     def mask_trace(self) -> Trace:
         """Layer 0's recorded mask and pattern over the prompt's first MASK_TOKENS tokens."""
         names = [act_name("mask", 0), act_name("pattern", 0)]
@@ -259,6 +279,7 @@ class Lesson:
         return residual_norms(self.trace, self.config.n_layer)
 
     @functools.cached_property
+    @_runs_model
     def attribution(self) -> DirectLogitAttribution:
         """Each part's direct push on the top next token's logit at the prompt's last position."""
         return direct_logit_attribution(self.model, self.trace, self.last, self.next_tokens[0].token_id)
@@ -268,6 +289,7 @@ class Lesson:
         return temperature_table(self.trace.logits[-1], self.tok)
 
     @functools.cached_property
+    @_runs_model
     def continuation(self) -> Continuation | None:
         """CONTINUE_TOKENS greedy tokens after the prompt (fewer near the end of the context),
         or None when the prompt fills the context."""
@@ -277,6 +299,7 @@ class Lesson:
         return greedy_continuation(self.model, self.tok, self.ids, min(CONTINUE_TOKENS, room))
 
     @functools.cached_property
+    @_runs_model
     def demos(self) -> list[Continuation]:
         """The prompting demos (a TL;DR summary, a translation), written greedily; those whose
         prompt does not fit the model's context are left out."""

@@ -3,12 +3,11 @@
 import streamlit as st
 import torch
 
-from app import session, state
+from app import chosen_model, session, state
 from app.charts import chart
 from app.computations import attention_layer, induction, overview
 from app.models import tokenizer
-from app.pickers import on_grid_click, pick_head, pick_layer, step_selector
-from app.sidebar import current_model
+from app.pickers import on_grid_click, pick_head, pick_layer
 from app.zoom import zoom_controls
 from gpt2viz.analysis import block_max
 from gpt2viz.viz.attention import (
@@ -31,7 +30,7 @@ st.title("Attention")
 st.caption("Each head of each layer decides how much every token (query, a row) draws from each "
            "earlier token (key, a column); a row's weights sum to 1. Tokens never see later "
            "tokens: those cells are masked.")
-current = current_model()
+current = chosen_model.current()
 ids = tuple(session.analysed_ids_or_stop(current))
 labels = session.labels_for(list(ids))
 config = current.model.config
@@ -107,7 +106,7 @@ if kept is not None:
     st.subheader("One generation step")
     st.caption("With a key/value cache, each step runs only the newest token: its query attends "
                "over the keys cached for every earlier position.")
-    record = step_selector(kept)
+    record = session.step_picker(kept)
     keys = labels[: record.attention_row.shape[2]]
     chart(st, step_rows_figure(
         record.attention_row[layer].float().numpy(), keys, layer, head,

@@ -6,17 +6,17 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 import gpt2viz
-from app import session, state
+from app import chosen_model, session, state
 from app.charts import chart
 from app.class_settings import class_settings
 from app.compare_models import comparison_section
 from app.computations import full_recording
 from app.live_redraw import LiveRedraw
 from app.models import device_label, tokenizer
-from app.pickers import step_selector
 from app.presenter import presenter_on
-from app.settings import kept_settings, settings_controls
-from app.sidebar import current_model, fallback_banner
+from app.sampling_controls import settings_controls
+from app.settings import kept_settings
+from app.sidebar import fallback_banner
 from app.step_worker import StepFailed
 from gpt2viz import Generation
 from gpt2viz.paths import ASSETS
@@ -57,7 +57,7 @@ st.title("Generate")
 st.caption("GPT-2 writes one token at a time: at each step it gives every token of its vocabulary "
            "a probability, and one is picked (the most likely, or a random draw). Step through it "
            "and see what else it considered.")
-current = current_model()
+current = chosen_model.current()
 fallback_banner(current)
 st.caption(f"Running on **{device_label(current.model)}**.")
 
@@ -86,7 +86,7 @@ if next_clicked or generate_clicked:
         extended = session.to_extend(current, prompt, settings, restart_finished=generate_clicked)
         if extended is not None:
             extend(current.source, extended.generation, generate_clicked, live)
-            state.put(state.STEP, len(extended.generation.steps) - 1)
+            session.select_step(len(extended.generation.steps) - 1)
     except gpt2viz.PromptError as err:
         session.forget()
         st.error(str(err))
@@ -102,7 +102,7 @@ if not kept.is_for(current.model, prompt, settings):
     st.caption("Showing this prompt's last generation, made with other sampling settings. "
                "Press Generate to write it with these.")
 generation = kept.generation
-record = step_selector(kept)
+record = session.step_picker(kept)
 live.markdown(strip(generation, record.index), unsafe_allow_html=True)
 st.caption("Grey: prompt tokens; blue: generated tokens; outlined: the selected step. The bar under each "
            "token is how surprising it was to the model, given the tokens before it: green expected, red "

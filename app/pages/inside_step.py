@@ -2,12 +2,11 @@
 
 import streamlit as st
 
-from app import session, state
+from app import chosen_model, session, state
 from app.charts import chart
 from app.computations import inside_step, lens_at, lens_overview, sequence_norms, sequence_trace
 from app.models import tokenizer
 from app.pickers import explained_position, pick_head, pick_layer
-from app.sidebar import current_model
 from app.step_sampling import sampling_chain
 from gpt2viz import kv_cache_bytes
 from gpt2viz.budget import byte_size
@@ -34,7 +33,7 @@ st.title("Inside a step")
 st.caption("How GPT-2 makes one token: the newest token goes through every block alone, its query "
            "reads the keys and values cached from earlier steps, and the last block's output "
            "becomes the probabilities the next token is drawn from.")
-current = current_model()
+current = chosen_model.current()
 model, config, tok = current.model, current.model.config, tokenizer()
 here = explained_position(current)
 ids, query = here.ids, here.position  # query: the position this step runs

@@ -3,16 +3,15 @@
 import streamlit as st
 
 import gpt2viz
-from app import state
+from app import chosen_model, state
 from app.charts import chart
-from app.computations import lesson, lesson_card
+from app.computations import lesson
 from app.lesson.content import CAT_SENTENCE, load_cards
+from app.lesson.views import card_view
 from app.navigation import page_at
-from app.pickers import point_query_at
+from app.pickers import point_query_at, select_head
 from app.presenter import BESIDE_TEXT_HEIGHT, BESIDE_TEXT_WIDTH, presenter_on, side_by_side
-from app.sidebar import current_model, fallback_banner
-
-SELECTION = {"layer": state.LAYER, "head": state.HEAD}  # and "query": point_query_at
+from app.sidebar import fallback_banner
 
 
 def go_to(index: int) -> None:
@@ -22,12 +21,12 @@ def go_to(index: int) -> None:
 presenter = presenter_on()
 if not presenter:
     st.title("Lesson: how GPT-2 works")
-current = current_model()
+current = chosen_model.current()
 if not presenter:  # in presenter view the progress line says it
     fallback_banner(current)
 cards = load_cards()
 count = len(cards)
-state.keep_within(state.LESSON_CARD, range(count), 0)
+state.fit_choice(state.LESSON_CARD, range(count), 0)
 index = state.get(state.LESSON_CARD)
 
 prompt = state.get(state.PROMPT)
@@ -55,7 +54,7 @@ next_column.button("Next", key="lesson_next", type="primary", disabled=index == 
                    args=(index + 1,), width="stretch", shortcut="Right")
 
 card = cards[index]
-view = lesson_card(current.source, prompt, card.id)
+view = card_view(lesson(current.source, prompt), card.id)  # the numbers once, the figure each run
 if presenter:
     st.subheader(card.title, divider="gray", anchor=False)
     text_column, figure_column = side_by_side([2, 3])
@@ -78,11 +77,10 @@ if view.figure is not None:
 if view.note:
     text_column.caption(view.note)
 
-for name, value in view.selection.items():
-    if name == "query":
-        point_query_at(current, value)
-    else:
-        state.put(SELECTION[name], value)
+if "query" in view.selection:
+    point_query_at(current, view.selection["query"])
+if "layer" in view.selection:
+    select_head(view.selection["layer"], view.selection.get("head"))
 see = page_at(card.see)
 st.page_link(see.path, label=f"See it: the {see.title} page", icon=":material/open_in_new:")
 if not presenter:

@@ -2,17 +2,16 @@
 
 import streamlit as st
 
-from app import session, state
+from app import chosen_model, session, state
 from app.charts import chart
 from app.computations import mlp_layer
 from app.pickers import pick_layer
-from app.sidebar import current_model
 from gpt2viz.viz.mlp import POST, PRE, neuron_activations, neuron_heatmap_figure, top_neurons_per_token
 
 STAGES = {PRE: "before GELU (hook_pre)", POST: "after GELU (hook_post)"}
 
 st.title("MLP")
-current = current_model()
+current = chosen_model.current()
 config = current.model.config
 width = config.d_mlp // config.n_embd
 st.caption(f"After attention, each token goes alone through a feed-forward layer {width}× "
@@ -26,7 +25,7 @@ layer = pick_layer(config, layer_column)
 stage = state.widget(stage_column.radio, "Activations", list(STAGES), key=state.MLP_STAGE,
                      format_func=STAGES.get, horizontal=True)
 most = min(128, config.d_mlp)
-state.keep_within(state.MLP_TOP_N, range(4, most + 1), min(32, most))
+state.fit_choice(state.MLP_TOP_N, range(4, most + 1), min(32, most))
 top_n = state.widget(count_column.slider, "Neurons shown", 4, most, key=state.MLP_TOP_N)
 
 trace = mlp_layer(current.source, tuple(ids), layer)

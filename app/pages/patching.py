@@ -3,13 +3,13 @@
 import streamlit as st
 
 import gpt2viz
-from app import session, state
+from app import chosen_model, session, state
 from app.charts import chart
 from app.computations import patching
 from app.models import tokenizer
-from app.sidebar import current_model
-from gpt2viz.patching import PATCHED, SITES
+from gpt2viz.patching import SITES
 from gpt2viz.viz.patching import (
+    PATCHED,
     patching_comparison,
     patching_comparison_figure,
     patching_figure,
@@ -36,7 +36,7 @@ st.title("Patching")
 st.caption(f"Two prompts that differ in one detail make the model prefer different next tokens. Each "
            f"cell runs {PATCHED}, and shows how much of the clean run's preference that one activation "
            "brings back: 0 is the corrupted run, 1 the clean run.")
-current = current_model()
+current = chosen_model.current()
 config = current.model.config
 
 clean_column, corrupted_column = st.columns(2)
@@ -78,9 +78,9 @@ for name in sorted(methods, key=lambda name: name != "attribution"):
 
 first = next(iter(results.values()))
 clean_column, corrupted_column, gap_column = metrics.columns(3)
-clean_column.metric("Clean run: answer − wrong", f"{first.clean_diff:.2f}")
-corrupted_column.metric("Corrupted run: answer − wrong", f"{first.corrupted_diff:.2f}")
-gap_column.metric("Difference to explain", f"{first.clean_diff - first.corrupted_diff:.2f}")
+clean_column.metric("Clean run: answer − wrong", f"{first.clean_value:.2f}")
+corrupted_column.metric("Corrupted run: answer − wrong", f"{first.corrupted_value:.2f}")
+gap_column.metric("Difference to explain", f"{first.clean_value - first.corrupted_value:.2f}")
 if len(results) == 2:
     chart(st, patching_comparison_figure(patching_comparison(results["exact"], results["attribution"])),
           key="patching_comparison")

@@ -2,11 +2,10 @@
 
 import streamlit as st
 
-from app import session
+from app import chosen_model, session
 from app.charts import chart
 from app.computations import qkv_layer
 from app.pickers import pick_head, pick_layer, pick_query
-from app.sidebar import current_model
 from gpt2viz import act_name
 from gpt2viz.viz.qkv import (
     HALF_WIDTH_KEYS,
@@ -33,7 +32,7 @@ st.caption("Attention(Q, K, V) = softmax(QKᵀ/√d_head)·V for one query token
            "weights, and the weights mix the values.")
 st.latex(r"\mathrm{Attention}(Q,K,V)=\mathrm{softmax}\!\left(\frac{QK^\top}{\sqrt{d_\mathrm{head}}}"
          r"+ M\right)V")
-current = current_model()
+current = chosen_model.current()
 ids = session.analysed_ids_or_stop(current)
 labels = session.labels_for(ids)
 config = current.model.config

@@ -2,12 +2,11 @@
 
 import streamlit as st
 
-from app import state
+from app import chosen_model, state
 from app.charts import chart
 from app.computations import attribution, explained_step, input_saliency
 from app.models import tokenizer
 from app.pickers import explained_position, on_grid_click, pick_head, pick_layer
-from app.sidebar import current_model
 from app.why_sections import (
     ablation_section,
     compare_section,
@@ -30,7 +29,7 @@ st.title("Why this token?")
 st.caption("Which parts of the model pushed it to this token rather than another: each head's and "
            "MLP's direct push on the logits, which input tokens mattered, and what changes when a "
            "head is switched off or another token is forced.")
-current = current_model()
+current = chosen_model.current()
 model, config, tok = current.model, current.model.config, tokenizer()
 here = explained_position(current)
 ids, position, record = here.ids, here.position, here.step

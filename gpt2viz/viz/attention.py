@@ -26,7 +26,7 @@ KINDS = (PATTERN, SCORES)
 MASK_COLOUR = "#c8c8c8"
 MASK_NOTE = "grey = masked (future keys: score −∞, weight 0)"
 WINDOW = 64  # positions per side of the labelled zoom window at long contexts
-HALF_PATTERNS = {act_name("pattern", "*"): lambda t: t.half()}  # Recorder keep_as: display precision
+HALF_PATTERNS = {act_name("pattern", "*"): lambda t: t.half()}  # Recorder record_as: display precision
 
 
 def attention_layer_names(layer: int) -> list[str]:

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 import plotly.graph_objects as go
 
-from gpt2viz.patching import PATCHED, PatchingResult
+from gpt2viz.patching import PatchingResult
 
+PATCHED = "the corrupted run, with one activation taken from the clean run"  # what a cell runs, in words
 METHODS = {"exact": "Activation patching", "attribution": "Attribution patching (first-order estimate)"}
 
 
@@ -27,9 +28,14 @@ class PatchingMap:
     title: str
 
 
+def metric_name(result: PatchingResult) -> str:
+    """What the grid measures, in words."""
+    return "logit difference" if result.answer is not None else "metric"
+
+
 def _title(result: PatchingResult) -> str:
-    return (f"{METHODS[result.method]} of {result.site}: {PATCHED}<br><sup>logit difference at the last "
-            f"position: clean {result.clean_diff:.2f}, corrupted {result.corrupted_diff:.2f} "
+    return (f"{METHODS[result.method]} of {result.site}: {PATCHED}<br><sup>{metric_name(result)} at the last "
+            f"position: clean {result.clean_value:.2f}, corrupted {result.corrupted_value:.2f} "
             "(0 = corrupted, 1 = clean)</sup>")
 
 
