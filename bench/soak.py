@@ -8,7 +8,8 @@ own and press Generate; in every other wave half of them close their connection 
 the generation (once their live strip shows a token), and the rest wait for their chart and
 then close. After each wave, and again once the disconnected sessions' time to live (`--ttl`,
 Streamlit's server.disconnectedSessionTTL, default 120 s) has passed, the bench reads the
-server's RSS, threads and open file descriptors from /proc. Model: $GPT2VIZ_MODEL, else the
+server's RSS (the lowest of five readings over 3 s), threads and open file descriptors from
+/proc. Model: $GPT2VIZ_MODEL, else the
 bundled gpt2viz-mini; GPT2VIZ_RECORDING_BUDGET_MB=128 unless set.
 
 Every wait is bounded (`--wait`, per session): a session that stalls is reported with what it
@@ -37,6 +38,7 @@ from bench.thin_client import ThinClient, text  # noqa: E402
 
 PROGRESS = re.compile(r"<progress value='([1-9]\d*)' max='(\d+)'")  # a live strip with a token in it
 RSS_TARGET_MB = 100  # above wave 2's
+SETTLE_S = 3.0  # after a wave, how long the readings of the server are spread over
 FD_TARGET = 30  # above the first wave's, after the time to live
 
 
@@ -54,6 +56,17 @@ def read_process(pid: int, when: str) -> Reading:
     status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
     return Reading(when, int(status["VmRSS"].split()[0]) / 1024, int(status["Threads"]),
                    len(os.listdir(f"/proc/{pid}/fd")))
+
+
+def settled(pid: int, when: str, seconds: float = SETTLE_S, samples: int = 5) -> Reading:
+    """The server once a wave's last messages are out: `samples` readings over `seconds`, the
+    lowest RSS of them (a single reading right after a wave swings by ±40 MB with what is still
+    being sent), the last one's threads and descriptors."""
+    readings = []
+    for _ in range(samples):
+        time.sleep(seconds / samples)
+        readings.append(read_process(pid, when))
+    return Reading(when, min(r.rss_mb for r in readings), readings[-1].threads, readings[-1].fds)
 
 
 class Stalled(Exception):
@@ -136,7 +149,7 @@ def main() -> None:
                     stalled.append(f"wave {index + 1}, session {i}: {outcome}")
             left = sum(outcome == "left" for outcome in outcomes)
             store = next((o for o in reversed(outcomes) if isinstance(o, str) and o != "left"), "")
-            reading = read_process(proc.pid, f"after wave {index + 1}")
+            reading = settled(proc.pid, f"after wave {index + 1}")
             readings.append(reading)
             print(f"  wave {index + 1:2d}: {time.monotonic() - began:5.1f} s, {left:2d} left early; "
                   f"RSS {reading.rss_mb:6.0f} MB, threads {reading.threads}, fds {reading.fds}; "
@@ -145,7 +158,7 @@ def main() -> None:
         time.sleep(args.ttl + 5)
         # Streamlit's storage of disconnected sessions expires them lazily, when it is next used
         store = asyncio.run(one_session(url, "latecomer", 1, False, args.wait))
-        readings.append(read_process(proc.pid, "after the time to live"))
+        readings.append(settled(proc.pid, "after the time to live"))
         last = readings[-1]
         print(f"  after the TTL: RSS {last.rss_mb:.0f} MB, threads {last.threads}, fds {last.fds}; "
               f"{store.removeprefix('Recordings in memory: ')}")
