@@ -66,147 +66,150 @@ _DEMO_CSS = (".lesson-demo{margin:0.6rem 0 1.4rem 0}.lesson-demo blockquote{marg
 
 # --- one view per card ------------------------------------------------------------------------
 
-def _tail(texts: Sequence[str], n: int = 4) -> str:
-    """The last `n` tokens as one quoted snippet."""
-    return ("…" if len(texts) > n else "") + "".join(texts[-n:])
+def _tail(texts: Sequence[str], count: int = 4) -> str:
+    """The last `count` tokens as one quoted snippet."""
+    return ("…" if len(texts) > count else "") + "".join(texts[-count:])
 
 
-def next_token_view(ls: Lesson) -> CardView:
-    top = ls.next_tokens
+def next_token_view(lesson: Lesson) -> CardView:
+    top = lesson.next_tokens
     labels = [visible_token(t) for _, t, _ in top]
-    title = f"{short_name(ls.model.name)}'s {len(top)} likeliest next tokens after “{_tail(ls.texts)}”"
+    title = (f"{short_name(lesson.model.name)}'s {len(top)} likeliest next tokens after "
+             f"“{_tail(lesson.texts)}”")
     fig = candidates_figure(Candidates(labels, [p for _, _, p in top], 0), title)
     return CardView(
         metrics=[("Top guess", quoted(top[0].text)), ("Its probability", percent(top[0].prob)),
-                 ("Tokens scored", f"{ls.config.vocab_size:,}")],
+                 ("Tokens scored", f"{lesson.config.vocab_size:,}")],
         figure=fig,
         note=f"These {len(top)} tokens share {percent(sum(p for _, _, p in top))} of the probability; "
-             f"the other {ls.config.vocab_size - len(top):,} tokens share the rest. Taking the top one "
+             f"the other {lesson.config.vocab_size - len(top):,} tokens share the rest. Taking the top one "
              "every time is called greedy decoding (marked “chosen”).",
     )
 
 
-def tokens_view(ls: Lesson) -> CardView:
+def tokens_view(lesson: Lesson) -> CardView:
     return CardView(
-        metrics=[("Characters", f"{len(ls.prompt):,}"), ("Words", f"{len(ls.prompt.split()):,}"),
-                 ("Tokens", f"{len(ls.ids):,}")],
-        html=token_ids_html(ls.texts, ls.ids),
+        metrics=[("Characters", f"{len(lesson.prompt):,}"), ("Words", f"{len(lesson.prompt.split()):,}"),
+                 ("Tokens", f"{len(lesson.ids):,}")],
+        html=token_ids_html(lesson.texts, lesson.ids),
         note="Your prompt as the model sees it: each box is one token, with its id below "
              "(“·” is a space, “↵” a new line).",
     )
 
 
-def embeddings_view(ls: Lesson) -> CardView:
-    t, n = ls.trace, ls.last
-    token = quoted(ls.texts[n])
-    rows = [(f"token {token} (id {ls.ids[n]})", t["embed"][n].numpy()),
-            (f"position {n}", t["pos_embed"][n].numpy()),
-            ("sum: enters block 0", t["resid_pre", 0][n].numpy())]
+def embeddings_view(lesson: Lesson) -> CardView:
+    trace, last = lesson.trace, lesson.last
+    token = quoted(lesson.texts[last])
+    rows = [(f"token {token} (id {lesson.ids[last]})", trace["embed"][last].numpy()),
+            (f"position {last}", trace["pos_embed"][last].numpy()),
+            ("sum: enters block 0", trace["resid_pre", 0][last].numpy())]
     return CardView(
-        metrics=[("d_model", f"{ls.config.n_embd:,} numbers"),
-                 ("Token table", f"{ls.config.vocab_size:,} × {ls.config.n_embd:,}"),
-                 ("Position table", f"{ls.config.n_positions:,} × {ls.config.n_embd:,}")],
-        figure=strips_figure(rows, f"The last token of your prompt, {token} at position {n}"),
+        metrics=[("d_model", f"{lesson.config.n_embd:,} numbers"),
+                 ("Token table", f"{lesson.config.vocab_size:,} × {lesson.config.n_embd:,}"),
+                 ("Position table", f"{lesson.config.n_positions:,} × {lesson.config.n_embd:,}")],
+        figure=strips_figure(rows, f"The last token of your prompt, {token} at position {last}"),
         note="Hover a cell to read its number. These tables were learned in training, like every "
              "other weight of the model.",
     )
 
 
-def _cat_selection(ls: Lesson) -> dict[str, int]:
-    selection = {"layer": ls.cat.layer, "head": ls.cat.head}
-    if ls.cat_query_in_prompt is not None:
-        selection["query"] = ls.cat_query_in_prompt
+def _cat_selection(lesson: Lesson) -> dict[str, int]:
+    selection = {"layer": lesson.cat.layer, "head": lesson.cat.head}
+    if lesson.cat_query_in_prompt is not None:
+        selection["query"] = lesson.cat_query_in_prompt
     return selection
 
 
-def _cat_link_note(ls: Lesson) -> str:
-    if ls.cat_query_in_prompt is not None:
+def _cat_link_note(lesson: Lesson) -> str:
+    if lesson.cat_query_in_prompt is not None:
         return ""
-    return (f" The page linked below shows your own prompt, with layer {ls.cat.layer}, head "
-            f"{ls.cat.head} selected.")
+    return (f" The page linked below shows your own prompt, with layer {lesson.cat.layer}, head "
+            f"{lesson.cat.head} selected.")
 
 
-def qkv_view(ls: Lesson) -> CardView:
-    c, s = ls.cat, ls.sharpness
-    t = c.trace
-    rows = [("query of “cat”", t["q", c.layer][c.query, c.head].numpy()),
-            ("key of “black”", t["k", c.layer][c.key, c.head].numpy()),
-            ("value of “black”", t["v", c.layer][c.key, c.head].numpy())]
-    fig = strips_figure(rows, f"Layer {c.layer}, head {c.head}: vectors of d_k = {ls.config.d_head} numbers",
-                        "component")
-    rank = int((s.dots > s.dots[c.key]).sum()) + 1
+def qkv_view(lesson: Lesson) -> CardView:
+    cat, sharpness = lesson.cat, lesson.sharpness
+    trace = cat.trace
+    rows = [("query of “cat”", trace["q", cat.layer][cat.query, cat.head].numpy()),
+            ("key of “black”", trace["k", cat.layer][cat.key, cat.head].numpy()),
+            ("value of “black”", trace["v", cat.layer][cat.key, cat.head].numpy())]
+    fig = strips_figure(rows, f"Layer {cat.layer}, head {cat.head}: vectors of d_k = {lesson.config.d_head} "
+                              "numbers", "component")
+    rank = int((sharpness.dots > sharpness.dots[cat.key]).sum()) + 1
     return CardView(
-        metrics=[("Head", f"layer {c.layer}, head {c.head}"),
-                 ("query(cat) · key(black)", f"{s.dots[c.key]:.2f}"),
-                 ("Rank of “black” among the keys", f"{rank} of {len(s.dots)}")],
+        metrics=[("Head", f"layer {cat.layer}, head {cat.head}"),
+                 ("query(cat) · key(black)", f"{sharpness.dots[cat.key]:.2f}"),
+                 ("Rank of “black” among the keys", f"{rank} of {len(sharpness.dots)}")],
         figure=fig,
         note="Shown for the head where “cat” looks at “black” the most. Where the query and the key "
-             "have the same sign, their product adds to the dot product." + _cat_link_note(ls),
-        selection=_cat_selection(ls),
+             "have the same sign, their product adds to the dot product." + _cat_link_note(lesson),
+        selection=_cat_selection(lesson),
     )
 
 
-def cat_black_view(ls: Lesson) -> CardView:
-    c = ls.cat
-    even = 1.0 / (c.query + 1)
-    fig = head_bars_figure(c.attention[c.layer].numpy(), c.head, even,
-                           f"Layer {c.layer}: how much “cat” attends to “black”, head by head")
-    n_heads = c.attention.numel()
+def cat_black_view(lesson: Lesson) -> CardView:
+    cat = lesson.cat
+    even = 1.0 / (cat.query + 1)
+    fig = head_bars_figure(cat.attention[cat.layer].numpy(), cat.head, even,
+                           f"Layer {cat.layer}: how much “cat” attends to “black”, head by head")
+    n_heads = cat.attention.numel()
     return CardView(
-        metrics=[("Strongest head", f"layer {c.layer}, head {c.head}"),
-                 ("Its weight on “black”", percent(c.weight)),
-                 (f"Average over all {n_heads} heads", percent(float(c.attention.mean())))],
+        metrics=[("Strongest head", f"layer {cat.layer}, head {cat.head}"),
+                 ("Its weight on “black”", percent(cat.weight)),
+                 (f"Average over all {n_heads} heads", percent(float(cat.attention.mean())))],
         figure=fig,
-        note=f"“cat” can see {c.query + 1} tokens (itself and the {c.query} before it), so an even spread "
-             f"would give each {percent(even)}. The chart shows layer {c.layer}, which holds the strongest "
-             f"head of the {ls.config.n_layer} layers." + _cat_link_note(ls),
-        selection=_cat_selection(ls),
+        note=f"“cat” can see {cat.query + 1} tokens (itself and the {cat.query} before it), so an even "
+             f"spread would give each {percent(even)}. The chart shows layer {cat.layer}, which holds the "
+             f"strongest head of the {lesson.config.n_layer} layers." + _cat_link_note(lesson),
+        selection=_cat_selection(lesson),
     )
 
 
-def scaling_view(ls: Lesson) -> CardView:
-    c, s = ls.cat, ls.sharpness
-    keys = token_labels(c.texts[: c.query + 1])
-    fig = sharpness_figure(s.weights, s.unscaled_weights, s.d_k, keys,
-                           f"Layer {c.layer}, head {c.head}: the weights of “cat” over its keys")
+def scaling_view(lesson: Lesson) -> CardView:
+    cat, sharpness = lesson.cat, lesson.sharpness
+    keys = token_labels(cat.texts[: cat.query + 1])
+    fig = sharpness_figure(sharpness.weights, sharpness.unscaled_weights, sharpness.d_k, keys,
+                           f"Layer {cat.layer}, head {cat.head}: the weights of “cat” over its keys")
     return CardView(
-        metrics=[(f"Largest weight ÷ √{s.d_k}", percent(s.max_weight)),
-                 ("Largest weight, undivided", percent(s.unscaled_max_weight)),
-                 ("Entropy ÷ √d_k → undivided", f"{s.entropy:.2f} → {s.unscaled_entropy:.2f} bits")],
+        metrics=[(f"Largest weight ÷ √{sharpness.d_k}", percent(sharpness.max_weight)),
+                 ("Largest weight, undivided", percent(sharpness.unscaled_max_weight)),
+                 ("Entropy ÷ √d_k → undivided",
+                  f"{sharpness.entropy:.2f} → {sharpness.unscaled_entropy:.2f} bits")],
         figure=fig,
-        note=f"d_k = {s.d_k}, so the scores are divided by {np.sqrt(s.d_k):.2f}. Undivided, they range "
-             f"from {s.dots.min():.1f} to {s.dots.max():.1f}; divided, from {s.scaled.min():.2f} to "
-             f"{s.scaled.max():.2f}. Entropy measures how spread out the weights are: 0 bits means all "
-             f"weight on one key, {np.log2(len(keys)):.2f} bits an even spread over these {len(keys)}.",
-        selection=_cat_selection(ls),
+        note=f"d_k = {sharpness.d_k}, so the scores are divided by {np.sqrt(sharpness.d_k):.2f}. Undivided, "
+             f"they range from {sharpness.dots.min():.1f} to {sharpness.dots.max():.1f}; divided, from "
+             f"{sharpness.scaled.min():.2f} to {sharpness.scaled.max():.2f}. Entropy measures how spread out "
+             f"the weights are: 0 bits means all weight on one key, {np.log2(len(keys)):.2f} bits an even "
+             f"spread over these {len(keys)}.",
+        selection=_cat_selection(lesson),
     )
 
 
-def mask_view(ls: Lesson) -> CardView:
-    t = ls.mask_trace
-    allowed = t["mask", 0].numpy().astype(bool)
-    n = allowed.shape[0]
-    pattern = t["pattern", 0].numpy()  # [head, q, k]
+def mask_view(lesson: Lesson) -> CardView:
+    trace = lesson.mask_trace
+    allowed = trace["mask", 0].numpy().astype(bool)
+    count = allowed.shape[0]
+    pattern = trace["pattern", 0].numpy()  # [head, q, k]
     future = float(np.where(~allowed[None], pattern, 0.0).max())
-    labels = token_labels(ls.texts[:n])
+    labels = token_labels(lesson.texts[:count])
     return CardView(
         metrics=[("Weight on later tokens", f"{future:g}"),
-                 ("Cells hidden by the mask", f"{int((~allowed).sum())} of {n * n}"),
+                 ("Cells hidden by the mask", f"{int((~allowed).sum())} of {count * count}"),
                  ("Weight on itself, first token", percent(float(pattern[:, 0, 0].min())))],
-        figure=masks_figure(allowed, bidirectional_mask(n), labels),
-        note=f"The first {n} tokens of your prompt (at most {MASK_TOKENS}). Blue: the token of the row may "
-             "look at the token of the column; grey: hidden. “Weight on later tokens” is "
+        figure=masks_figure(allowed, bidirectional_mask(count), labels),
+        note=f"The first {count} tokens of your prompt (at most {MASK_TOKENS}). Blue: the token of the row "
+             "may look at the token of the column; grey: hidden. “Weight on later tokens” is "
              f"the largest attention any head of layer 0 gives to a hidden cell in this run. The first "
              f"token can only see itself, so all of its weight stays there.",
     )
 
 
-def heads_view(ls: Lesson) -> CardView:
-    cfg, t, n = ls.config, ls.trace, ls.last
+def heads_view(lesson: Lesson) -> CardView:
+    cfg, trace, last = lesson.config, lesson.trace, lesson.last
     layer = min(MLP_LAYER, cfg.n_layer - 1)
-    rows = [("heads' outputs, end to end", t["z", layer][n].reshape(-1).numpy()),
-            ("× W_O: the layer's output", t["attn_out", layer][n].numpy())]
-    fig = strips_figure(rows, f"Layer {layer} at the last token, {quoted(ls.texts[n])}",
+    rows = [("heads' outputs, end to end", trace["z", layer][last].reshape(-1).numpy()),
+            ("× W_O: the layer's output", trace["attn_out", layer][last].numpy())]
+    fig = strips_figure(rows, f"Layer {layer} at the last token, {quoted(lesson.texts[last])}",
                         boundaries=cfg.d_head)
     return CardView(
         metrics=[("Heads per layer", str(cfg.n_head)), ("d_k per head", str(cfg.d_head)),
@@ -217,12 +220,14 @@ def heads_view(ls: Lesson) -> CardView:
     )
 
 
-def mlp_view(ls: Lesson) -> CardView:
-    cfg, t, n = ls.config, ls.trace, ls.last
+def mlp_view(lesson: Lesson) -> CardView:
+    cfg, trace, last = lesson.config, lesson.trace, lesson.last
     layer = min(MLP_LAYER, cfg.n_layer - 1)
-    post = t["post", layer][n].numpy()
-    fig = mlp_widths_figure(t["normalized", layer, "ln2"][n].numpy(), post, t["mlp_out", layer][n].numpy(),
-                            f"Layer {layer}'s feed-forward layer at {quoted(ls.texts[n])}, drawn to scale")
+    post = trace["post", layer][last].numpy()
+    fig = mlp_widths_figure(trace["normalized", layer, "ln2"][last].numpy(), post,
+                            trace["mlp_out", layer][last].numpy(),
+                            f"Layer {layer}'s feed-forward layer at {quoted(lesson.texts[last])}, drawn to "
+                            "scale")
     active = int((post > 0).sum())
     return CardView(
         metrics=[("d_model", f"{cfg.n_embd:,}"), ("d_mlp", f"{cfg.d_mlp:,}"),
@@ -234,28 +239,28 @@ def mlp_view(ls: Lesson) -> CardView:
     )
 
 
-def residual_view(ls: Lesson) -> CardView:
-    norms, n, d = ls.norms, ls.last, ls.config.n_embd
-    first, end = float(norms.resid[0, n]), float(norms.resid[-1, n])
+def residual_view(lesson: Lesson) -> CardView:
+    norms, last, width = lesson.norms, lesson.last, lesson.config.n_embd
+    first, end = float(norms.resid[0, last]), float(norms.resid[-1, last])
     return CardView(
         metrics=[("Length after the embeddings", f"{first:.1f}"),
                  ("Length after the last block", f"{end:.1f}"),
                  ("Grew by", f"{end / first:.1f}×")],
-        figure=residual_norms_figure(norms, n),
-        note=f"Lengths (L2 norms) at the last token, {quoted(ls.texts[n])}. Whatever the stream's length, "
-             f"a layer norm hands its sub-layer a vector of mean 0 and spread 1, whose length is "
-             f"√{d} ≈ {np.sqrt(d):.1f} (before its learned scale and shift).",
+        figure=residual_norms_figure(norms, last),
+        note=f"Lengths (L2 norms) at the last token, {quoted(lesson.texts[last])}. Whatever the stream's "
+             f"length, a layer norm hands its sub-layer a vector of mean 0 and spread 1, whose length is "
+             f"√{width} ≈ {np.sqrt(width):.1f} (before its learned scale and shift).",
     )
 
 
-def stacking_view(ls: Lesson) -> CardView:
-    dla, cfg = ls.attribution, ls.config
-    token = quoted(ls.next_tokens[0].text)
+def stacking_view(lesson: Lesson) -> CardView:
+    dla, cfg = lesson.attribution, lesson.config
+    token = quoted(lesson.next_tokens[0].text)
     attn, mlp = dla.heads.sum(1).numpy(), dla.mlps.numpy()
     fig = block_pushes_figure(attn, mlp, dla.rest["embeddings"],
                               f"How each block pushed the logit of {token}")
-    per_block = block_parameters(ls.model)
-    total = sum(p.numel() for p in ls.model.parameters())
+    per_block = block_parameters(lesson.model)
+    total = sum(p.numel() for p in lesson.model.parameters())
     biases = dla.rest["attention output biases"] + dla.rest["final LayerNorm bias"]
     return CardView(
         metrics=[("Blocks", str(cfg.n_layer)), ("Parameters per block", f"{per_block:,}"),
@@ -267,45 +272,45 @@ def stacking_view(ls: Lesson) -> CardView:
     )
 
 
-def sampling_view(ls: Lesson) -> CardView:
-    t = ls.temperatures
+def sampling_view(lesson: Lesson) -> CardView:
+    table = lesson.temperatures
     fig = temperatures_figure(
-        t.labels, t.temperatures, t.probs,
-        f"The {len(t.ids)} likeliest next tokens at {len(t.temperatures)} temperatures")
+        table.labels, table.temperatures, table.probs,
+        f"The {len(table.ids)} likeliest next tokens at {len(table.temperatures)} temperatures")
     return CardView(
-        metrics=[(f"Top token at T = {temp:g}", percent(float(t.probs[i, 0])))
-                 for i, temp in enumerate(t.temperatures)],
+        metrics=[(f"Top token at T = {temp:g}", percent(float(table.probs[i, 0])))
+                 for i, temp in enumerate(table.temperatures)],
         figure=fig,
-        note=f"Logits of the next token after “{_tail(ls.texts)}”, divided by each temperature, then "
+        note=f"Logits of the next token after “{_tail(lesson.texts)}”, divided by each temperature, then "
              "softmax. A low temperature piles the probability on the top tokens; a high one spreads it out.",
     )
 
 
-def _strip(c: Continuation, texts: Callable[[list[int]], list[str]]) -> str:
-    return token_strip_html(texts(c.prompt_ids), texts(c.new_ids))
+def _strip(continuation: Continuation, texts: Callable[[list[int]], list[str]]) -> str:
+    return token_strip_html(texts(continuation.prompt_ids), texts(continuation.new_ids))
 
 
 STOPS = {STOP_ENDOFTEXT: f"it chose `{EOT_TEXT}`", STOP_CONTEXT: "the context window is full"}
 
 
-def kv_cache_view(ls: Lesson) -> CardView:
-    cfg = ls.config
-    c = ls.continuation
-    full = byte_size(kv_cache_bytes(cfg, cfg.n_positions, ls.model.dtype))
-    if c is None:
+def kv_cache_view(lesson: Lesson) -> CardView:
+    cfg = lesson.config
+    continuation = lesson.continuation
+    full = byte_size(kv_cache_bytes(cfg, cfg.n_positions, lesson.model.dtype))
+    if continuation is None:
         return CardView(
             metrics=[("Context window", f"{cfg.n_positions:,} tokens"), ("Cache when full", full)],
             note="Your prompt already fills the context window: there is no room for another token.")
-    total = len(c.prompt_ids) + len(c.new_ids)
-    why = STOPS.get(c.stop_reason, f"it wrote the {len(c.new_ids)} tokens asked for")
+    total = len(continuation.prompt_ids) + len(continuation.new_ids)
+    why = STOPS.get(continuation.stop_reason, f"it wrote the {len(continuation.new_ids)} tokens asked for")
     return CardView(
         metrics=[("Context window", f"{cfg.n_positions:,} tokens"),
-                 (f"Cache at {total} tokens", byte_size(kv_cache_bytes(cfg, total, ls.model.dtype))),
+                 (f"Cache at {total} tokens", byte_size(kv_cache_bytes(cfg, total, lesson.model.dtype))),
                  ("Cache when full", full)],
-        html=_strip(c, ls.tok.token_texts),
-        note=f"Blue: the {len(c.new_ids)} tokens {short_name(ls.model.name)} wrote after your prompt, one "
-             f"per step, always taking the likeliest. It stopped because {why}. The cache holds a key and a "
-             f"value for every token in each of the {cfg.n_layer} layers.",
+        html=_strip(continuation, lesson.tok.token_texts),
+        note=f"Blue: the {len(continuation.new_ids)} tokens {short_name(lesson.model.name)} wrote after your "
+             f"prompt, one per step, always taking the likeliest. It stopped because {why}. The cache holds "
+             f"a key and a value for every token in each of the {cfg.n_layer} layers.",
     )
 
 
@@ -319,17 +324,18 @@ def demo_note(model_name: str) -> str:
             "poorly; larger, newer models do them well.")
 
 
-def beyond_view(ls: Lesson) -> CardView:
+def beyond_view(lesson: Lesson) -> CardView:
     parts = []
-    for c in ls.demos:
-        written = html.escape(ls.tok.decode(c.new_ids).strip() or "(nothing)")
-        parts.append(f"<div class='lesson-demo'><p><b>{html.escape(c.label)}</b>: what "
-                     f"{html.escape(short_name(ls.model.name))} wrote ({len(c.new_ids)} tokens, greedy):</p>"
-                     f"<blockquote>{written}</blockquote>{_strip(c, ls.tok.token_texts)}</div>")
+    for demo in lesson.demos:
+        written = html.escape(lesson.tok.decode(demo.new_ids).strip() or "(nothing)")
+        parts.append(f"<div class='lesson-demo'><p><b>{html.escape(demo.label)}</b>: what "
+                     f"{html.escape(short_name(lesson.model.name))} wrote ({len(demo.new_ids)} tokens, "
+                     "greedy):</p>"
+                     f"<blockquote>{written}</blockquote>{_strip(demo, lesson.tok.token_texts)}</div>")
     return CardView(
-        metrics=[(c.label + ": tokens written", str(len(c.new_ids))) for c in ls.demos],
+        metrics=[(demo.label + ": tokens written", str(len(demo.new_ids))) for demo in lesson.demos],
         html=f"<style>{_DEMO_CSS}</style>" + "".join(parts),
-        note=f"Grey: the prompt; blue: the output, unedited. {demo_note(ls.model.name)}",
+        note=f"Grey: the prompt; blue: the output, unedited. {demo_note(lesson.model.name)}",
     )
 
 
