@@ -12,9 +12,10 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from gpt2viz.viz.export import IMAGE_FORMATS, plotly_config, standalone_html
+from gpt2viz.viz.projector import FIGURE_MIN_WIDTH
 
 from . import state
-from .presenter import FIGURE_MIN_WIDTH, present
+from .presenter import present
 
 
 def image_format_picker() -> None:

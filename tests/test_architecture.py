@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 APP_LAYERS = {
     # pure and state: no model, no threads, no drawing
     "app.state": 1, "app.navigation": 1, "app.link_params": 1, "app.settings": 1, "app.class_settings": 1,
-    "app.server_log": 1,
+    "app.server_log": 1, "app.stylesheet": 1,
     # the model and the process: loading, the model's turn, the step worker, computations
     "app.models": 2, "app.model_turn": 2, "app.step_worker": 2, "app.live_redraw": 2, "app.computations": 2,
     "app.lesson": 2, "app.lesson.content": 2,

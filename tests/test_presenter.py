@@ -5,13 +5,21 @@ drawing)."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import plotly.graph_objects as go
+import pytest
 from plotly.subplots import make_subplots
 
-from app.presenter import (
+from app.presenter import BASE_FONT_PX, PRESENTER_STYLE, SIDE_BY_SIDE, presenter_css
+from app.stylesheet import script, section
+from gpt2viz.viz.export import CHAR_WIDTH
+from gpt2viz.viz.heads import HeadScores, head_scores_figure
+from gpt2viz.viz.projector import (
     FIGURE_MIN_WIDTH,
+    GAPS_AT_MOST,
+    HEIGHT_SCALE,
     MAX_HEIGHT,
     MIN_HEIGHT,
     SIDE_MARGINS,
@@ -21,9 +29,12 @@ from app.presenter import (
     TITLE_FONT,
     enlarged,
     for_projector,
+    projector_height,
+    respaced_rows,
+    row_gap_px,
+    row_ticks,
+    slanted_ticks,
 )
-from gpt2viz.viz.export import CHAR_WIDTH
-from gpt2viz.viz.heads import HeadScores, head_scores_figure
 from tests.app_support import uniform_heatmap
 
 
@@ -110,3 +121,48 @@ def test_side_by_side_subplots_keep_their_places() -> None:
     big = for_projector(fig)
     assert big.layout.yaxis.domain == fig.layout.yaxis.domain
     assert [a.y for a in big.layout.annotations] == [a.y for a in fig.layout.annotations]
+
+
+def test_a_figures_height_on_a_projector() -> None:
+    assert projector_height(None) == int(450 * HEIGHT_SCALE)  # Plotly's own 450
+    assert projector_height(300) == MIN_HEIGHT and projector_height(600) == MAX_HEIGHT
+    assert projector_height(400) == 540
+
+
+def test_how_many_ticks_fit() -> None:
+    assert slanted_ticks(580) == int(580 / (SLANTED_SPACING * TICK_FONT)) == 20
+    assert slanted_ticks(580, share=0.5) == 10 and slanted_ticks(50) == 4  # never fewer than 4
+    assert [row_ticks(px) for px in (40, 100, 299, 300)] == [2, 2, 8, None]
+
+
+def test_stacked_rows_are_respaced_by_the_gaps_they_need() -> None:
+    gap = row_gap_px(upper_labelled=True, lower_titled=True)
+    assert gap == TICK_FONT * 1.6 + SUBTITLE_FONT * 1.4 + 12
+    assert row_gap_px(False, False) == 12
+    rows = respaced_rows([(0.55, 1.0), (0.0, 0.45)], [gap], plot_px=400)
+    (low1, top1), (low2, top2) = rows
+    assert top1 == 1.0 and low1 - top2 == pytest.approx(gap / 400)  # the gap, in paper units
+    assert top1 - low1 == pytest.approx(top2 - low2) and low2 == pytest.approx(0.0, abs=1e-9)
+    # gaps wider than half the plot are cut to half of it, in proportion
+    squeezed = respaced_rows([(0.7, 1.0), (0.35, 0.65), (0.0, 0.3)], [300, 100], plot_px=400)
+    gaps = [squeezed[0][0] - squeezed[1][1], squeezed[1][0] - squeezed[2][1]]
+    assert sum(gaps) == pytest.approx(GAPS_AT_MOST) and gaps[0] == pytest.approx(3 * gaps[1])
+
+
+def test_presenter_css_is_the_stylesheets_section_with_the_codes_values() -> None:
+    css = presenter_css()
+    assert css.startswith(f'<style id="{PRESENTER_STYLE}">') and "$" not in css
+    assert f"font-size: {BASE_FONT_PX}px" in css and f"min(100%, {FIGURE_MIN_WIDTH}px)" in css
+    assert f".st-key-{SIDE_BY_SIDE} " in css
+    assert ".lesson-demo blockquote" in section("lesson-demo") and "$" not in section("lesson-demo")
+    with pytest.raises(KeyError):
+        section("presenter")  # its values are missing
+    assert 'document.getElementById("gpt2viz-presenter")' in script("fold_sidebar.js")
+
+
+def test_the_app_has_one_stylesheet() -> None:
+    """No CSS in the app's Python: style.css is the app's only stylesheet."""
+    root = Path(__file__).resolve().parent.parent / "app"
+    inline = [path.name for path in root.rglob("*.py") if path.name != "stylesheet.py"
+              and re.search(r"<style|\{[^{}]*:[^{}]*;", path.read_text())]
+    assert inline == []

@@ -27,6 +27,7 @@ from gpt2viz.viz.lesson import (
 from gpt2viz.viz.step import strips_figure
 from gpt2viz.viz.tokens import token_labels, token_strip_html, visible_token
 
+from ..stylesheet import section
 from .content import (
     MASK_TOKENS,
     MLP_LAYER,
@@ -61,8 +62,6 @@ def quoted(text: str) -> str:
     return f"“{visible_token(text)}”"
 
 
-_DEMO_CSS = (".lesson-demo{margin:0.6rem 0 1.4rem 0}.lesson-demo blockquote{margin:0.2rem 0 0.6rem 0;"
-             "padding:0.3rem 0.8rem;border-left:4px solid #6fa8dc;background:#f4f8fc;font-style:italic}")
 
 # --- one view per card ------------------------------------------------------------------------
 
@@ -334,7 +333,7 @@ def beyond_view(lesson: Lesson) -> CardView:
                      f"<blockquote>{written}</blockquote>{_strip(demo, lesson.tok.token_texts)}</div>")
     return CardView(
         metrics=[(demo.label + ": tokens written", str(len(demo.new_ids))) for demo in lesson.demos],
-        html=f"<style>{_DEMO_CSS}</style>" + "".join(parts),
+        html=section("lesson-demo") + "".join(parts),
         note=f"Grey: the prompt; blue: the output, unedited. {demo_note(lesson.model.name)}",
     )
 
