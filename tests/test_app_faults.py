@@ -28,6 +28,7 @@ from tests.app_support import (
     figure,
     generate,
     new_app,
+    press_next,
     session_generation,
     strip_html,
     strip_spans,
@@ -138,3 +139,31 @@ def test_one_page_figure_raising_leaves_other_pages_and_sessions_alone(monkeypat
     np.testing.assert_array_equal(np.asarray(figure(healthy, "attention_heatmap")["data"][0]["z"], float),
                                   expected)
     assert threads_at_model() == 0 and not computations.recordings()._computing
+
+
+@pytest.mark.usefixtures("app_model")
+def test_a_step_that_runs_out_of_memory_is_said_and_the_generation_stays_as_it_was(monkeypatch) -> None:
+    """The unembedding raises MemoryError while Next token is pressed: the page says what happened
+    in one message, shows the generation as it was, and the next press goes on from there."""
+    at = new_app()
+    at.text_area(key="prompt").input("Memory is short today")
+    at.number_input(key="max_new_tokens").set_value(12)
+    press_next(press_next(at))  # two steps, one at a time
+    before = list(session_generation(at).ids)
+    assert len(session_generation(at).steps) == 2
+    real = gpt2viz.GPT2.unembed
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError("no room for the logits")
+
+    monkeypatch.setattr(gpt2viz.GPT2, "unembed", out_of_memory)
+    at.button[0].click().run()  # Next token
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and "MemoryError: no room for the logits" in errors[0]
+    assert "Press the button again" in errors[0]
+    assert session_generation(at).ids == before and len(strip_spans(strip_html(at), "gen")) == 2
+    monkeypatch.setattr(gpt2viz.GPT2, "unembed", real)
+    press_next(at)
+    assert not at.error and len(session_generation(at).steps) == 3
+    assert session_generation(at).ids[:len(before)] == before
