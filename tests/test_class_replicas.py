@@ -21,7 +21,16 @@ from pathlib import Path
 
 import pytest
 
-from bench.class_load import ARGS, CHROMIUM, WORDS, finished, free_port, open_session, set_prompt
+from bench.class_load import (
+    ARGS,
+    CHROMIUM,
+    WORDS,
+    finished,
+    free_port,
+    health_latency,
+    open_session,
+    set_prompt,
+)
 from tests.app_support import ROOT
 
 pytestmark = pytest.mark.browser
@@ -157,6 +166,10 @@ def test_a_request_on_a_kept_alive_connection_to_a_killed_replica_is_answered_by
     needs_haproxy()
     with class_of_two(app_model, tmp_path) as cls:
         port = int(cls.url.rsplit(":", 1)[1])
+        deadline = time.monotonic() + 60  # HAProxy starts listening a moment after the script says so
+        while health_latency(cls.url) is None:
+            assert time.monotonic() < deadline, "HAProxy did not answer on its port within 60 s"
+            time.sleep(0.2)
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         def get(path: str) -> tuple[int, list[str]]:
             """The status, and the replica cookies HAProxy set, of a GET pinned to r1."""
