@@ -24,13 +24,13 @@ page = st.navigation([
 ])
 share.restore()  # a new session opened from a link: its choices, before any widget is drawn
 loaded = chosen_model.load_chosen()  # the picker's model (a link's that fails falls back, and reruns)
-if not isinstance(loaded, chosen_model.NoModel):
-    share.apply_link(loaded)  # checked against the model; its generation written again
-    session.open_example(loaded)  # a new session on the default prompt opens on the finished example
-draw_sidebar(loaded)  # with no model: the picker and why, and the run stops here
 try:
+    if not isinstance(loaded, chosen_model.NoModel):
+        share.apply_link(loaded)  # checked against the model; its generation written again
+        session.open_example(loaded)  # a new session on the default prompt opens on the finished example
+    draw_sidebar(loaded)  # with no model: the picker and why, and the run stops here
     page.run()
-except StepFailed as failure:  # a generation step a page asked for (a continuation): said, not a traceback
+except StepFailed as failure:  # a step the link, the example or a page asked for: said, not a traceback
     st.error(str(failure))
     st.stop()
 share.refresh()  # the page ran to its end: the address and the sidebar's link follow its changes

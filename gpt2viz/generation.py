@@ -301,9 +301,8 @@ def advance_together(generations: Sequence[Generation]) -> list[Step]:
         logits = model.unembed(rows[0] if len(rows) == 1 else torch.cat(rows, 1),
                                PassRecorder.of(recorders, lengths))[0]  # [sum of lengths, vocab]
     # A part of several is cloned: a step's trace then holds its own logits, not everyone's.
-    parts = logits.split(lengths) if len(generations) > 1 else [logits]
-    taken = [g._step_from(part.clone() if len(generations) > 1 else part, r)
-             for g, part, r in zip(generations, parts, recorders, strict=True)]
+    parts = [logits] if len(generations) == 1 else [part.clone() for part in logits.split(lengths)]
+    taken = [g._step_from(part, r) for g, part, r in zip(generations, parts, recorders, strict=True)]
     for g, (step, prompt_probs) in zip(generations, taken, strict=True):  # nothing here can fail
         g._commit(step, prompt_probs)
     return [step for step, _ in taken]

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from streamlit.testing.v1 import AppTest
 
 import gpt2viz
 from app import computations
@@ -22,6 +23,7 @@ from bench.class_load import served
 from bench.thin_client import ThinClient
 from gpt2viz.viz import attention
 from tests.app_support import (
+    APP,
     ATTENTION,
     GENERATE,
     LESSON,
@@ -167,3 +169,20 @@ def test_a_step_that_runs_out_of_memory_is_said_and_the_generation_stays_as_it_w
     press_next(at)
     assert not at.error and len(session_generation(at).steps) == 3
     assert session_generation(at).ids[:len(before)] == before
+
+
+@pytest.mark.usefixtures("app_model")
+def test_a_links_generation_that_cannot_be_written_is_said_not_a_traceback(monkeypatch) -> None:
+    """A link's generation is written again before the page runs: a step that fails there (memory
+    running out) shows one message, and the next run of the session works."""
+    monkeypatch.setattr(gpt2viz.GPT2, "unembed",
+                        lambda *args, **kwargs: (_ for _ in ()).throw(MemoryError("no room for the logits")))
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.query_params.update({"prompt": "A link opened by a student", "tokens": "3"})
+    at.run()
+    assert not at.exception, at.exception
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and "MemoryError: no room for the logits" in errors[0]
+    monkeypatch.undo()
+    at.run()
+    assert not at.exception and not at.error

@@ -250,3 +250,4 @@ def test_a_model_loaded_from_a_folder_is_named_by_the_folder(lesson, monkeypatch
     assert title.startswith("my-model's 10 likeliest next tokens after") and "/home" not in title
     assert f"{len(lesson.continuation.new_ids)} tokens my-model wrote" in card_view(lesson, "kv_cache").note
     assert "/home" not in card_view(lesson, "beyond").html + card_view(lesson, "beyond").note
+
