@@ -6,7 +6,7 @@ PORT ?= 8501
 REPLICAS ?= 2
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint bench browser haproxy class clean
+.PHONY: run test lint bench browser haproxy redis class clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -28,15 +28,24 @@ browser:
 haproxy:
 	@command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q haproxy; }
 
+# A live class on several replicas shares its state through Debian's redis-server (deploy/class.sh
+# starts its own on REDIS_PORT; tests/test_class_store.py on free ports). The package's install may start
+# a system redis on 6379: in a container without systemd (no service manager, where a test run or CI
+# happens) that one is stopped again, so nothing is left listening there.
+redis:
+	@command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || { \
+		$(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q redis-server && \
+		{ [ -d /run/systemd/system ] || $(SUDO) /etc/init.d/redis-server stop >/dev/null 2>&1 || true; }; }
+
 run: .stamp-runtime
 	$(PY) -m streamlit run streamlit_app.py --server.port $(PORT) --server.headless true
 
 # REPLICAS app processes on free local ports behind HAProxy on PORT, each browser pinned to one
 # (deploy/haproxy.cfg, README "Serving a class"); Ctrl-C stops them all.
-class: .stamp-runtime haproxy
+class: .stamp-runtime haproxy redis
 	REPLICAS=$(REPLICAS) PORT=$(PORT) PYTHON=$(PY) bash deploy/class.sh
 
-test: .stamp-test browser haproxy
+test: .stamp-test browser haproxy redis
 	$(PY) -m ruff check .
 	$(PY) -m pytest
 

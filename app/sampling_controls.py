@@ -35,3 +35,9 @@ def settings_controls(max_tokens: int) -> Settings:
     max_new = state.widget(length_column.number_input, "Max new tokens", 1, max_tokens, step=1,
                            key=state.MAX_NEW_TOKENS)
     return Settings(greedy, temperature, top_k, top_p, int(seed), int(max_new))
+
+
+def ask_for_tokens(count: int) -> None:
+    """Set "Max new tokens" to `count` for the person (a round's reveal writes one token more than
+    a generation that stopped at its length)."""
+    state.choose(state.MAX_NEW_TOKENS, count)

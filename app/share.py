@@ -63,6 +63,28 @@ def restore() -> None:
     st.session_state[state.LINK_PENDING] = link
 
 
+# What a followed view leaves as the student had it: their screen's presenter view.
+_OWN_SCREEN = frozenset({state.PRESENTER})
+
+
+def open_view(params: dict[str, str]) -> None:
+    """Before the page runs: this session moves to the view `params` (a link's query parameters,
+    the teacher's view in a live class) as if it had opened that link now. Every linked choice
+    goes back to what a fresh visit shows, the view's values are put in place, and `apply_link`
+    checks them and writes the generation once the model is loaded (going on with the session's
+    own generation when it is the same one, shorter)."""
+    link = parse_params(params)
+    for key in state.LINKED.keys() - _OWN_SCREEN:
+        state.reset(key)
+    for param, value in link.values.items():
+        if param not in _REPLAYED and KEYS[param] not in _OWN_SCREEN:
+            state.choose(KEYS[param], value)
+    if TOKENS not in link.values:
+        session.forget()  # no generation of its own in the view: the one a fresh visit opens on
+    st.session_state[state.LINK_READ] = True
+    st.session_state[state.LINK_PENDING] = link
+
+
 def drop_link_model(choice: str) -> bool:
     """When the chosen model did not load: True if it came from a link, which then leaves it out
     with a notice (the caller falls back to the default model)."""
@@ -106,16 +128,26 @@ def apply_link(current: CurrentModel) -> None:
 
 def _replay(current: CurrentModel, param: str, tokens: int, notices: list[str]) -> None:
     """The link's generation, written again (it is deterministic) until it has `tokens` steps, and
-    kept (`param` names the link's parameter in a notice)."""
-    try:
-        most = class_settings().token_cap(current.model.config.n_positions)
-        generation = session.start(current.model, state.get(state.PROMPT), kept_settings(most))
-    except gpt2viz.PromptError as err:
-        notices.append(f"{param} {tokens} (the prompt cannot run: {err})")
-        return
-    with st.spinner(f"Writing the link's generation, {tokens} tokens…"):
-        session.generate(current.source, generation, until=tokens)  # a step at a time, as Generate writes
-    session.set_generation(generation)
+    kept (`param` names the link's parameter in a notice). The session's own generation goes on
+    instead when it is the same one, no longer: a follower's, one step behind the teacher's."""
+    most = class_settings().token_cap(current.model.config.n_positions)
+    settings = kept_settings(most)
+    kept = session.last()
+    if kept is not None and kept.is_for(current.model, state.get(state.PROMPT), settings) \
+            and len(kept.generation.steps) <= tokens:
+        generation = kept.generation
+    else:
+        try:
+            generation = session.start(current.model, state.get(state.PROMPT), settings)
+        except gpt2viz.PromptError as err:
+            notices.append(f"{param} {tokens} (the prompt cannot run: {err})")
+            return
+        kept = None
+    if len(generation.steps) < tokens and not generation.finished:
+        with st.spinner(f"Writing the link's generation, {tokens} tokens…"):
+            session.generate(current.source, generation, until=tokens)  # a step at a time, as Generate writes
+    if kept is None or kept.opened_on:
+        session.set_generation(generation)
     if len(generation.steps) < tokens:
         notices.append(f"{param} {tokens} (this generation ends after {len(generation.steps)} tokens)")
 
@@ -139,6 +171,11 @@ def view_values(current: CurrentModel) -> dict[str, Any]:
         if session.selected_step(kept) != last:
             values[STEP] = session.selected_step(kept) + 1
     return values
+
+
+def view_params(current: CurrentModel) -> dict[str, str]:
+    """This session's view as a link's query parameters."""
+    return to_params(view_values(current))
 
 
 @dataclass
@@ -184,7 +221,7 @@ def network_host() -> str | None:
 
 
 def _sync(share: _Share) -> None:
-    params = to_params(view_values(share.current))
+    params = view_params(share.current)
     if st.query_params.to_dict() != params:
         st.query_params.from_dict(params)
     page_url = st.context.url or ""

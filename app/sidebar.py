@@ -9,7 +9,7 @@ import streamlit as st
 import gpt2viz
 from gpt2viz.budget import byte_size
 
-from . import share
+from . import live_class, share
 from .charts import image_format_picker
 from .chosen_model import NoModel, model_picker, picker_help
 from .class_settings import class_settings
@@ -27,6 +27,7 @@ def loaded_line(loaded: list[tuple[str, int]]) -> str:
 def draw_sidebar(loaded: CurrentModel | NoModel) -> None:
     """The sidebar for this run's model; with no model, the picker and why, and the run stops."""
     with st.sidebar:
+        live_class.sidebar()  # in a live class only
         model_picker()
         if isinstance(loaded, NoModel):
             (st.error if loaded.is_error else st.info)(loaded.message)

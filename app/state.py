@@ -82,6 +82,17 @@ LOADED = "loaded"  # app.models.CurrentModel: this run's model, loaded before th
 MEMORY_BOX = "memory_box"  # the sidebar's slot for the recordings' memory line, refreshed when the page ends
 SHARE = "share"  # this run's "Share this view" box in the sidebar, refreshed when the page ends
 CHOSEN = "chosen"  # the keys whose value the person chose (not a value the app worked out)
+# Live class (app.live_class, app.class_rounds)
+LEADING = "leading"  # bool: this session leads the class (its browser gave the teacher's key)
+FOLLOW = "follow_teacher"  # the "Follow the teacher" switch
+FOLLOWED = "followed"  # the teacher's (page, view) this session was last moved to
+CLASS_SEEN = "class_seen"  # this run's read of the class: app.live_class.Seen
+PUBLISHED = "published"  # the teacher's (page, view) last published to the class
+KEY_REFUSED = "key_refused"  # the refusal of a wrong teacher key, shown once
+TEACHER_KEY_INPUT = "teacher_key_input"  # the "Lead the class" box (emptied when sent)
+GUESS_INPUT = "guess_input"  # the "Your guess for the next word" box
+GUESSER = "guesser"  # a random id this session's guesses are kept under (no names)
+ROUND_PROBS = "round_probs"  # the teacher's open round: (round id, the model's probabilities [vocab])
 
 # The one module that writes each key (tests/test_state_owners.py reads the source for it). A
 # widget's module owns its key; a link's values are put in place by app.share; this module keeps
@@ -108,6 +119,9 @@ OWNERS: dict[str, str] = {
     **dict.fromkeys([LINK_READ, LINK_PENDING, SHARE], "app.share"),
     MEMORY_BOX: "app.memory",
     CHOSEN: "app.state",
+    **dict.fromkeys([LEADING, FOLLOW, FOLLOWED, CLASS_SEEN, PUBLISHED, KEY_REFUSED, TEACHER_KEY_INPUT],
+                    "app.live_class"),
+    **dict.fromkeys([GUESS_INPUT, GUESSER, ROUND_PROBS], "app.class_rounds"),
 }
 INTERNAL = frozenset({CHOSEN})  # written by this module's functions only
 
@@ -172,6 +186,7 @@ LINKED: dict[str, str] = {
 NOT_LINKED: dict[str, str] = {
     IMAGE_FORMAT: "how this browser saves figures, not what it shows",
     LOCAL_PATH: "a path on the teacher's machine (the link opens the default model instead)",
+    FOLLOW: "whether this browser follows the teacher, not what it shows",
 }
 
 
@@ -193,6 +208,13 @@ def choose(key: str, value: Any) -> None:
     """Set a value as the person's choice: it goes into share links even where it has no default."""
     st.session_state[_remembered(key)] = value
     st.session_state.setdefault(CHOSEN, set()).add(key)
+
+
+def reset(key: str) -> None:
+    """Back to what a fresh visit shows: the default, or for a key without one, nothing chosen."""
+    st.session_state.pop(_remembered(key), None)
+    st.session_state.pop(key, None)
+    st.session_state.setdefault(CHOSEN, set()).discard(key)
 
 
 def chosen(key: str) -> bool:

@@ -12,6 +12,10 @@
 # /usr/sbin/haproxy), GPT2VIZ_BIND (HAProxy's address, default every address on PORT) and
 # CLASS_RUN_DIR (the rendered config and each replica's log; default a new folder under /tmp,
 # kept after the class for reading).
+# A live class (GPT2VIZ_TEACHER_KEY set) on more than one replica shares its state through Redis
+# (app/class_store.py): unless GPT2VIZ_CLASS_STORE already names one (redis://host:port/db), the
+# script starts Debian's redis-server on 127.0.0.1:REDIS_PORT (default 6379), keeping nothing on disk
+# (a round's guesses live only in its memory), and gives the replicas GPT2VIZ_CLASS_STORE for it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,17 +28,34 @@ say() { echo "gpt2viz class: $*"; }
 
 [[ $replicas =~ ^[1-9][0-9]*$ ]] || { say "REPLICAS must be a whole number above 0, not '$replicas'" >&2; exit 2; }
 [ -x "$haproxy" ] || { say "haproxy is missing: apt-get install haproxy (make class does)" >&2; exit 2; }
+redis_port=  # set when this script starts the class's Redis
+if [[ -n ${GPT2VIZ_TEACHER_KEY:-} && $replicas -gt 1 && -z ${GPT2VIZ_CLASS_STORE:-} ]]; then
+    redis_port=${REDIS_PORT:-6379}
+    redis=$(command -v redis-server || echo /usr/bin/redis-server)
+    [[ $redis_port =~ ^[1-9][0-9]{0,4}$ ]] && ((redis_port < 65536)) ||
+        { say "REDIS_PORT must be a port number (1 to 65535), not '$redis_port'" >&2; exit 2; }
+    [ -x "$redis" ] || { say "redis-server is missing: apt-get install redis-server (make class does)" >&2; exit 2; }
+fi
 
-# PORT must be free (checked on every address, as HAProxy binds it); the replicas get ports the
-# system hands out, held together so that they differ from each other and from PORT.
-ports=$("$python" - "$port" "$replicas" <<'EOF'
+# PORT must be free (checked on every address, as HAProxy binds it), and so must the Redis port on
+# 127.0.0.1 when the script starts Redis; the replicas get ports the system hands out, held together
+# so that they differ from each other and from those.
+ports=$("$python" - "$port" "$replicas" "$redis_port" <<'EOF'
 import socket, sys
-port, n = int(sys.argv[1]), int(sys.argv[2])
+port, n, redis_port = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 front = socket.socket()
 try:
     front.bind(("", port))
 except OSError as e:
     sys.exit(f"gpt2viz class: port {port} is taken ({e.strerror}): choose another with PORT=")
+if redis_port:
+    redis = socket.socket()
+    try:
+        redis.bind(("127.0.0.1", int(redis_port)))
+    except OSError as e:
+        sys.exit(f"gpt2viz class: port {redis_port} for the class's Redis is taken ({e.strerror}): choose "
+                 "another with REDIS_PORT=, or set GPT2VIZ_CLASS_STORE=redis://host:port/db to a Redis "
+                 "that runs already")
 held = [socket.socket() for _ in range(n)]
 for s in held:
     s.bind(("127.0.0.1", 0))
@@ -68,11 +89,36 @@ stop() {
         kill -KILL "${pids[@]}" 2>/dev/null || true
         wait || true
     fi
-    say "stopped (the config and the replicas' logs are in $run)"
+    say "stopped (the config and the logs are in $run)"
 }
 trap stop EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+redis_answers() (  # a Redis on 127.0.0.1:$1 answers PING (bash's /dev/tcp, no client)
+    exec 3<>"/dev/tcp/127.0.0.1/$1"
+    printf 'PING\r\n' >&3
+    read -r -t 2 reply <&3
+    [ "${reply%$'\r'}" = +PONG ]
+)
+if [ -n "$redis_port" ]; then
+    "$redis" --bind 127.0.0.1 --port "$redis_port" --save "" --appendonly no >"$run/redis.log" 2>&1 &
+    pids+=($!)
+    redis_pid=$!
+    deadline=$((SECONDS + 10))
+    until redis_answers "$redis_port" 2>/dev/null; do
+        kill -0 "$redis_pid" 2>/dev/null || { say "redis-server exited: see $run/redis.log" >&2; exit 1; }
+        ((SECONDS < deadline)) || {
+            say "redis-server did not answer PING on 127.0.0.1:$redis_port within 10 s: see $run/redis.log" >&2
+            exit 1
+        }
+        sleep 0.1
+    done
+    export GPT2VIZ_CLASS_STORE="redis://127.0.0.1:$redis_port/0"
+    say "Redis for the live class on 127.0.0.1:$redis_port (pid $redis_pid, nothing kept on disk, log $run/redis.log)"
+elif [[ -n ${GPT2VIZ_TEACHER_KEY:-} && $replicas -gt 1 ]]; then
+    say "the replicas share the live class through the Redis that GPT2VIZ_CLASS_STORE names"
+fi
 
 # The config: deploy/haproxy.cfg without its `server` lines (the backend is its last section),
 # then one line per replica.

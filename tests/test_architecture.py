@@ -16,16 +16,16 @@ ROOT = Path(__file__).resolve().parent.parent
 APP_LAYERS = {
     # pure and state: no model, no threads, no drawing
     "app.state": 1, "app.navigation": 1, "app.link_params": 1, "app.settings": 1, "app.class_settings": 1,
-    "app.server_log": 1, "app.stylesheet": 1,
+    "app.server_log": 1, "app.stylesheet": 1, "app.class_store": 1,
     # the model and the process: loading, the model's turn, the step worker, computations
     "app.models": 2, "app.model_turn": 2, "app.step_worker": 2, "app.live_redraw": 2, "app.computations": 2,
-    "app.lesson": 2, "app.lesson.content": 2,
+    "app.lesson": 2, "app.lesson.content": 2, "app.class_watcher": 2,
     # the session's logic
     "app.session": 3, "app.share": 3, "app.chosen_model": 3,
     # widgets and the views they draw
     "app.sidebar": 4, "app.pickers": 4, "app.zoom": 4, "app.step_sampling": 4, "app.why_sections": 4,
     "app.charts": 4, "app.compare_models": 4, "app.presenter": 4, "app.memory": 4,
-    "app.sampling_controls": 4, "app.lesson.views": 4,
+    "app.sampling_controls": 4, "app.lesson.views": 4, "app.live_class": 4, "app.class_rounds": 4,
 }
 PAGE_LAYER = 5  # app.pages.* and streamlit_app
 

@@ -75,12 +75,13 @@ class Class:
 
 
 @contextmanager
-def class_of_two(model: str, run_dir: Path) -> Iterator[Class]:
-    """deploy/class.sh with two replicas on a free port, once it says it serves; afterwards stopped
-    as a terminal's Ctrl-C stops it: SIGINT to its whole process group."""
+def class_of_two(model: str, run_dir: Path, more_env: dict[str, str] | None = None) -> Iterator[Class]:
+    """deploy/class.sh with two replicas on a free port (and `more_env`), once it says it serves;
+    afterwards stopped as a terminal's Ctrl-C stops it: SIGINT to its whole process group."""
     port = free_port()
     env = {**os.environ, "GPT2VIZ_MODEL": model, "REPLICAS": "2", "PORT": str(port),
-           "PYTHON": str(ROOT / ".venv" / "bin" / "python"), "CLASS_RUN_DIR": str(run_dir)}
+           "PYTHON": str(ROOT / ".venv" / "bin" / "python"), "CLASS_RUN_DIR": str(run_dir),
+           **(more_env or {})}
     if not Path(env["PYTHON"]).exists():
         env["PYTHON"] = shutil.which("python3") or "python3"
     proc = subprocess.Popen(

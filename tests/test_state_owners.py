@@ -14,7 +14,8 @@ import pytest
 from app import state
 
 ROOT = Path(__file__).resolve().parent.parent
-WRITERS = ("put", "choose", "fit_choice", "follow")  # state's functions whose first argument is written
+# state's functions whose first argument is written
+WRITERS = ("put", "choose", "fit_choice", "follow", "reset")
 # Functions that write the keys their caller passes them (the caller is the writer).
 KEY_PARAMETERS = {"sampling_widgets"}
 # Where a key that is not a constant may be written: the link writes the keys it names.

@@ -8,6 +8,7 @@ from streamlit.delta_generator import DeltaGenerator
 import gpt2viz
 from app import chosen_model, session, state
 from app.charts import chart
+from app.class_rounds import teacher_round
 from app.class_settings import class_settings
 from app.compare_models import comparison_section
 from app.computations import full_recording
@@ -94,6 +95,7 @@ if next_clicked or generate_clicked:
     except StepFailed as failure:  # the generation is as it was before the step: shown below
         st.error(str(failure))
 
+teacher_round(current)  # in a live class, for the teacher: "what comes next?"
 kept = session.current(current)  # a generation of another prompt or model is not this prompt's
 if kept is None:
     st.info("Press **Next token** for one step, or **Generate** to write to the end.")
