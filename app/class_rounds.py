@@ -134,12 +134,12 @@ def _round_panel(source: str, round_id: str) -> None:
     st.markdown(f"**What comes next?** {answered} have answered.")
     drawn = round_.reveal.token_id if round_.reveal is not None else None
     chart(st, round_figure(counted, drawn=drawn), key="round")
-    reveal_column, end_column, _ = st.columns([1, 1, 3])
-    if round_.reveal is None and reveal_column.button(
+    columns = iter(st.columns([1, 1, 3]))  # the buttons side by side from the left
+    if round_.reveal is None and next(columns).button(
             "Reveal", type="primary", help="Take the step and show everyone what the model drew"):
         _reveal(round_, guesses)
         st.rerun()
-    if end_column.button("End the round", help="Students go back to following your view"):
+    if next(columns).button("End the round", help="Students go back to following your view"):
         store.end_round()
         st.rerun()
 

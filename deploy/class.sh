@@ -16,6 +16,7 @@
 # (app/class_store.py): unless GPT2VIZ_CLASS_STORE already names one (redis://host:port/db), the
 # script starts Debian's redis-server on 127.0.0.1:REDIS_PORT (default 6379), keeping nothing on disk
 # (a round's guesses live only in its memory), and gives the replicas GPT2VIZ_CLASS_STORE for it.
+# With REDIS_PORT unset and a Redis already answering on 6379 (Debian's service), it uses that one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,8 +29,20 @@ say() { echo "gpt2viz class: $*"; }
 
 [[ $replicas =~ ^[1-9][0-9]*$ ]] || { say "REPLICAS must be a whole number above 0, not '$replicas'" >&2; exit 2; }
 [ -x "$haproxy" ] || { say "haproxy is missing: apt-get install haproxy (make class does)" >&2; exit 2; }
+redis_answers() (  # a Redis on 127.0.0.1:$1 answers PING (bash's /dev/tcp, no client)
+    exec 3<>"/dev/tcp/127.0.0.1/$1"
+    printf 'PING\r\n' >&3
+    read -r -t 2 reply <&3
+    [ "${reply%$'\r'}" = +PONG ]
+)
 redis_port=  # set when this script starts the class's Redis
-if [[ -n ${GPT2VIZ_TEACHER_KEY:-} && $replicas -gt 1 && -z ${GPT2VIZ_CLASS_STORE:-} ]]; then
+if [[ -n ${GPT2VIZ_TEACHER_KEY:-} && $replicas -gt 1 && -z ${GPT2VIZ_CLASS_STORE:-} && -z ${REDIS_PORT:-} ]] &&
+        redis_answers 6379 2>/dev/null; then
+    # Debian's package starts a system Redis on 6379 where systemd runs: the class uses it (its keys
+    # all start gpt2viz:class:) rather than refuse the port
+    export GPT2VIZ_CLASS_STORE="redis://127.0.0.1:6379/0"
+    say "a Redis already answers on 127.0.0.1:6379: the live class keeps its state there (set REDIS_PORT= to start one of its own)"
+elif [[ -n ${GPT2VIZ_TEACHER_KEY:-} && $replicas -gt 1 && -z ${GPT2VIZ_CLASS_STORE:-} ]]; then
     redis_port=${REDIS_PORT:-6379}
     redis=$(command -v redis-server || echo /usr/bin/redis-server)
     [[ $redis_port =~ ^[1-9][0-9]{0,4}$ ]] && ((redis_port < 65536)) ||
@@ -95,12 +108,6 @@ trap stop EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-redis_answers() (  # a Redis on 127.0.0.1:$1 answers PING (bash's /dev/tcp, no client)
-    exec 3<>"/dev/tcp/127.0.0.1/$1"
-    printf 'PING\r\n' >&3
-    read -r -t 2 reply <&3
-    [ "${reply%$'\r'}" = +PONG ]
-)
 if [ -n "$redis_port" ]; then
     "$redis" --bind 127.0.0.1 --port "$redis_port" --save "" --appendonly no >"$run/redis.log" 2>&1 &
     pids+=($!)
