@@ -130,6 +130,20 @@ def assert_same_figure(a: dict, b: dict) -> None:
                 np.testing.assert_array_equal(np.asarray(trace_a[field]), np.asarray(trace_b[field]))
 
 
+def test_presenter_view_stays_each_screens_own_and_shows_the_teachers_round():
+    teacher = opened(teacher=KEY)
+    generate(teacher, PROMPT, max_new_tokens=3)
+    teacher.toggle(key=state.PRESENTER).set_value(True).run()
+    student = opened()
+    assert session_generation(student).ids == session_generation(teacher).ids
+    assert student.toggle(key=state.PRESENTER).value is False
+    button(teacher, ASK).click().run()
+    assert not teacher.exception, teacher.exception
+    round_chart = figure(teacher, "round")
+    assert round_chart["layout"]["title"]["text"].startswith("What comes next?")
+    assert round_chart["layout"]["font"]["size"] > 12  # presenter view's enlarged copy
+
+
 def test_a_student_who_stopped_following_is_not_moved_and_jumps_back_when_on_again():
     teacher = opened(teacher=KEY)
     generate(teacher, PROMPT, max_new_tokens=3)

@@ -69,9 +69,14 @@ def settled_figures(page, charts: int, what: str) -> list[dict]:
 def shows_the_teachers_view(teacher, students: list, heading: str, charts: int) -> None:
     expected = settled_figures(teacher, charts, "the teacher's page")
     for i, student in enumerate(students):
-        until(f"student {i} on {heading!r} with the teacher's figures",
-              lambda s=student: s.get_by_role("heading", name=heading).count() > 0
-              and same_figures(figures(s), expected))
+        try:
+            until(f"student {i} on {heading!r} with the teacher's figures",
+                  lambda s=student: s.get_by_role("heading", name=heading).count() > 0
+                  and same_figures(figures(s), expected))
+        except AssertionError as waited:
+            theirs = [(f["title"], [len(t["x"] or []) for t in f["traces"]]) for f in expected]
+            mine = [(f["title"], [len(t["x"] or []) for t in f["traces"]]) for f in figures(student)]
+            raise AssertionError(f"{waited}: the teacher's {theirs}, the student's {mine}") from None
 
 
 def same_figures(mine: list[dict], theirs: list[dict]) -> bool:
@@ -158,15 +163,24 @@ def test_a_teacher_and_three_students_on_one_process(classroom, browser):  # noq
         until("the student's guess acknowledged", lambda s=student: s.get_by_text("Your guess:").count() > 0)
     until("three answers on the teacher's page",
           lambda: teacher.get_by_text("3 of 3 following have answered").count() > 0, timeout=30)
-    chart = next(f for f in figures(teacher) if (f["title"] or "").startswith("What comes next?"))
-    counts = dict(zip(chart["traces"][0]["y"], chart["traces"][0]["x"], strict=True))
-    assert sorted(counts.values()) == [1, 2], counts
-    teacher.get_by_role("button", name="Reveal").click()
+
+    def guess_counts() -> list:
+        chart = next(f for f in figures(teacher) if (f["title"] or "").startswith("What comes next?"))
+        return sorted(chart["traces"][0]["x"]) if len(chart["traces"]) == 2 else []  # guesses, model
+
+    until("the teacher's chart counting two guesses of one token and one of another",
+          lambda: guess_counts() == [1, 2], timeout=10)
+    reveal = teacher.get_by_role("button", name="Reveal")
+    until("one Reveal button", lambda: reveal.count() == 1)
+    reveal.click()
     for student in students:
         until("the answer on a student's page",
               lambda s=student: s.get_by_role("heading", name="What came next").count() > 0)
         assert student.get_by_text("the model gave it").count() > 0
-    teacher.get_by_role("button", name="End the round").click()
+    end = teacher.get_by_role("button", name="End the round")
+    until("one End the round button (the round panel redrawn after the reveal)", lambda: end.count() == 1)
+    end.click()
+    until("the round ended on the teacher's page", lambda: teacher.get_by_text("have answered").count() == 0)
 
     # a student who stops following is not moved; the others are
     follow_switch(students[2]).uncheck(force=True)
@@ -187,6 +201,14 @@ def test_a_teacher_and_three_students_on_one_process(classroom, browser):  # noq
         assert requests_elsewhere(page, url) == []
     assert KEY not in share_link(teacher)
     assert KEY not in log.read_text()
+
+    # the teacher's browser goes away: followers keep the view and are told how old it is
+    teacher.context.close()
+    for student in students[:2]:
+        until("a follower told the teacher's browser left",
+              lambda s=student: s.get_by_text("The teacher's browser left").count() > 0, timeout=30)
+        assert student.get_by_role("heading", name="Attention").count() == 1
+        assert re.search(r"their view as it was at \d\d:\d\d:\d\d \(\d+ s old\)", student.content())
 
 
 def exceptions(page) -> int:
