@@ -29,22 +29,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing
 import os
+import queue
 import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import IO
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere, like make bench
 
+from bench.health_probe import health_latency  # noqa: E402
 from bench.thin_client import Page, ThinClient  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,62 +97,61 @@ def served(model: str, log: Path | None = None, script: Path = ROOT / "streamlit
             out.close()
 
 
-def health_latency(url: str, timeout: float = 30.0) -> float | None:
-    """Seconds the health endpoint took to answer 200, or None when it did not."""
-    start = time.perf_counter()
-    try:
-        with urllib.request.urlopen(url + "/_stcore/health", timeout=timeout) as r:
-            return time.perf_counter() - start if r.status == 200 else None
-    except OSError:
-        return None
-
-
-PROBE_WAIT_S = 60  # the longest wait for the probe process's next answer (a probe waits 30 s at most)
+PROBE_WAIT_S = 60  # the longest wait for the probe's next answer (a probe waits 30 s at most)
 PROBE_NICE = -10  # the probe's priority, relative to this process's, where it may be raised (root)
 
 
 class HealthProbe:
     """Polls the health endpoint every `every` seconds until stopped; `latencies` holds each
-    answer's seconds (None for a failed probe). It polls from a process of its own: this one drives
-    every browser page from one Python thread, and a probe thread here would time its own waits
-    for that thread as the server's. It runs at a raised priority where that is allowed
-    (`prioritised`): a probe stands for a health check from another machine, and one that waits
-    for a CPU behind twenty browsers times those waits as the server's, and misses the server's
-    stalls while it waits (a probe at normal priority saw 0.28 s where one at a raised priority,
-    polling the same server at the same time, saw 0.94 s)."""
+    answer's seconds (None for a failed probe). It polls from a process of its own
+    (bench/health_probe.py): this one drives every browser page from one Python thread, and a probe
+    thread here would time its own waits for that thread as the server's. It runs at a raised
+    priority where that is allowed (`prioritised`): a probe stands for a health check from another
+    machine, and one that waits for a CPU behind twenty browsers times those waits as the server's,
+    and misses the server's stalls while it waits (a probe at normal priority saw 0.28 s where one
+    at a raised priority, polling the same server at the same time, saw 0.94 s)."""
 
     def __init__(self, url: str, every: float = 0.2) -> None:
-        spawn = multiprocessing.get_context("spawn")
-        self._halt, self._answers = spawn.Event(), spawn.Queue()
-        self.process = spawn.Process(target=_probe, args=(url, every, self._halt, self._answers),
-                                      daemon=True)
+        probe = ROOT / "bench" / "health_probe.py"
+        self._command = [sys.executable, str(probe), url, str(every), str(PROBE_NICE)]
+        self.process: subprocess.Popen[str] | None = None
+        self._lines: queue.Queue[str] = queue.Queue()
         self.latencies: list[float | None] = []
         self.prioritised = False
 
     def start(self) -> None:
         """Start polling; returns once the first answer is in (a new process takes a moment)."""
-        self.process.start()
-        self.prioritised = self._answers.get(timeout=PROBE_WAIT_S)
-        self.latencies.append(self._answers.get(timeout=PROBE_WAIT_S))
+        self.process = subprocess.Popen(self._command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        text=True)
+        threading.Thread(target=self._read, args=(self.process.stdout,), daemon=True).start()
+        self.prioritised = self._next("its priority") == "prioritised"
+        self.latencies.append(_latency(self._next("its first answer")))
 
     def stop(self) -> None:
-        self._halt.set()
-        # drained before the join, as queues need; a probe process that died raises queue.Empty
-        while (answer := self._answers.get(timeout=PROBE_WAIT_S)) != "done":
-            self.latencies.append(answer)
-        self.process.join()
+        assert self.process is not None and self.process.stdin is not None, "stop() before start()"
+        self.process.stdin.close()
+        while (answer := self._next("its answers up to 'done'")) != "done":
+            self.latencies.append(_latency(answer))
+        self.process.wait(timeout=PROBE_WAIT_S)
+
+    def _read(self, stdout: IO[str]) -> None:
+        for line in stdout:
+            self._lines.put(line.strip())
+        self._lines.put("")  # the probe ended
+
+    def _next(self, waited_for: str) -> str:
+        try:
+            line = self._lines.get(timeout=PROBE_WAIT_S)
+        except queue.Empty:
+            raise TimeoutError(f"the health probe sent nothing for {PROBE_WAIT_S} s "
+                               f"(waited for {waited_for})") from None
+        if not line:
+            raise RuntimeError(f"the health probe ended before {waited_for} (exit {self.process.wait()})")
+        return line
 
 
-def _probe(url: str, every: float, halt, answers) -> None:
-    try:
-        os.nice(PROBE_NICE)
-        answers.put(True)
-    except PermissionError:  # not root: the probe's own waits for a CPU count too
-        answers.put(False)
-    while not halt.is_set():
-        answers.put(health_latency(url))
-        halt.wait(every)
-    answers.put("done")
+def _latency(line: str) -> float | None:
+    return None if line == "failed" else float(line)
 
 
 def peak_memory_mb(pid: int) -> float:
