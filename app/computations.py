@@ -200,9 +200,11 @@ def ablated_logits(source: str, ids: tuple[int, ...], units: tuple[tuple[int, in
 
 @st.cache_resource(show_spinner="Writing the other continuation…", max_entries=8)
 def continuation(source: str, ids: tuple[int, ...], settings: tuple[tuple[str, object], ...],
-                 ablation: tuple[tuple[tuple[int, int], ...], str, str] | None = None) -> list[int]:
+                 ablation: tuple[tuple[tuple[int, int], ...], str, str] | None = None,
+                 first_draw: int = 0) -> list[int]:
     """Prompt + generated ids of a generation from `ids` with `settings` (and an ablation:
-    (units, "heads" | "neurons", mode)). A mean ablation generates without the cache (see
+    (units, "heads" | "neurons", mode)), its first step drawing with the random number of step
+    `first_draw` (gpt2viz.Generation). A mean ablation generates without the cache (see
     gpt2viz.interventions)."""
     model, edits, use_cache = load(source).model, None, True
     if ablation is not None:
@@ -210,7 +212,7 @@ def continuation(source: str, ids: tuple[int, ...], settings: tuple[tuple[str, o
         edits = ablation_edits(model, units, kind, mode)
         use_cache = mode == "zero"
     branch = gpt2viz.Generation(model, tokenizer(), list(ids), record=False, edits=edits, use_cache=use_cache,
-                                **dict(settings))
+                                first_draw=first_draw, **dict(settings))
     take_steps(branch)
     return branch.ids
 

@@ -8,8 +8,11 @@ a fresh visit shows (a plain visit keeps a clean address):
 
 Every widget's parameter comes from `app.state.LINKED` (`prompt`, `model` — a preset or the
 bundled model, never a local path —, `layer`, `head`, the sampling settings, each page's choices);
-`tokens` is how far the generation went (it is written again, deterministically, to that length)
-and `step` the selected step (1 = the first generated token, as the pages number steps).
+`tokens` is how far the generation went (it is written again, deterministically, to that length,
+and sets "Max new tokens" when it needs more than the link asks for), `step` the selected step
+and `card_number` the Lesson's card, both counted from 1 as the pages count them (1 = the first
+generated token, the first card). Links written before `card_number` named the card as `card`,
+counted from 0: they are still read, and open the card they always did.
 
 `parse_params` checks an address's parameters, `fit_to_model` what needs the model, `to_params`
 is the inverse.
@@ -32,13 +35,16 @@ from .class_settings import class_settings
 from .settings import MAX_SEED, MAX_TOP_K, TEMPERATURE_RANGE, TOP_P_RANGE
 
 # The query parameters, in the order a link lists them, and the session key each one restores
-# (`step` is 1-based here and 0-based in state.STEP; `tokens` restores no key: it is replayed).
+# (`step` is 1-based here and 0-based in state.STEP; `tokens` restores no key: it is replayed; a
+# card is 1-based in the address, and its value here is the index state.LESSON_CARD keeps).
 KEYS = {param: key for key, param in state.LINKED.items()}
 PROMPT, MODEL, LAYER, HEAD, STEP = (state.LINKED[key] for key in (
     state.PROMPT, state.MODEL_CHOICE, state.LAYER, state.HEAD, state.STEP))
 GREEDY, TEMPERATURE, TOP_K, TOP_P, SEED, MAX_NEW_TOKENS = (state.LINKED[key] for key in (
     state.GREEDY, state.TEMPERATURE, state.TOP_K, state.TOP_P, state.SEED, state.MAX_NEW_TOKENS))
 TOKENS = "tokens"
+CARD = state.LINKED[state.LESSON_CARD]  # counted from 1 in the address; a Link holds the index
+OLD_CARD = "card"  # what links wrote before CARD: the card's index, counted from 0 (still read)
 DEFAULTS: dict[str, Any] = {param: state.DEFAULTS.get(key) for param, key in KEYS.items()}  # None: no default
 DEFAULTS[TOKENS] = None
 ORDER = (*list(KEYS)[:list(KEYS).index(STEP)], TOKENS, *list(KEYS)[list(KEYS).index(STEP):])
@@ -123,6 +129,21 @@ def _second_prompt(raw: str) -> str:
     return raw
 
 
+def _card(first: int, cards: int | None) -> Callable[[str], int]:
+    """A Lesson card counted from `first` (1 in links, 0 in those written before), read as the index
+    the session keeps; `cards`: how many the Lesson has (None: not checked here)."""
+    whole = _whole(first)
+
+    def parse(raw: str) -> int:
+        index = whole(raw) - first
+        if cards is not None and index >= cards:
+            if first == 1:
+                raise _Unusable(f"the lesson has cards 1–{cards}")
+            raise _Unusable(f"this older parameter counts from 0: cards 0–{cards - 1}; {CARD} counts from 1")
+        return index
+    return parse
+
+
 def _one_of(*options: str) -> Callable[[str], str]:
     def parse(raw: str) -> str:
         if raw.strip() not in options:
@@ -144,10 +165,11 @@ _PARSERS: dict[str, Callable[[str], Any]] = {  # every parameter of state.LINKED
     state.STEP_TOP_P: _between(*TOP_P_RANGE), state.DISTRACTOR: _whole(-2, MAX_TOP_K),
     state.DISTRACTOR_TEXT: _text, state.ABLATE_KIND: _one_of(*state.ABLATE_KINDS), state.ABLATE_UNITS: _text,
     state.ABLATE_MODE: _one_of(*state.ABLATE_MODES), state.ABLATE_RERUN: _flag,
-    state.FORCED: _whole(0, MAX_TOP_K), state.COMPARE_PROMPT: _second_prompt, state.COMPARE_MODEL: _model,
+    state.FORCED: _whole(0, MAX_TOP_K), state.FRESH_DRAWS: _flag, state.COMPARE_PROMPT: _second_prompt,
+    state.COMPARE_MODEL: _model,
     state.PATCH_CLEAN: _second_prompt, state.PATCH_CORRUPTED: _second_prompt, state.PATCH_ANSWER: _text,
     state.PATCH_WRONG: _text, state.PATCH_SITE: _one_of(*SITES),
-    state.PATCH_METHOD: _one_of(*state.PATCH_METHODS), state.LESSON_CARD: _whole(0),
+    state.PATCH_METHOD: _one_of(*state.PATCH_METHODS), state.LESSON_CARD: _card(1, None),
     state.PRESENTER: _flag,
 }
 PARSERS: dict[str, Callable[[str], Any]] = {state.LINKED[key]: parse for key, parse in _PARSERS.items()}
@@ -170,30 +192,39 @@ class Link:
     notices: list[str] = field(default_factory=list)
 
 
-def parse_params(params: Mapping[str, str]) -> Link:
-    """Check an address's query parameters (unknown ones are ignored). A value that is not usable
-    is left out, so its default stands, with a notice. A `step` beyond `max_new_tokens` becomes
-    the last step."""
+def parse_params(params: Mapping[str, str], lesson_cards: int | None = None) -> Link:
+    """Check an address's query parameters (unknown ones are ignored); `lesson_cards` is how many
+    cards the Lesson has (None: a card is not checked against it). A value that is not usable is
+    left out, so its default stands, with a notice. `tokens` beyond the `max_new_tokens` the link
+    names raises it (what the link's generation had); a `step` beyond `tokens` (or, without it,
+    `max_new_tokens`) becomes the last step."""
     link = Link()
     for param in ORDER:
-        parse = PARSERS[param]
-        if param not in params:
-            continue
-        raw = str(params[param])
-        try:
-            link.values[param] = parse(raw)
-        except _Unusable as why:
-            shown = "" if param in (PROMPT, state.LINKED[state.COMPARE_PROMPT]) else " " + _shown(raw)
-            link.notices.append(f"{param}{shown} ({why})")
-    most = link.values.get(MAX_NEW_TOKENS, DEFAULTS[MAX_NEW_TOKENS])
-    if link.values.get(TOKENS, 0) > most:
-        link.notices.append(f"tokens {link.values[TOKENS]} (the link asks for {most} new tokens at most)")
-        link.values[TOKENS] = most
-    step, written = link.values.get(STEP), link.values.get(TOKENS, most)
+        parse = _card(1, lesson_cards) if param == CARD else PARSERS[param]
+        if param in params:
+            _read(link, param, str(params[param]), parse)
+    if OLD_CARD in params and CARD not in params:  # a link written before CARD
+        _read(link, OLD_CARD, str(params[OLD_CARD]), _card(0, lesson_cards), CARD)
+    tokens, asked = link.values.get(TOKENS), link.values.get(MAX_NEW_TOKENS)
+    if tokens is not None and asked is not None and tokens > asked:
+        link.notices.append(f"{MAX_NEW_TOKENS} {asked} (raised to {tokens}: the link's generation has "
+                            f"{tokens} new tokens)")
+        link.values[MAX_NEW_TOKENS] = tokens
+    step = link.values.get(STEP)
+    written = tokens if tokens is not None else link.values.get(MAX_NEW_TOKENS, DEFAULTS[MAX_NEW_TOKENS])
     if step is not None and step > written:
         link.notices.append(f"step {step} (the link's generation has {written} new tokens; showing the last)")
         link.values[STEP] = written
     return link
+
+
+def _read(link: Link, param: str, raw: str, parse: Callable[[str], Any], into: str | None = None) -> None:
+    """`link.values[into or param]` = the parsed value, or a notice that names `param` as the address did."""
+    try:
+        link.values[into or param] = parse(raw)
+    except _Unusable as why:
+        shown = "" if param in (PROMPT, state.LINKED[state.COMPARE_PROMPT]) else " " + _shown(raw)
+        link.notices.append(f"{param}{shown} ({why})")
 
 
 def fit_to_model(link: Link, n_layer: int, n_head: int, n_positions: int,
@@ -201,13 +232,15 @@ def fit_to_model(link: Link, n_layer: int, n_head: int, n_positions: int,
     """`link` checked against the loaded model's shape; `prompt_tokens` is the length of the link's
     prompt in tokens (None when it gives none); `token_cap` the most new tokens this server allows.
     A prompt that does not fit also drops the step: the view falls back to the default prompt, not
-    to another prompt's generation."""
+    to another prompt's generation. `tokens` sets "Max new tokens" (the control it stands for) when
+    the link's generation is longer than what the link otherwise asks for, within the cap."""
     values, notices = dict(link.values), list(link.notices)
     if token_cap is not None:
-        for param in (MAX_NEW_TOKENS, TOKENS):
-            if values.get(param, 0) > token_cap:
-                notices.append(f"{param} {values[param]} (this server allows at most {token_cap})")
-                values[param] = token_cap
+        over = [param for param in (MAX_NEW_TOKENS, TOKENS) if values.get(param, 0) > token_cap]
+        if over:
+            asked = " and ".join(f"{param} {values[param]}" for param in over)
+            notices.append(f"{asked} (this server allows at most {token_cap})")
+            values.update(dict.fromkeys(over, token_cap))
     for param, count in ((LAYER, n_layer), (HEAD, n_head)):
         if param in values and values[param] >= count:
             notices.append(f"{param} {values.pop(param)} (this model has 0–{count - 1})")
@@ -219,6 +252,8 @@ def fit_to_model(link: Link, n_layer: int, n_head: int, n_positions: int,
         values.pop(STEP, None)
         values.pop(TOKENS, None)
         notices.append(f"prompt ({prompt_tokens:,} tokens; this model's context holds {n_positions})")
+    if values.get(TOKENS, 0) > values.get(MAX_NEW_TOKENS, DEFAULTS[MAX_NEW_TOKENS]):
+        values[MAX_NEW_TOKENS] = min(values[TOKENS], most)
     return Link(values, notices)
 
 
@@ -255,7 +290,7 @@ def to_params(values: Mapping[str, Any]) -> dict[str, str]:
     for param in ORDER:
         value = values.get(param)
         if value is not None and value != DEFAULTS[param]:
-            params[param] = _param_text(value)
+            params[param] = _param_text(value + 1 if param == CARD else value)
     return params
 
 

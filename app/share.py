@@ -22,6 +22,7 @@ import gpt2viz
 
 from . import session, state
 from .class_settings import class_settings
+from .lesson.content import load_cards
 from .link_params import (
     DEFAULTS,
     KEYS,
@@ -54,7 +55,7 @@ def restore() -> None:
     if state.LINK_READ in st.session_state:
         return
     st.session_state[state.LINK_READ] = True
-    link = parse_params(st.query_params.to_dict())
+    link = parse_params(st.query_params.to_dict(), len(load_cards()))
     if not link.values and not link.notices:
         return
     for param, value in link.values.items():
@@ -73,7 +74,7 @@ def open_view(params: dict[str, str]) -> None:
     goes back to what a fresh visit shows, the view's values are put in place, and `apply_link`
     checks them and writes the generation once the model is loaded (going on with the session's
     own generation when it is the same one, shorter)."""
-    link = parse_params(params)
+    link = parse_params(params, len(load_cards()))
     for key in state.LINKED.keys() - _OWN_SCREEN:
         state.reset(key)
     for param, value in link.values.items():
@@ -99,8 +100,9 @@ def drop_link_model(choice: str) -> bool:
 
 def apply_link(current: CurrentModel) -> None:
     """On the run that first loads the model after a link was opened: check the link's values
-    against the model, reset those that do not fit, write the generation again to the link's
-    length, select its step, and show the notices (once)."""
+    against the model, reset those that do not fit and set those fitted to it (a token count cut to
+    the server's cap, "Max new tokens" raised to the link's length), write the generation again to
+    the link's length, select its step, and show the notices (once)."""
     link = st.session_state.pop(state.LINK_PENDING, None)
     if link is None:
         return
@@ -110,6 +112,9 @@ def apply_link(current: CurrentModel) -> None:
                           class_settings().token_cap(config.n_positions))
     for param in link.values.keys() - fitted.values.keys() - set(_REPLAYED):
         state.put(KEYS[param], DEFAULTS[param])
+    for param, value in fitted.values.items():  # the controls show what the view is written with
+        if param not in _REPLAYED and link.values.get(param) != value:
+            state.choose(KEYS[param], value)
     notices = fitted.notices
     values = fitted.values
     if TOKENS in values:

@@ -60,6 +60,7 @@ ABLATE_MODE = "ablate_mode"  # one of ABLATE_MODES
 ABLATE_MODES = ("zero", "mean")
 ABLATE_RERUN = "ablate_rerun"  # bool: also re-run the whole generation with the ablation
 FORCED = "forced"  # token id the branch is forced to take
+FRESH_DRAWS = "fresh_draws"  # bool: a sampled forced branch draws new random numbers, not the original's
 COMPARE_PROMPT = "compare_prompt"
 DLA_GRID = "dla_grid"  # the attribution heatmap's selection
 COMPARE_MODEL = "compare_model"  # the model the Generate page scores the text with too ("": none)
@@ -108,7 +109,7 @@ OWNERS: dict[str, str] = {
     **dict.fromkeys([ZOOM_QUERY, ZOOM_KEY, FIND_TOKEN, ZOOM_FOUND], "app.zoom"),
     **dict.fromkeys([STEP_TEMPERATURE, STEP_TOP_K, STEP_TOP_P, STEP_SAMPLING_FOR], "app.step_sampling"),
     **dict.fromkeys([DISTRACTOR, DISTRACTOR_TEXT, ABLATE_KIND, ABLATE_UNITS, ABLATE_MODE, ABLATE_RERUN,
-                     FORCED, COMPARE_PROMPT], "app.why_sections"),
+                     FORCED, FRESH_DRAWS, COMPARE_PROMPT], "app.why_sections"),
     DLA_GRID: "app.pages.why",
     COMPARE_MODEL: "app.compare_models",
     **dict.fromkeys([PATCH_CLEAN, PATCH_CORRUPTED, PATCH_ANSWER, PATCH_WRONG, PATCH_SITE, PATCH_METHOD],
@@ -149,6 +150,7 @@ DEFAULTS: dict[str, Any] = {
     ABLATE_UNITS: "",
     ABLATE_MODE: "zero",
     ABLATE_RERUN: False,
+    FRESH_DRAWS: False,
     DISTRACTOR_TEXT: "",
     COMPARE_PROMPT: "",
     COMPARE_MODEL: "",
@@ -178,9 +180,10 @@ LINKED: dict[str, str] = {
     STEP_TEMPERATURE: "step_temperature", STEP_TOP_K: "step_top_k", STEP_TOP_P: "step_top_p",
     DISTRACTOR: "distractor", DISTRACTOR_TEXT: "distractor_text", ABLATE_KIND: "ablate",
     ABLATE_UNITS: "units", ABLATE_MODE: "ablate_mode", ABLATE_RERUN: "ablate_rerun", FORCED: "forced",
+    FRESH_DRAWS: "fresh_draws",
     COMPARE_PROMPT: "compare", COMPARE_MODEL: "compare_model", PATCH_CLEAN: "clean",
     PATCH_CORRUPTED: "corrupted", PATCH_ANSWER: "answer",
-    PATCH_WRONG: "wrong", PATCH_SITE: "site", PATCH_METHOD: "method", LESSON_CARD: "card",
+    PATCH_WRONG: "wrong", PATCH_SITE: "site", PATCH_METHOD: "method", LESSON_CARD: "card_number",
     PRESENTER: "presenter",
 }
 NOT_LINKED: dict[str, str] = {

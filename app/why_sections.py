@@ -109,6 +109,8 @@ def ablation_section(current: CurrentModel, kept: SessionGeneration | None, ids:
 
 
 def force_section(current: CurrentModel, kept: SessionGeneration, record: Step) -> None:
+    """The generation written again from `record`'s step with another token there; a sampled one
+    draws its later tokens with the original's random numbers, step for step, or with fresh ones."""
     st.subheader("Force another token")
     generation = kept.generation
     options = [t for t, _, _ in record.top]
@@ -117,13 +119,40 @@ def force_section(current: CurrentModel, kept: SessionGeneration, record: Step) 
                           key=state.FORCED, format_func=lambda t: visible_token(tokenizer().token_text(t)))
     prefix = generation.ids[: record.position] + [forced]
     left = generation.settings["max_new_tokens"] - record.index - 1
+    sampled = generation.settings["temperature"] > 0 and left > 0
+    fresh = sampled and state.widget(
+        st.toggle, "Fresh random numbers for the branch", key=state.FRESH_DRAWS,
+        help="Off: each later step draws with the random number the original drew with at that step. "
+             "On: with numbers the original never drew.")
+    # the original's step k draws with number k (gpt2viz.Generation); past the context, no step's
+    first_draw = record.index + 1 + (current.model.config.n_positions if fresh else 0)
     settings = {**generation.settings, "max_new_tokens": left}
-    branch = continuation(current.source, tuple(prefix), tuple(settings.items())) if left > 0 else prefix
+    branch = continuation(current.source, tuple(prefix), tuple(settings.items()),
+                          first_draw=first_draw) if left > 0 else prefix
     br = branches(record.position, generation.ids, branch, tokenizer().token_text)
     st.markdown(branches_html(br, ("original", "forced")), unsafe_allow_html=True)
-    st.caption("The generation goes on from the forced token with the same settings. A greedy branch is "
-               "deterministic; a sampled one draws with the same seed, counting its draws from the forced "
-               "token, so it is reproducible but not the original run's draws.")
+    st.caption(branch_caption(generation.ids[record.position + 1:], branch[record.position + 1:],
+                              sampled, fresh, left))
+
+
+def branch_caption(original: list[int], branch: list[int], sampled: bool, fresh: bool, left: int) -> str:
+    """What the forced branch's later tokens are drawn with, in plain words; `original` and `branch`
+    are the tokens after the forced one."""
+    if left <= 0:
+        return "The forced token is the generation's last: nothing is written after it."
+    if not sampled:
+        return ("The generation goes on from the forced token with the same settings. It is greedy: each "
+                "later token is the likeliest one, with no random draw.")
+    if fresh:
+        return ("The generation goes on from the forced token with the same settings, drawing fresh random "
+                "numbers, ones the original never drew: the branch differs from the original by the forced "
+                "token and by chance.")
+    same = sum(a == b for a, b in zip(original, branch, strict=False))
+    return (f"The generation goes on from the forced token with the same settings, and each later step "
+            f"draws with the same random number as the original's step at that place. Where the forced "
+            f"token changed the model's probabilities little, that draw picks the original's token again "
+            f"({same} of {len(branch)} later tokens here): the same luck, not the model repeating "
+            f"itself. Switch on fresh random numbers to draw new ones.")
 
 
 def compare_section(current: CurrentModel, selected: tuple[int, int]) -> None:

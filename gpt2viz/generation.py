@@ -82,7 +82,10 @@ def _check_settings(max_new_tokens: int, temperature: float, top_k: int | None,
 class Generation:
     """A generation that goes on one token at a time: `advance()` runs one step.
 
-    `temperature=0` is greedy; otherwise sampling with `seed` is reproducible. Each step records
+    `temperature=0` is greedy; otherwise sampling with `seed` is reproducible: step i draws with the
+    random number of (`seed`, `first_draw` + i) (`sampling.draw`). A branch written in place of a
+    generation's steps from k on draws with that generation's own numbers with `first_draw=k`, and
+    with numbers no generation of that seed drew with `first_draw` ≥ the model's context. Each step records
     the hook points in `names` (all when None) unless `record` is False, and applies `edits` (as
     `run_with_capture` takes them) to its forward pass. With `use_cache` (the default) each step
     runs only the new token over cached keys and values; without it each step re-runs the whole
@@ -110,8 +113,12 @@ class Generation:
         use_cache: bool = True,
         edits: Mapping[str, Edit] | None = None,
         retain_cache: bool = False,
+        first_draw: int = 0,
     ) -> None:
         _check_settings(max_new_tokens, temperature, top_k, top_p)
+        if first_draw < 0:
+            raise ValueError(f"first_draw must be 0 or more, not {first_draw}.")
+        self.first_draw = first_draw
         self.model, self.tok, self.prompt = model, tok, prompt
         self.settings = dict(max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k,
                              top_p=top_p, seed=seed)
@@ -253,7 +260,8 @@ class Generation:
         s = self.settings
         if s["temperature"] == 0:
             return int(logits.argmax())
-        return draw(sampling_stages(logits, s["temperature"], s["top_k"], s["top_p"]).probs, s["seed"], index)
+        probs = sampling_stages(logits, s["temperature"], s["top_k"], s["top_p"]).probs
+        return draw(probs, s["seed"], self.first_draw + index)
 
     def _stop_reason(self, token: int, position: int, index: int) -> str | None:
         if token == EOT_ID:

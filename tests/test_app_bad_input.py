@@ -71,6 +71,12 @@ def test_endoftext_typed_in_the_prompt_is_plain_text():
     pieces = load_tokenizer().token_texts(run.prompt_ids)
     assert pieces == ["Hello", "<", "|", "end", "of", "text", "|", ">", "world"]
     assert strip_spans(strip_html(at), "prompt") == escaped_tokens(pieces)
+    # and the page says so, naming the switch that gives the real token; typed inside the text,
+    # there is no button to move it into the switch
+    (hint,) = [i for i in texts(at, "info") if "<|endoftext|>" in i]
+    assert "the model reads it as 7 ordinary tokens (`<`, `|`, `end`, `of`, `text`, `|`, `>`)" in hint
+    assert "The **Start with <|endoftext|>** switch puts the real token before the prompt." in hint
+    assert not [b for b in at.button if b.key == "typed_eot"]
 
 
 @pytest.mark.parametrize("prompt", ["I ❤️ 🐈‍⬛ cats", "שלום עולם مرحبا", "zero\u200bwidth\u200djoin\u200f"])

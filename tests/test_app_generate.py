@@ -207,6 +207,25 @@ def test_a_prompt_can_start_with_endoftext_as_texts_did_in_training():
     assert at.query_params["eot"] == "true"
 
 
+def test_endoftext_typed_at_the_start_points_to_the_switch():
+    """`<|endoftext|>` typed before the text is seven ordinary tokens: the page says so, and its
+    button moves it into the "Start with <|endoftext|>" switch, which gives the real token."""
+    at = new_app()
+    assert not [i for i in texts(at, "info") if "<|endoftext|>" in i]  # no hint without it
+    generate(at, "<|endoftext|>The cat sat on the mat", max_new_tokens=2)
+    tok = gpt2viz.load_tokenizer()
+    assert session_generation(at).prompt_ids == tok.encode("<|endoftext|>The cat sat on the mat")
+    (hint,) = [i for i in texts(at, "info") if "<|endoftext|>" in i]
+    assert "typed as text: the model reads it as 7 ordinary tokens" in hint
+    at.button(key="typed_eot").click().run()
+    assert not at.exception
+    assert at.text_area(key="prompt").value == "The cat sat on the mat"
+    assert at.toggle(key="start_with_eot").value is True
+    assert not [i for i in texts(at, "info") if "<|endoftext|>" in i]
+    generate(at, "The cat sat on the mat", max_new_tokens=2)
+    assert session_generation(at).prompt_ids == [gpt2viz.EOT_ID, *tok.encode("The cat sat on the mat")]
+
+
 def test_the_strip_shows_each_tokens_surprise_and_a_second_model_scores_the_same_text(monkeypatch, tmp_path):
     from gpt2viz.surprise import compare_models
     from tests.conftest import tiny_model

@@ -31,6 +31,7 @@ from tests.app_support import (
     QKV,
     WHY,
     app_config,
+    app_gpt2,
     generate,
     new_app,
     session_generation,
@@ -310,3 +311,86 @@ def test_the_example_is_written_for_each_start_and_token_cap(monkeypatch):
     example = session_generation(capped)
     assert example.settings["max_new_tokens"] == 3 and len(example.steps) <= 3
     assert dict(capped.query_params) == {"max_new_tokens": "3"}  # the example's own length, nothing more
+
+
+def sampling_shows(at: AppTest) -> int:
+    """The "Max new tokens" the Sampling popover shows."""
+    return at.number_input(key="max_new_tokens").value
+
+
+def test_a_link_longer_than_the_servers_cap_sets_the_control_to_the_cap(monkeypatch):
+    """`max_new_tokens=6&tokens=6` on a server that allows 5: the generation has 5 tokens, the
+    Sampling popover says 5 (not the default) and Generate writes 5 again; the notice names the cap."""
+    monkeypatch.setenv("GPT2VIZ_MAX_NEW_TOKENS", "5")
+    at = open_link({"prompt": PROMPT, "max_new_tokens": "6", "tokens": "6"})
+    assert notices(at) == [f"{NOTICE}max_new_tokens 6 and tokens 6 (this server allows at most 5)."]
+    run = session_generation(at)
+    want = list(gpt2viz.generate(app_gpt2(), gpt2viz.load_tokenizer(), PROMPT, max_new_tokens=5))
+    assert run.ids == run.prompt_ids + [step.token_id for step in want]
+    assert run.settings["max_new_tokens"] == 5 and sampling_shows(at) == 5
+    assert at.query_params["max_new_tokens"] == "5"
+    at.button[1].click().run()  # Generate
+    assert not at.exception
+    again = session_generation(at)
+    assert again is not run and again.settings["max_new_tokens"] == 5 and again.ids == run.ids
+
+
+def test_tokens_alone_set_the_control_they_stand_for():
+    """`tokens=24` alone: written to 24 tokens (not cut to the default 20), with "Max new tokens" at 24."""
+    at = open_link({"prompt": PROMPT, "tokens": "24"})
+    run = session_generation(at)
+    want = list(gpt2viz.generate(app_gpt2(), gpt2viz.load_tokenizer(), PROMPT, max_new_tokens=24))
+    assert run.ids == run.prompt_ids + [step.token_id for step in want]
+    ends = [] if len(want) == 24 else [f"{NOTICE}tokens 24 (this generation ends after {len(want)} tokens)."]
+    assert notices(at) == ends
+    assert run.settings["max_new_tokens"] == 24 and sampling_shows(at) == 24
+    assert at.query_params["max_new_tokens"] == "24"
+    at.button[1].click().run()  # Generate: the same 24 tokens, not 20
+    assert not at.exception and session_generation(at).ids == run.ids
+
+
+def progress(at: AppTest) -> str:
+    return at.get("progress")[0].proto.text
+
+
+def test_lesson_cards_are_counted_from_1_in_the_link():
+    from app.lesson.content import load_cards
+
+    count = len(load_cards())
+    at = open_link({"card_number": str(count)}, LESSON)
+    assert progress(at) == f"Card {count} of {count}" and notices(at) == []
+    assert dict(at.query_params) == {"card_number": str(count)}
+    at.button(key="lesson_previous").click().run()
+    assert progress(at) == f"Card {count - 1} of {count}"
+    assert dict(at.query_params) == {"card_number": str(count - 1)}
+    at.selectbox(key="lesson_card").select(0).run()  # the first card: the address is bare
+    assert progress(at) == f"Card 1 of {count}" and dict(at.query_params) == {}
+
+
+@pytest.mark.parametrize(("param", "number", "why"), [
+    ("card_number", "99", "the lesson has cards 1–{count}"),
+    ("card_number", "{count_plus_1}", "the lesson has cards 1–{count}"),
+    ("card", "{count}", "this older parameter counts from 0: cards 0–{last}; card_number counts from 1"),
+])
+def test_a_card_the_lesson_does_not_have_is_named_in_a_notice(param, number, why):
+    from app.lesson.content import load_cards
+
+    count = len(load_cards())
+    fill = dict(count=count, count_plus_1=count + 1, last=count - 1)
+    number, why = number.format(**fill), why.format(**fill)
+    at = open_link({param: number, "layer": "1"}, LESSON)
+    assert notices(at) == [f"{NOTICE}{param} {number} ({why})."]
+    assert progress(at) == f"Card 1 of {count}" and kept(at, "layer") == 1
+    assert dict(at.query_params) == {"layer": "1"}
+
+
+def test_a_lesson_link_written_before_card_number_opens_the_same_card():
+    """Links once named the card counted from 0: `card=3` was the fourth card and still opens it,
+    and the address then says it the new way."""
+    from app.lesson.content import load_cards
+
+    cards = load_cards()
+    at = open_link({"card": "3"}, LESSON)
+    assert notices(at) == [] and progress(at) == f"Card 4 of {len(cards)}"
+    assert at.header[0].value == cards[3].title
+    assert at.query_params["card_number"] == "4" and "card" not in at.query_params

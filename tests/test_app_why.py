@@ -12,12 +12,14 @@ import gpt2viz
 from gpt2viz.attribution import direct_logit_attribution, saliency
 from gpt2viz.interventions import ablate_heads, ablate_neurons
 from gpt2viz.loading import MODEL_ENV
+from gpt2viz.sampling import draw, sampling_stages
 from gpt2viz.viz.candidates import CHOSEN_COLOUR, percent
 from gpt2viz.viz.tokens import visible_token
 from tests.app_support import (
     GENERATE,
     WHY,
     chart_keys,
+    escaped_tokens,
     figure,
     generate,
     new_app,
@@ -243,6 +245,84 @@ def test_forcing_a_token_starts_the_branch_with_it(why):
     first = re.search(r'<span class="sal[^"]*">(.*?)</span>', forced_row).group(1)
 
     assert first == html.escape(visible_token(gpt2viz.load_tokenizer().token_text(forced)))
+    # the last step: nothing follows the forced token, and no draws to choose
+    assert "The forced token is the generation's last: nothing is written after it." in texts(why, "caption")
+    assert not [t for t in why.toggle if t.key == "fresh_draws"]
+
+
+def forced_row(at) -> list[str]:
+    """The forced branch's token boxes (escaped), from the forced token on."""
+    (strip,) = [m for m in texts(at, "markdown") if "<b>forced</b>" in m]
+    return re.findall(r'<span class="sal[^"]*">(.*?)</span>', strip.split("<b>forced</b>", 1)[1])
+
+
+def drawn_branch(model, prefix: list[int], settings: dict, count: int, first_draw: int) -> list[int]:
+    """`prefix` and `count` tokens more, each drawn from a full run's last logits with the random
+    number of step `first_draw` + j (gpt2viz.sampling.draw): computed apart from gpt2viz.Generation."""
+    ids = list(prefix)
+    for j in range(count):
+        logits = model.run_with_capture(ids, names=[]).logits[-1]
+        probs = sampling_stages(logits, settings["temperature"], settings["top_k"], settings["top_p"]).probs
+        ids.append(draw(probs, settings["seed"], first_draw + j))
+        if ids[-1] == gpt2viz.EOT_ID:
+            break
+    return ids
+
+
+@pytest.fixture
+def sampled_why(loud_model):
+    at = new_app()
+    at.toggle(key="greedy").set_value(False).run()
+    at.slider(key="temperature").set_value(2.0)
+    at.number_input(key="top_k").set_value(10)  # each drawn token is one of the ten a step lists
+    at.number_input(key="seed").set_value(7).run()
+    generate(at, "The cat sat on the mat because", max_new_tokens=8)
+    return at.switch_page(WHY).run()
+
+
+def test_a_sampled_branch_draws_with_the_originals_numbers_or_fresh_ones(sampled_why, loud_model):
+    """Forced at step 2 of 8, the branch's later steps draw with the original's random numbers of
+    steps 3…8 (not of steps 1…6, which made it seem to repeat the original's start), or, switched
+    on, with numbers the original never drew; the caption says which."""
+    at, run = sampled_why, session_generation(sampled_why)
+    assert len(run.steps) == 8 and run.settings["temperature"] == 2.0 and run.settings["top_k"] == 10
+    at.select_slider(key="step").set_value(1).run()
+    record = run.steps[1]
+    forced = next(t for t, _, _ in record.top if t != record.token_id)
+    at.selectbox(key="forced").select(forced).run()
+    assert not at.exception
+    prefix = run.ids[: record.position] + [forced]
+    tok = gpt2viz.load_tokenizer()
+    same = drawn_branch(loud_model, prefix, run.settings, 6, first_draw=2)
+    assert forced_row(at) == escaped_tokens(tok.token_texts(same[record.position:]))
+    assert same != drawn_branch(loud_model, prefix, run.settings, 6, first_draw=0)  # tells them apart
+    later = record.position + 1
+    alike = sum(a == b for a, b in zip(run.ids[later:], same[later:], strict=False))
+    (caption,) = [c for c in texts(at, "caption") if c.startswith("The generation goes on")]
+    assert "each later step draws with the same random number as the original's step at that place" in caption
+    assert f"({alike} of {len(same) - later} later tokens here)" in caption
+    assert at.toggle(key="fresh_draws").value is False and "fresh_draws" not in at.query_params
+
+    at.toggle(key="fresh_draws").set_value(True).run()
+    assert not at.exception
+    fresh = drawn_branch(loud_model, prefix, run.settings, 6, first_draw=loud_model.config.n_positions + 2)
+    assert fresh != same and forced_row(at) == escaped_tokens(tok.token_texts(fresh[record.position:]))
+    (caption,) = [c for c in texts(at, "caption") if c.startswith("The generation goes on")]
+    assert "drawing fresh random numbers, ones the original never drew" in caption
+    assert at.query_params["fresh_draws"] == "true"
+
+
+def test_forcing_the_token_the_original_drew_writes_the_original_again(sampled_why):
+    """With the original's random numbers, a branch forced to the token the original took is the
+    original: the draws line up step for step."""
+    at, run = sampled_why, session_generation(sampled_why)
+    index = 2  # the third step: the branch draws with the original's numbers from its fourth on
+    assert run.steps[index].token_id in [t for t, _, _ in run.steps[index].top]
+    at.select_slider(key="step").set_value(index).run()
+    at.selectbox(key="forced").select(run.steps[index].token_id).run()
+    assert not at.exception
+    original = run.ids[run.steps[index].position:]
+    assert forced_row(at) == escaped_tokens(gpt2viz.load_tokenizer().token_texts(original))
 
 
 def test_bad_inputs_get_one_clear_message(why):

@@ -99,7 +99,6 @@ def test_the_token_cap_holds_for_widgets_and_links(monkeypatch):
     generate(at, "The cat sat on the mat", max_new_tokens=3)
     assert len(session_generation(at).steps) <= 3
     other = open_link({"prompt": "The cat sat on the mat", "max_new_tokens": "30", "tokens": "30"}, GENERATE)
-    assert notices(other) == [f"{NOTICE}max_new_tokens 30 (this server allows at most 3); "
-                              "tokens 30 (this server allows at most 3)."]
+    assert notices(other) == [f"{NOTICE}max_new_tokens 30 and tokens 30 (this server allows at most 3)."]
     replayed = session_generation(other)
     assert replayed.settings["max_new_tokens"] == 3 and len(replayed.steps) <= 3

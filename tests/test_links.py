@@ -51,8 +51,9 @@ ALL = {
     "wrong": " Paul",
     "site": "z",
     "method": "exact",
-    "card": 3,
+    links.CARD: 3,  # the fourth card: its index here, its number (4) in the address
     "presenter": True,
+    "fresh_draws": True,
 }
 
 
@@ -175,9 +176,64 @@ def test_tokens_bound_the_step_and_are_bounded_by_the_new_tokens_asked_for():
     link = parse_params({"tokens": "12", "step": "15", "max_new_tokens": "30"})
     assert link.values == {"tokens": 12, "step": 12, "max_new_tokens": 30}
     assert link.notices == ["step 15 (the link's generation has 12 new tokens; showing the last)"]
+    # a longer generation than the link asks for raises what it asks for: the control shows the length
     link = parse_params({"tokens": "40", "max_new_tokens": "30"})
-    assert link.values == {"tokens": 30, "max_new_tokens": 30}
-    assert link.notices == ["tokens 40 (the link asks for 30 new tokens at most)"]
+    assert link.values == {"tokens": 40, "max_new_tokens": 40}
+    assert link.notices == ["max_new_tokens 30 (raised to 40: the link's generation has 40 new tokens)"]
+
+
+def test_tokens_alone_set_the_new_tokens_asked_for():
+    """`tokens=30` alone is a generation of 30 tokens: "Max new tokens" becomes 30, not the default 20
+    (which would cut it); a shorter one leaves the default, as a link of the app's own has it."""
+    link = parse_params({"tokens": "30", "step": "25"})
+    assert link.values == {"tokens": 30, "step": 25} and link.notices == []
+    fitted = fit_to_model(link, 4, 4, 512, None)
+    assert fitted.values == {"tokens": 30, "step": 25, "max_new_tokens": 30} and fitted.notices == []
+    assert fit_to_model(parse_params({"tokens": "12"}), 4, 4, 512, None).values == {"tokens": 12}
+
+
+@pytest.mark.parametrize(("params", "values", "notice"), [
+    ({"max_new_tokens": "41", "tokens": "41"}, {"max_new_tokens": 40, "tokens": 40},
+     "max_new_tokens 41 and tokens 41 (this server allows at most 40)"),
+    ({"tokens": "41"}, {"max_new_tokens": 40, "tokens": 40}, "tokens 41 (this server allows at most 40)"),
+    ({"max_new_tokens": "50", "tokens": "30"}, {"max_new_tokens": 40, "tokens": 30},
+     "max_new_tokens 50 (this server allows at most 40)"),
+])
+def test_a_server_cap_cuts_the_token_count_and_the_control_alike(params, values, notice):
+    """The generation and "Max new tokens" are cut to the server's cap together, the cap named once."""
+    fitted = fit_to_model(parse_params(params), 12, 12, 1024, None, token_cap=40)
+    assert fitted.values == values
+    assert fitted.notices == [notice]
+
+
+def test_a_card_is_counted_from_1_in_the_address_and_from_0_in_the_session():
+    assert links.CARD == "card_number" and links.OLD_CARD == "card"
+    assert to_params({links.CARD: 13}) == {"card_number": "14"}  # the last of 14 cards
+    assert to_params({links.CARD: 0}) == {}  # the first card: a fresh visit's
+    assert parse_params({"card_number": "14"}, lesson_cards=14).values == {links.CARD: 13}
+    assert parse_params({"card_number": "1"}, lesson_cards=14).values == {links.CARD: 0}
+
+
+@pytest.mark.parametrize(("params", "notice"), [
+    ({"card_number": "15"}, "card_number 15 (the lesson has cards 1–14)"),
+    ({"card_number": "99"}, "card_number 99 (the lesson has cards 1–14)"),
+    ({"card_number": "0"}, "card_number 0 (must be at least 1)"),
+    ({"card": "14"}, "card 14 (this older parameter counts from 0: cards 0–13; card_number counts from 1)"),
+    ({"card": "-1"}, "card -1 (must be at least 0)"),
+])
+def test_a_card_the_lesson_does_not_have_is_named_in_a_notice(params, notice):
+    link = parse_params(params, lesson_cards=14)
+    assert link.values == {} and link.notices == [notice]
+
+
+def test_a_link_written_before_card_number_opens_the_card_it_always_did():
+    """`card` counted from 0: card=3 was the fourth card, and still is; card_number wins over it."""
+    assert parse_params({"card": "3"}, lesson_cards=14).values == {links.CARD: 3}
+    assert parse_params({"card": "0"}, lesson_cards=14).values == {links.CARD: 0}
+    assert parse_params({"card": "13"}, lesson_cards=14).values == {links.CARD: 13}
+    link = parse_params({"card": "3", "card_number": "9"}, lesson_cards=14)
+    assert link.values == {links.CARD: 8} and link.notices == []
+    assert to_params(parse_params({"card": "3"}).values) == {"card_number": "4"}  # rewritten as the new one
 
 
 def test_fit_to_model():

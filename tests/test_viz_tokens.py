@@ -83,3 +83,67 @@ def test_strip_draws_the_character_over_its_byte_tokens():
     inner = html.split('<ruby class="tok-group"', 1)[1].split("<rt>")[0]
     assert inner.count('class="tok tok-prompt"') == 2 and inner.count('class="tok tok-gen') == 1
     assert 'title="tokens 1–3 are the bytes of &#x27; 🐈&#x27;"' in html
+
+
+def test_each_tokens_probability_is_written_under_it_without_hover():
+    import re
+
+    from gpt2viz.viz.tokens import short_percent
+
+    assert [short_percent(p) for p in (1.0, 0.4249, 0.031, 0.0099, 0.0042, 0.00099, 1e-9)] == [
+        "100%", "42%", "3%", "1.0%", "0.4%", "<0.1%", "<0.1%"]
+    html = token_strip_html(["A", " cat"], [" sat", " on"], selected=1, probs=[None, 0.25, 0.0004, 0.5])
+    numbers = re.findall(r'<span class="tok[^"]*"[^>]* data-p="([^"]*)"', html)
+    assert numbers == ["25%", "&lt;0.1%", "50%"]  # the first token has none; "<" escaped
+    # the number is drawn by CSS from data-p: the boxes' text is still the tokens' alone
+    assert re.findall(r'<span class="tok [^>]*>(.*?)</span>', html) == ["A", "·cat", "·sat", "·on"]
+    assert ".tok-numbers-all [data-p]::after" in html and "content:attr(data-p)" in html
+    assert "<div class='tok-strip tok-numbers-all'>" in html
+    assert "data-p" not in token_strip_html(["A"], [" b"])  # no probabilities, no numbers
+
+
+def test_a_long_strip_writes_the_probability_under_the_selected_token_only():
+    from gpt2viz.viz.tokens import NUMBERS_UP_TO
+
+    def strip(n: int) -> str:
+        return token_strip_html(["A"] * (n - 3), ["b", "c", "d"], selected=1, probs=[None] + [0.5] * (n - 1))
+
+    assert "<div class='tok-strip tok-numbers-all'>" in strip(NUMBERS_UP_TO)
+    long = strip(NUMBERS_UP_TO + 1)
+    assert "<div class='tok-strip tok-numbers-selected'>" in long
+    assert ".tok-numbers-selected [data-p].tok-selected::after{content:attr(data-p)" in long
+    assert "under the selected one its probability p" in long
+    assert "Under each token, its probability p" in strip(NUMBERS_UP_TO)
+
+
+def test_the_surprise_bars_have_a_legend_under_the_strip():
+    import re
+
+    from gpt2viz.viz.tokens import (
+        EXPECTED_RGB,
+        SURPRISE_SCALE_BITS,
+        SURPRISING_RGB,
+        surprise_colour,
+        surprise_key_html,
+    )
+
+    html = token_strip_html(["A", " cat"], [" sat"], probs=[None, 0.25, 0.5])
+    key = surprise_key_html()
+    assert html.endswith(key) and html.count("class='tok-key'") == 1
+    assert html.index("<div class='tok-strip") < html.index(key)  # under the strip, not in it
+    assert "<span>expected</span>" in key and "<span>unexpected</span>" in key
+    # the gradient runs between the very colours a token of p = 1 and one at the scale's end get
+    assert surprise_colour(1.0) == "#{:02x}{:02x}{:02x}".format(*EXPECTED_RGB)
+    assert surprise_colour(2 ** -SURPRISE_SCALE_BITS) == "#{:02x}{:02x}{:02x}".format(*SURPRISING_RGB)
+    assert f"linear-gradient(to right,rgb{EXPECTED_RGB},rgb{SURPRISING_RGB})" in html
+    # each tick sits where the gradient has the colour a token of that probability gets
+    ticks = re.findall(r"<span class='tok-key-tick' style='left:([\d.]+)%'>([^<]+)</span>", key)
+    assert [text for _, text in ticks] == ["100%", "10%", "1%", "0.1%", "≤ 0.0015%"]
+    for (left, _), prob in zip(ticks, (1.0, 0.1, 0.01, 0.001, 2 ** -16), strict=True):
+        ends = zip(EXPECTED_RGB, SURPRISING_RGB, strict=True)
+        on_gradient = [a + (b - a) * float(left) / 100 for a, b in ends]
+        drawn = surprise_colour(prob)
+        channels = [int(drawn[1 + 2 * i: 3 + 2 * i], 16) for i in range(3)]
+        assert all(abs(d - c) <= 1.5 for d, c in zip(channels, on_gradient, strict=True)), prob
+    assert "tok-key" not in token_strip_html(["A"], [" b"])  # no probabilities, no legend
+    assert "tok-key" not in token_strip_html(["A"], [" b"], progress=4)

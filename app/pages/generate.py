@@ -33,6 +33,39 @@ def use_example() -> None:
         state.put(state.PROMPT, st.session_state[state.EXAMPLE])
 
 
+def after_typed_eot(prompt: str) -> str | None:
+    """What follows the <|endoftext|> typed at the start of `prompt` (once or more), or None when
+    the prompt does not start with it."""
+    text = prompt.lstrip()
+    if not text.startswith(gpt2viz.EOT_TEXT):
+        return None
+    while text.startswith(gpt2viz.EOT_TEXT):
+        text = text.removeprefix(gpt2viz.EOT_TEXT)
+    return text
+
+
+def use_the_eot_switch() -> None:
+    """The prompt without the <|endoftext|> typed at its start, and the switch that puts the real
+    token there on."""
+    state.choose(state.PROMPT, after_typed_eot(state.get(state.PROMPT)) or "")
+    state.choose(state.START_WITH_EOT, True)
+
+
+def typed_eot_hint(prompt: str) -> None:
+    """When the prompt holds the text <|endoftext|>: what the model reads there, the switch that
+    gives it the real token, and a button that uses the switch when the text starts the prompt."""
+    pieces = tokenizer().token_texts(tokenizer().encode(gpt2viz.EOT_TEXT))
+    shown = ", ".join(f"`{piece}`" for piece in pieces)
+    st.info(f"The prompt holds `{gpt2viz.EOT_TEXT}` typed as text: the model reads it as {len(pieces)} "
+            f"ordinary tokens ({shown}), not as its one end-of-text token, so no new text starts there. "
+            f"The **Start with {gpt2viz.EOT_TEXT}** switch puts the real token before the prompt.")
+    rest = after_typed_eot(prompt)
+    if rest is not None and rest.strip():
+        st.button("Use the switch instead", key="typed_eot", on_click=use_the_eot_switch,
+                  help=f"Removes the typed {gpt2viz.EOT_TEXT} from the start of the prompt and switches on "
+                       f"Start with {gpt2viz.EOT_TEXT}.")
+
+
 def strip(generation: Generation, selected: int | None = None, progress: int | None = None) -> str:
     tok = tokenizer()
     return token_strip_html(tok.token_texts(generation.prompt_ids), [step.text for step in generation.steps],
@@ -81,6 +114,8 @@ else:  # a popover, not an expander: its widgets are drawn in the browser only o
 summary_column.caption(settings.summary())
 next_clicked = next_column.button("Next token", help="Generate one more token")
 generate_clicked = generate_column.button("Generate", type="primary", help="Generate to the end")
+if gpt2viz.EOT_TEXT in prompt:  # below the buttons: the page's first two stay Next token and Generate
+    typed_eot_hint(prompt)
 live = st.empty()
 if next_clicked or generate_clicked:
     try:

@@ -18,6 +18,7 @@ from gpt2viz import Trace, act_name
 from gpt2viz.analysis import HeadGrid, Overview
 from gpt2viz.model import attention_scores, causal_mask
 
+from .colours import BLUE_RED
 from .tokens import thinned
 
 PATTERN = "pattern"  # after softmax
@@ -144,7 +145,7 @@ def overview_figure(o: Overview, kind: str, title: str,
                                           o.col_starts[None, :], col_ends[None, :]), axis=-1)
     fig = go.Figure(go.Heatmap(
         z=o.values, x=o.col_starts, y=o.row_starts, customdata=custom, name=kind,
-        colorscale="Viridis" if pattern else "RdBu_r", zmid=None if pattern else 0.0,
+        colorscale="Viridis" if pattern else BLUE_RED, zmid=None if pattern else 0.0,
         zmin=0.0 if pattern else None, zmax=1.0 if pattern else None,
         colorbar=dict(title="max weight" if pattern else "max score"),
         hovertemplate="queries %{customdata[0]}–%{customdata[1]}<br>keys %{customdata[2]}–"
@@ -180,7 +181,7 @@ def attention_heatmap_figure(m: AttentionMatrix, max_ticks: int = 30,
     top = weight_scale_top(m, without_first) if pattern else None
     values = go.Heatmap(
         z=m.values, x=m.key_labels, y=m.query_labels, name=m.kind,
-        colorscale="Viridis" if pattern else "RdBu_r", zmid=None if pattern else 0.0,
+        colorscale="Viridis" if pattern else BLUE_RED, zmid=None if pattern else 0.0,
         zmin=0.0 if pattern else None, zmax=top,
         colorbar=dict(title="weight" if pattern else "score"),
         hovertemplate="query %{y}<br>key %{x}<br>" + m.kind + " %{z:.4f}<extra></extra>",

@@ -11,12 +11,17 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from .candidates import CHOSEN_COLOUR, OTHER_COLOUR, percent
+from .colours import BLUE_RED
 from .lens import MLP_COLOUR
 from .tokens import visible_token
 
-UNSCALED_COLOUR = "#999999"
-ALLOWED_COLOUR, HIDDEN_COLOUR = "#6fa8dc", "#eeeeee"
-TEMPERATURE_COLOURS = ("#0b5394", CHOSEN_COLOUR, "#f6b26b")
+# Each pair told apart by colour alone stays CIE ΔE 40 apart under simulated deuteranopia and
+# protanopia (tests/test_colour_vision.py): beside OTHER_COLOUR a dark grey, not #999999 (30 apart);
+# a mask's allowed cells a deeper blue than #6fa8dc (39 from HIDDEN_COLOUR); the bold temperature
+# light blue, not the light orange #f6b26b that deuteranopia draws 21 from CHOSEN_COLOUR.
+UNSCALED_COLOUR = "#555555"
+ALLOWED_COLOUR, HIDDEN_COLOUR = "#3d85c6", "#eeeeee"
+TEMPERATURE_COLOURS = ("#0b5394", CHOSEN_COLOUR, "#9fc5e8")
 
 _IDS_CSS = (
     ".tok-ids{display:flex;flex-wrap:wrap;gap:6px 4px;font-family:monospace}"
@@ -100,7 +105,7 @@ def mlp_widths_figure(inp: np.ndarray, hidden: np.ndarray, out: np.ndarray, titl
     for row, (name, values) in enumerate(rows, start=1):
         peak = float(np.abs(values).max()) or 1.0
         fig.add_trace(go.Heatmap(z=values[None, :].astype(np.float32), x=list(range(values.shape[0])),
-                                 y=[""], colorscale="RdBu_r", zmin=-peak, zmax=peak, showscale=False,
+                                 y=[""], colorscale=BLUE_RED, zmin=-peak, zmax=peak, showscale=False,
                                  hovertemplate=f"{name}<br>%{{x}}: %{{z:.4f}}<extra></extra>"),
                       row=row, col=1)
     fig.update_xaxes(range=[-0.5, width - 0.5], showgrid=False)

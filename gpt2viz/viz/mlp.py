@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 
 from gpt2viz import Trace, act_name
 
+from .colours import BLUE_RED
 from .tokens import thinned
 
 PRE = "pre"  # mlp.hook_pre: before GELU (TransformerLens short names)
@@ -61,7 +62,7 @@ def neuron_heatmap_figure(a: NeuronActivations, max_ticks: int = 40) -> go.Figur
     names = [f"n{i}" for i in a.neurons]
     where = "before GELU (mlp.hook_pre)" if a.stage == PRE else "after GELU (mlp.hook_post)"
     fig = go.Figure(go.Heatmap(
-        z=a.values, x=names, y=a.token_labels, colorscale="RdBu_r", zmid=0.0,
+        z=a.values, x=names, y=a.token_labels, colorscale=BLUE_RED, zmid=0.0,
         colorbar=dict(title="activation"),
         hovertemplate="token %{y}<br>neuron %{x}<br>activation %{z:.4f}<extra></extra>",
     ))

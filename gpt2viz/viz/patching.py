@@ -15,6 +15,8 @@ import plotly.graph_objects as go
 
 from gpt2viz.patching import PatchingResult
 
+from .colours import RED_BLUE
+
 PATCHED = "the corrupted run, with one activation taken from the clean run"  # what a cell runs, in words
 METHODS = {"exact": "Activation patching", "attribution": "Attribution patching (first-order estimate)"}
 
@@ -57,7 +59,7 @@ def patching_figure(m: PatchingMap) -> go.Figure:
     n_layer, n_col = m.values.shape
     fig = go.Figure(go.Heatmap(
         z=m.values, x=list(range(n_col)), y=list(range(n_layer)), zmin=-m.limit, zmax=m.limit, zmid=0.0,
-        colorscale="RdBu", colorbar=dict(title="restored", thickness=10),
+        colorscale=RED_BLUE, colorbar=dict(title="restored", thickness=10),
         text=[[f"{round(float(v), 2) + 0.0:.2f}" for v in row] for row in m.values], texttemplate="%{text}",
         textfont=dict(size=11 if n_col <= 16 else 8),
         customdata=[m.columns] * n_layer,  # [layer, column]: each cell's column label

@@ -13,6 +13,7 @@ from plotly.subplots import make_subplots
 from gpt2viz import GPT2, Trace, act_name
 
 from .attention import MASK_COLOUR, WINDOW, window_around
+from .colours import BLUE_RED
 from .tokens import thinned
 
 
@@ -118,7 +119,7 @@ def score_table(c: HeadComputation) -> dict[str, list]:
 def vector_figure(values: np.ndarray, title: str, x_title: str, boundaries: int | None = None) -> go.Figure:
     """A vector as a one-row heatmap; `boundaries` draws a line every that many components."""
     fig = go.Figure(go.Heatmap(
-        z=values[None, :].astype(np.float32), x=list(range(values.shape[0])), y=[""], colorscale="RdBu_r",
+        z=values[None, :].astype(np.float32), x=list(range(values.shape[0])), y=[""], colorscale=BLUE_RED,
         zmid=0.0, colorbar=dict(thickness=10), hovertemplate="component %{x}: %{z:.4f}<extra></extra>",
     ))
     if boundaries:
@@ -140,7 +141,7 @@ def matrix_figure(matrix: np.ndarray, row_labels: Sequence[str], title: str, que
     custom = None if weights is None else np.repeat(weights[:, None].astype(np.float32), matrix.shape[1], 1)
     fig = go.Figure([
         go.Heatmap(z=np.where(future[:, None], np.nan, matrix).astype(np.float32), y=rows,
-                   x=list(range(matrix.shape[1])), colorscale="RdBu_r", zmid=0.0, customdata=custom,
+                   x=list(range(matrix.shape[1])), colorscale=BLUE_RED, zmid=0.0, customdata=custom,
                    colorbar=dict(thickness=10),
                    hovertemplate="%{y}<br>component %{x}: %{z:.4f}" + extra + "<extra></extra>"),
         go.Heatmap(z=np.broadcast_to(np.where(future, 1.0, np.nan).astype(np.float32)[:, None], matrix.shape),

@@ -17,7 +17,7 @@ from gpt2viz.sampling import SamplingStages
 from .candidates import CHOSEN_COLOUR, OTHER_COLOUR, percent, percent_axis
 from .tokens import visible_token
 
-CUT_COLOUR = "#c8c8c8"
+CUT_COLOUR = "#5f5f5f"  # dark grey: a light one comes within ΔE 40 of OTHER_COLOUR under protanopia
 CHOSEN_BAND = "rgba(228, 87, 46, 0.12)"  # CHOSEN_COLOUR, faint, behind the chosen row
 COLUMNS = ("logits", "÷ temperature", "kept by top-k / top-p", "probability")
 

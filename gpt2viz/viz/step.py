@@ -14,6 +14,7 @@ from gpt2viz import GPT2, Trace
 from gpt2viz.cached_step import CachedStep
 
 from .candidates import CHOSEN_COLOUR, OTHER_COLOUR
+from .colours import BLUE_RED
 from .tokens import thinned
 
 NEW_ROW_COLOUR = CHOSEN_COLOUR  # the cache row this step adds
@@ -88,7 +89,7 @@ def strips_figure(rows: Sequence[tuple[str, np.ndarray]], title: str, x_title: s
     names = [name for name, _ in rows]
     z = np.stack([v for _, v in rows]).astype(np.float32)
     fig = go.Figure(go.Heatmap(
-        z=z, y=names, x=list(range(z.shape[1])), colorscale="RdBu_r", zmid=0.0,
+        z=z, y=names, x=list(range(z.shape[1])), colorscale=BLUE_RED, zmid=0.0,
         colorbar=dict(thickness=10), hovertemplate="%{y}<br>component %{x}: %{z:.4f}<extra></extra>",
     ))
     if boundaries:
@@ -112,7 +113,7 @@ def kv_cache_figure(matrix: np.ndarray, labels: Sequence[str], title: str, windo
     shown = [labels[i] for i in rows]
     fig = go.Figure(go.Heatmap(
         z=matrix[rows.start:rows.stop].astype(np.float32), y=shown, x=list(range(matrix.shape[1])),
-        colorscale="RdBu_r", zmid=0.0, colorbar=dict(thickness=10),
+        colorscale=BLUE_RED, zmid=0.0, colorbar=dict(thickness=10),
         hovertemplate="%{y}<br>component %{x}: %{z:.4f}<extra></extra>",
     ))
     last = len(shown) - 1

@@ -38,15 +38,48 @@ def thinned(labels: Sequence[str], max_ticks: int = 40) -> list[str]:
 
 EXPECTED_RGB, SURPRISING_RGB = (200, 230, 201), (183, 28, 28)  # 0 bits, SURPRISE_SCALE_BITS or more
 SURPRISE_SCALE_BITS = 16.0  # −log₂ p at which the colour is fully red: p ≈ 1 in 65,000
+NUMBERS_UP_TO = 64  # a strip of at most this many tokens shows every token's probability under it
+KEY_TICKS = (1.0, 0.1, 0.01, 0.001)  # the probabilities the legend marks, besides its red end
+
+
+def surprise_share(prob: float) -> float:
+    """How far along the surprise scale, 0 (expected) to 1 (SURPRISE_SCALE_BITS or more), a token
+    of probability `prob` is: its bits of surprise, −log₂ p, over the scale's."""
+    return min(1.0, max(0.0, -math.log2(max(prob, 1e-30)) / SURPRISE_SCALE_BITS))
 
 
 def surprise_colour(prob: float) -> str:
     """The colour of a token with probability `prob` given those before it: pale green when the
     model expected it, through to dark red, on a scale of bits (−log₂ p, so each halving of the
     probability moves it as far)."""
-    share = min(1.0, -math.log2(max(prob, 1e-30)) / SURPRISE_SCALE_BITS)
+    share = surprise_share(prob)
     red, green, blue = (round(a + (b - a) * share) for a, b in zip(EXPECTED_RGB, SURPRISING_RGB, strict=True))
     return f"#{red:02x}{green:02x}{blue:02x}"
+
+
+def short_percent(prob: float) -> str:
+    """A probability in at most five characters, to print under a token: 42%, 3%, 0.4%, <0.1%."""
+    if prob >= 0.01:
+        return f"{prob:.0%}"
+    return f"{prob:.1%}" if prob >= 0.001 else "<0.1%"
+
+
+def surprise_key_html(every_number: bool = True) -> str:
+    """The legend of the surprise bars: the colour scale from expected to unexpected, marked with
+    the probabilities p of KEY_TICKS and of its red end (1 in 2**SURPRISE_SCALE_BITS, or less).
+    It names where p is written: under every token, or (not `every_number`) the selected one."""
+    end = 2 ** -SURPRISE_SCALE_BITS
+    marks = [(p, f"{p:.0%}" if p >= 0.01 else f"{p:.1%}") for p in KEY_TICKS]
+    marks.append((end, f"≤ {end:.4%}"))
+    ticks = "".join(f"<span class='tok-key-tick' style='left:{surprise_share(p):.1%}'>{text}</span>"
+                    for p, text in marks)
+    title = f"p of 1 in {round(1 / end):,} or less is as red as it gets"
+    name = ("Under each token, its probability p and a bar:" if every_number
+            else "Under each token a bar, and under the selected one its probability p:")
+    return (f"<div class='tok-key' title='{title}'><span class='tok-key-name'>{name}</span>"
+            "<span class='tok-key-scale'><span class='tok-key-ends'><span>expected</span>"
+            "<span>unexpected</span></span><span class='tok-key-bar'></span>"
+            f"<span class='tok-key-ticks'>{ticks}</span></span></div>")
 
 
 def token_strip_html(prompt: Sequence[str], generated: Sequence[str], selected: int | None = None,
@@ -62,17 +95,23 @@ def token_strip_html(prompt: Sequence[str], generated: Sequence[str], selected: 
     each step changes one element in the browser, not two (bench/README.md, "Serving a class").
 
     With `probs` (each token's probability given those before it, None where unknown), a bar
-    under each token shows how surprising it was (`surprise_colour`), its number on hover."""
-    probs = list(probs) if probs is not None else [None] * (len(prompt) + len(generated))
+    under each token shows how surprising it was (`surprise_colour`), and a legend under the strip
+    says what its colours mean. The probability itself is written under each token while the strip
+    has at most NUMBERS_UP_TO tokens, else under the selected one: visible without hovering (which
+    touch screens cannot), in full on hover. It is drawn by CSS from the token's data-p attribute,
+    so the tokens' text (and the strip's, as a browser copies it) stays the tokens'."""
+    given = probs is not None
+    probs = list(probs) if given else [None] * (len(prompt) + len(generated))
 
     def box(text: str, css: str, title: str, prob: float | None) -> str:
         shown = html.escape(visible_token(text))
         brk = "<br>" if text.endswith("\n") else ""
-        style = ""
+        extra = ""
         if prob is not None:
-            style = f' style="box-shadow:inset 0 -4px 0 {surprise_colour(prob)}"'
+            number = html.escape(short_percent(prob))
+            extra = f' style="box-shadow:inset 0 -4px 0 {surprise_colour(prob)}" data-p="{number}"'
             title += f": p = {prob:.2%}, {-math.log2(max(prob, 1e-30)):.1f} bits of surprise"
-        return f'<span class="{css}"{style} title="{html.escape(title)}">{shown}</span>{brk}'
+        return f'<span class="{css}"{extra} title="{html.escape(title)}">{shown}</span>{brk}'
 
     parts = [box(t, "tok tok-prompt", f"prompt token {i}", probs[i]) for i, t in enumerate(prompt)]
     for i, t in enumerate(generated):
@@ -86,7 +125,12 @@ def token_strip_html(prompt: Sequence[str], generated: Sequence[str], selected: 
     bar = "" if progress is None else (
         f"<div class='tok-progress'><progress value='{len(generated)}' max='{progress}'></progress>"
         f"Generating… {len(generated)} of {progress} tokens</div>")
-    return f"<style>{_STRIP_CSS}</style>{bar}<div class='tok-strip'>{''.join(parts)}</div>"
+    if not given:
+        return f"<style>{_STRIP_CSS}</style>{bar}<div class='tok-strip'>{''.join(parts)}</div>"
+    every = len(probs) <= NUMBERS_UP_TO
+    numbers = "tok-numbers-all" if every else "tok-numbers-selected"
+    return (f"<style>{_STRIP_CSS}{_KEY_CSS}</style>{bar}"
+            f"<div class='tok-strip {numbers}'>{''.join(parts)}</div>{surprise_key_html(every)}")
 
 
 _STRIP_CSS = (
@@ -104,4 +148,25 @@ _STRIP_CSS = (
     ".tok-progress progress::-webkit-progress-bar{background:#eceff1;border-radius:3px}"
     ".tok-progress progress::-webkit-progress-value{background:#ff4b4b;border-radius:3px}"
     ".tok-progress progress::-moz-progress-bar{background:#ff4b4b;border-radius:3px}"
+)
+# Each token's probability under its text, above its bar (drawn from data-p, so it is no part of
+# the token's text); the legend under the strip. The gradient is the one surprise_colour
+# interpolates (sRGB, even in bits), so a tick's place on it is its colour under a token.
+_KEY_CSS = (
+    ".tok-numbers-all .tok,.tok-numbers-selected [data-p].tok-selected{display:inline-block;"
+    "vertical-align:top;text-align:center;line-height:1.25;padding-bottom:5px;margin:2px 1px}"
+    ".tok-numbers-all [data-p]::after,.tok-numbers-selected [data-p].tok-selected::after{"
+    "content:attr(data-p);display:block;font-size:0.68rem;line-height:1.1}"
+    # a ruby's bracket would be drawn at the text's baseline, behind the taller boxes: under them
+    ".tok-numbers-all .tok-group{border-bottom:0}"
+    ".tok-numbers-all .tok-group .tok{border-bottom:2px solid #9c27b0}"
+    ".tok-key{display:flex;flex-wrap:wrap;align-items:center;gap:2px 10px;margin:6px 0 2px;"
+    "font-size:0.78rem;color:#37474f}"
+    ".tok-key-scale{display:inline-block;width:18em;max-width:100%;line-height:1.2}"
+    ".tok-key-ends{display:flex;justify-content:space-between}"
+    f".tok-key-bar{{display:block;height:0.6em;border-radius:2px;"
+    f"background:linear-gradient(to right,rgb{EXPECTED_RGB},rgb{SURPRISING_RGB})}}"
+    ".tok-key-ticks{display:block;position:relative;height:1.3em;font-size:0.72rem}"
+    ".tok-key-tick{position:absolute;top:0;transform:translateX(-50%);white-space:nowrap}"
+    ".tok-key-tick:first-child{transform:none}.tok-key-tick:last-child{transform:translateX(-100%)}"
 )

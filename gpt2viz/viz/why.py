@@ -13,10 +13,15 @@ import plotly.graph_objects as go
 from gpt2viz.attribution import DirectLogitAttribution
 
 from .attention import WINDOW
-from .candidates import CHOSEN_COLOUR, OTHER_COLOUR
+from .candidates import CHOSEN_COLOUR
+from .colours import BLUE_RED, ink_on, over_white
 from .tokens import visible_token
 
 NEGATIVE_COLOUR = "#2166ac"
+# The saliency strip's full colours: red towards the target, blue away. Each box's text is black or
+# white, whichever reads better on its tint (the page's dark text on full blue was 2.3:1).
+TOWARDS_RGB, AWAY_RGB = (228, 87, 46), (33, 102, 172)
+ROW_NAME_COLOUR = "#0b5394"  # the branches' names: 8:1 on white (#6fa8dc was 2.5:1)
 
 
 def dla_heads_figure(dla: DirectLogitAttribution, selected: tuple[int, int], title: str) -> go.Figure:
@@ -28,7 +33,7 @@ def dla_heads_figure(dla: DirectLogitAttribution, selected: tuple[int, int], tit
     cells = [(layer, head) for layer in range(n_layer) for head in range(n_head)]
     fig = go.Figure([
         go.Heatmap(
-            z=values, x=list(range(n_head)), y=list(range(n_layer)), colorscale="RdBu_r", zmid=0.0,
+            z=values, x=list(range(n_head)), y=list(range(n_layer)), colorscale=BLUE_RED, zmid=0.0,
             zmin=-limit, zmax=limit, colorbar=dict(title="logit", thickness=10),
             text=[[f"{v:+.2f}" for v in row] for row in values], texttemplate="%{text}",
             textfont=dict(size=11 if n_head <= 12 else 8), hoverinfo="skip",
@@ -103,14 +108,16 @@ def saliency_html(texts: Sequence[str], values: np.ndarray, shown: range | None 
     boxes = [f"<span class='sal-more'>… {shown.start:,} earlier tokens</span>"] if shown.start else []
     for i in shown:
         value = float(values[i])
-        alpha = min(1.0, abs(value) / limit)
-        rgb = "228,87,46" if value > 0 else "33,102,172"
+        alpha = round(min(1.0, abs(value) / limit), 2)  # as the style writes it
+        rgb = TOWARDS_RGB if value > 0 else AWAY_RGB
+        ink = ink_on(over_white(rgb, alpha))
+        tint = f"background:rgba({','.join(map(str, rgb))},{alpha:.2f});color:{ink}"
         css, note = "sal", ""
         if i == explained:
             css += " sal-explained"
             note = " (the explained token" + ("; beyond the colour scale)" if abs(value) > limit else ")")
         shown_text = html.escape(visible_token(texts[i]))
-        boxes.append(f'<span class="{css}" style="background:rgba({rgb},{alpha:.2f})" '
+        boxes.append(f'<span class="{css}" style="{tint}" '
                      f'title="position {i}: {value:+.4f}{note}">{shown_text}</span>')
     return f"<style>{_CSS}</style><div class='sal-strip'>{''.join(boxes)}</div>"
 
@@ -204,7 +211,7 @@ _CSS = (
     ".sal{border:1px solid #bbb;border-radius:4px;padding:1px 3px;margin:0 1px;white-space:pre;"
     "unicode-bidi:isolate}"
     ".sal-explained{outline:2px solid #333;outline-offset:1px}"
-    ".sal-more{color:#777;margin-right:6px;font-style:italic;white-space:nowrap;font-family:sans-serif}"
+    ".sal-more{color:#595959;margin-right:6px;font-style:italic;white-space:nowrap;font-family:sans-serif}"
     f".differs{{outline:2px solid {CHOSEN_COLOUR};outline-offset:1px}}"
-    f".sal-strip b{{color:{OTHER_COLOUR}}}"
+    f".sal-strip b{{color:{ROW_NAME_COLOUR}}}"
 )
