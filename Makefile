@@ -49,7 +49,7 @@ test: .stamp-test browser haproxy redis
 	$(PY) -m ruff check .
 	$(PY) -m pytest
 
-bench: .stamp-test browser
+bench: .stamp-test browser redis
 	$(PY) bench/bench_model.py
 	$(PY) bench/bench_batch.py
 	$(PY) bench/bench_app.py
@@ -60,6 +60,7 @@ bench: .stamp-test browser
 	$(PY) bench/bench_long_context.py
 	$(PY) bench/bench_pages.py
 	$(PY) bench/class_load.py
+	$(PY) bench/class_follow.py
 
 clean:
 	rm -rf $(VENV) .stamp-runtime .stamp-test .pytest_cache .ruff_cache

@@ -133,7 +133,7 @@ def _round_panel(source: str, round_id: str) -> None:
     answered = f"{counted.answered} of {followers} following" if followers else f"{counted.answered}"
     st.markdown(f"**What comes next?** {answered} have answered.")
     drawn = round_.reveal.token_id if round_.reveal is not None else None
-    chart(st, round_figure(counted, drawn=drawn), key="round")
+    chart(st, round_figure, counted, drawn=drawn, key="round")
     columns = iter(st.columns([1, 1, 3]))  # the buttons side by side from the left
     if round_.reveal is None and next(columns).button(
             "Reveal", type="primary", help="Take the step and show everyone what the model drew"):
@@ -246,6 +246,5 @@ def _answer(round_: Round, session_id: str, mine: str | None) -> None:
     else:
         lines.append("You did not guess in this round.")
     st.markdown(" ".join(lines))
-    figure = candidates_figure(step_candidates(round_.top, reveal.token_id, reveal.text, reveal.prob),
-                               "The model's candidates for the next token")
-    chart(st, figure, key="round_candidates")
+    chart(st, candidates_figure, step_candidates(round_.top, reveal.token_id, reveal.text, reveal.prob),
+          "The model's candidates for the next token", key="round_candidates")

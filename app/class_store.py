@@ -90,7 +90,7 @@ class ClassStore(Protocol):
         """Everything at once (Redis: one round trip)."""
 
     def pulse(self) -> tuple[int, float | None]:
-        """(version, teacher_seen_at): what a per-process watcher polls 4 times a second; cheap."""
+        """(version, teacher_seen_at): what a per-process watcher polls 10 times a second; cheap."""
 
     def publish_view(self, page: str, view: dict[str, str], now: float) -> int:
         """Stores the teacher's (page, view); the version grows, and published_at becomes `now`, only

@@ -3,13 +3,18 @@ class changes, so an idle follower costs nothing (no page run, no message) until
 or the round changes.
 
 Every run of a session in a class takes a seat (`Watcher.seat`) saying whether it leads, follows
-or is free, and the `Pulse` its page showed. Four times a second the thread reads the store's
+or is free, and the `Pulse` its page showed. Ten times a second the thread reads the store's
 pulse (the class's version, whether the teacher's browser is there, whether the store answers: one
 small read); a follower whose page showed another pulse gets one rerun, as if its browser had asked
 (`rerun_session`), and its run follows the teacher's view (app.live_class). Once a second the thread
 reports how many of this process's sessions follow (the teacher's count adds every process's) and
 whether this process holds the teacher's connected browser (the teacher's heartbeat: a closed or
 lost connection stops it, so followers learn the teacher has gone).
+
+When the class changes, the thread reruns the followers a few at a time (TURNS), each next one as
+soon as one of those runs ends (`ended`) or after TURN_S: thirty runs at once share one core and
+all end together, after the last; a few at a time, half the class sees the change in half that
+time, and the last no later (bench/class_follow.py).
 
 The thread is supervised as the step worker's is: should it end, the next seat taken starts another.
 """
@@ -31,6 +36,9 @@ log = logging.getLogger(__name__)
 
 PROCESS_ID = uuid.uuid4().hex  # this process's name in the store's follower reports
 LEADS, FOLLOWS, FREE = "leads", "follows", "free"
+TURNS = 2  # follower runs the watcher has asked for that may run at once
+TURN_S = 0.25  # the longest it waits for one of them to end before asking for the next anyway
+STAGGER_S = 1.5  # the longest one look spends on that; the followers left are asked at once
 
 
 @dataclass(frozen=True)
@@ -76,7 +84,7 @@ def rerun_session(session_id: str) -> None:
 class Watcher:
     """The seats of this process's sessions and the thread that watches the store for them."""
 
-    def __init__(self, store: ClassStore, poll: float = 0.25, report: float = 1.0,
+    def __init__(self, store: ClassStore, poll: float = 0.1, report: float = 1.0,
                  active: Callable[[str], bool] = is_active, rerun: Callable[[str], None] = rerun_session,
                  clock: Callable[[], float] = time.time) -> None:
         self.store, self.poll, self.report = store, poll, report
@@ -84,6 +92,8 @@ class Watcher:
         self._seats: dict[str, _Seat] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._in_turn: dict[str, float] = {}  # followers rerun in a turn: when it was given (monotonic)
+        self._turn_ended = threading.Condition(self._lock)
         self.reruns = 0  # how many reruns the thread has asked for (the bench reads it)
 
     def seat(self, session_id: str, role: str, shown: Pulse | None) -> None:
@@ -95,6 +105,27 @@ class Watcher:
                     log.error("The class watcher's thread had ended; starting another.")
                 self._thread = threading.Thread(target=self._watch, name="gpt2viz-class-watcher", daemon=True)
                 self._thread.start()
+
+    def ended(self, session_id: str) -> None:
+        """A run of `session_id` ran to its end: the turn it held, if any, goes to the next follower."""
+        with self._turn_ended:
+            if self._in_turn.pop(session_id, None) is not None:
+                self._turn_ended.notify()
+
+    def _take_turn(self, session_id: str, until: float) -> None:
+        """Wait (until `until` at most) for fewer than TURNS turns to be held, then give one to
+        `session_id`; a turn not ended within TURN_S is over (its run stopped early, or is slow)."""
+        with self._turn_ended:
+            while True:
+                now = time.monotonic()
+                self._in_turn = {sid: at for sid, at in self._in_turn.items() if now - at < TURN_S}
+                if len(self._in_turn) < TURNS:
+                    self._in_turn[session_id] = now
+                    return
+                wait = min(until, min(self._in_turn.values()) + TURN_S) - now
+                if now >= until:
+                    return
+                self._turn_ended.wait(max(wait, 0.001))
 
     def following_here(self) -> int:
         """This process's connected sessions that follow the teacher."""
@@ -117,10 +148,13 @@ class Watcher:
                    if seat.role == FOLLOWS and seat.shown != pulse and seat.asked != pulse]
             for sid in due:
                 self._seats[sid].asked = pulse
+        until = time.monotonic() + STAGGER_S
         for sid in due:
-            if self._active(sid):
-                self._rerun(sid)
-                self.reruns += 1
+            if not self._active(sid):
+                continue
+            self._take_turn(sid, until)
+            self._rerun(sid)
+            self.reruns += 1
 
     def send_report(self) -> None:
         """This process's followers, the teacher's heartbeat if the teacher's browser is here; the

@@ -35,6 +35,6 @@ def comparison_section(current: CurrentModel, ids: list[int]) -> None:
     except (gpt2viz.LoadError, ValueError) as err:
         st.warning(f"Could not compare with {second}: {err}")
         return
-    chart(st, comparison_figure(comparison, labels_for(comparison.ids)), key="model_comparison")
+    chart(st, comparison_figure, comparison, labels_for(comparison.ids), key="model_comparison")
     if len(comparison.ids) < len(ids):
         st.caption(f"Scored on the first {len(comparison.ids)} tokens: the smaller model's context.")

@@ -148,6 +148,12 @@ def join(page: StreamlitPage, pages: dict[str, StreamlitPage]) -> None:
         st.switch_page(pages[teacher.page])
 
 
+def ended() -> None:
+    """At the end of every run that got there: the watcher's next follower may run."""
+    if teacher_key() is not None:
+        watcher().ended(session_id())
+
+
 def _follow_switched() -> None:
     st.session_state.pop(state.FOLLOWED, None)  # on again: to the teacher's current view
 

@@ -58,10 +58,9 @@ def side_by_side(spec: list[float]) -> list[DeltaGenerator]:
     return st.container(key=SIDE_BY_SIDE).columns(spec, gap="large")
 
 
-def present(fig: go.Figure, presenter_height: int | None = None,
-            presenter_width: int = FIGURE_MIN_WIDTH) -> go.Figure:
-    """`fig` as the current view shows it (and exports it): `for_projector` in presenter view
-    (`presenter_height` and `presenter_width` passed on), else `export.fitted` at its own size."""
-    if presenter_on():
+def present(fig: go.Figure, presenter_height: int | None, presenter_width: int, presenter: bool) -> go.Figure:
+    """`fig` as a view shows it (and exports it): `for_projector` in presenter view (`presenter_height`
+    and `presenter_width` passed on), else `export.fitted` at its own size."""
+    if presenter:
         return for_projector(fig, presenter_height, presenter_width)
     return fitted(fig)

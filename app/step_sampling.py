@@ -38,7 +38,7 @@ def sampling_chain(kept: SessionGeneration | None, logits: torch.Tensor, chosen:
     stages = sampling_stages(logits, *sampling_controls(kept))
     would = tok.token_text(draw(stages.probs, seed, index))
     chain = chain_data(stages, tok, chosen)
-    chart(st, sampling_chain_figure(chain, "ln_f → logits → sampling"), key="sampling_chain")
+    chart(st, sampling_chain_figure, chain, "ln_f → logits → sampling", key="sampling_chain")
     how = "greedy" if kept is not None and kept.generation.settings["temperature"] == 0 else "sampled"
     made = "" if chosen is None else f"; the generation ({how}) chose {tok.token_text(chosen)!r}"
     st.caption(f"With these settings a draw with seed {seed} at step {index + 1} picks {would!r}{made}. "

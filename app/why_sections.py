@@ -39,8 +39,8 @@ def probability(logits: torch.Tensor, token: int) -> float:
 def _chart(top: Top, target: int, prob: float, title: str, key: str, where) -> None:
     """The candidates with the target marked; a target outside `top` gets its own last bar, with
     its probability `prob`."""
-    chart(where, candidates_figure(step_candidates(top, target, tokenizer().token_text(target), prob),
-                                   title), key=key)
+    chart(where, candidates_figure, step_candidates(top, target, tokenizer().token_text(target), prob), title,
+          key=key)
 
 
 def distractor_picker(top: Top, target: int) -> int | None:
@@ -174,7 +174,7 @@ def compare_section(current: CurrentModel, selected: tuple[int, int]) -> None:
         trace = attention_layer(current.source, tuple(ids), layer)
         labels = token_labels(tokenizer().token_texts(ids))
         matrix = attention_matrix(trace, layer, head, "pattern", labels)
-        chart(column, attention_heatmap_figure(matrix), key=f"compare_attention_{i}")
+        chart(column, attention_heatmap_figure, matrix, key=f"compare_attention_{i}")
         top = top_candidates(next_token_logits(current.source, tuple(ids)))
         _chart(top, top[0].token_id, top[0].prob, f"Next token after prompt {i + 1}",
                f"compare_candidates_{i}", column)

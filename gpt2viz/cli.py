@@ -1,5 +1,5 @@
-"""The command line: `python -m gpt2viz generate "The cat" ...`, `python -m gpt2viz hooks` and
-`python -m gpt2viz patch CLEAN CORRUPTED --answer A --wrong W`.
+"""The command line: `python -m gpt2viz generate "The cat" ...`, `python -m gpt2viz hooks`,
+`python -m gpt2viz patch CLEAN CORRUPTED --answer A --wrong W` and `python -m gpt2viz app`.
 
 Every expected failure (a bad argument, a prompt that cannot run, a model that cannot load)
 ends with one line on stderr and a non-zero exit code, never a traceback.
@@ -8,6 +8,9 @@ ends with one line on stderr and a non-zero exit code, never a traceback.
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import os
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,7 +21,14 @@ from .generation import Generation, Step, advance_together
 from .hooks import point_of
 from .loading import load_default_model, load_model
 from .model import GPT2
-from .patching import SITES, PatchingResult, activation_patching, attribution_patching
+from .patching import (
+    SITES,
+    PatchingResult,
+    activation_patching,
+    attribution_patching,
+    patching_example,
+    prompt_ids,
+)
 from .saved_trace import save_trace
 from .tokenizer import GPT2Tokenizer, load_tokenizer
 
@@ -56,7 +66,8 @@ def _parser() -> argparse.ArgumentParser:
     _model_arguments(hooks)
     patch = commands.add_parser("patch", help="activation patching: run CORRUPTED with one activation at "
                                               "a time taken from CLEAN, and print how much each restores")
-    patch.add_argument("clean", help="the prompt the patched activations come from")
+    patch.add_argument("clean", help="the prompt the patched activations come from (<|endoftext|> in it is "
+                                     "the end-of-text token)")
     patch.add_argument("corrupted", help="the prompt that is run, patched (as many tokens as CLEAN)")
     patch.add_argument("--answer", required=True,
                        help="the token the clean prompt should be followed by, one token with its leading "
@@ -69,6 +80,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="estimate every cell from one backward pass (attribution patching) instead "
                             "of one patched pass per cell")
     _model_arguments(patch)
+    commands.add_parser("app", help="start the app in Streamlit, as `make run` does; any other option goes "
+                                    "to `streamlit run`, e.g. --server.port 8600")
     return parser
 
 
@@ -163,10 +176,35 @@ def patching_table(result: PatchingResult) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _space_warning(option: str, token: str, prompt: str, tok: GPT2Tokenizer) -> str | None:
+    """A warning when `token` (the text of --answer or --wrong) has no leading space where the
+    prompt's next token would usually have one: after a word, a number or punctuation that a
+    space follows ("to" + "Mary" is "toMary"). It names the spaced form, when that is one token."""
+    last = prompt[-1:]
+    after_word = last.isalnum() or (last != "" and last in ",.;:!?")
+    if not (after_word and token[:1].isalnum()) or len(tok.encode(" " + token)) != 1:
+        return None
+    return (f"warning: {option} {token!r} has no leading space, but after {prompt.split()[-1]!r} the next "
+            f"token usually starts with one: use {option} {' ' + token!r}.\n")
+
+
+def _example_hint(model: GPT2) -> str:
+    """The command that patches the pair known to work on `model`, or "" when none is known."""
+    example = patching_example(model.name)
+    if example is None:
+        return ""
+    command = shlex.join(["patch", example.clean, example.corrupted, "--answer", example.answer,
+                          "--wrong", example.wrong, "--model", model.name])
+    return f"A pair that works on {model.name}: {_prog()} {command}\n"
+
+
 def _patch(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
     tok = load_tokenizer()
     answer, wrong = tok.single_token(args.answer, "--answer"), tok.single_token(args.wrong, "--wrong")
-    clean, corrupted = tok.encode(args.clean), tok.encode(args.corrupted)
+    clean, corrupted = prompt_ids(tok, args.clean), prompt_ids(tok, args.corrupted)
+    for option, token, prompt in (("--answer", args.answer, args.clean),
+                                  ("--wrong", args.wrong, args.corrupted)):
+        err.write(_space_warning(option, token, prompt, tok) or "")
     model = _load(args, err)
     patching = attribution_patching if args.attribution else activation_patching
     # Prompts of different lengths: the library's error says so before it reads the labels.
@@ -177,13 +215,53 @@ def _patch(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
     out.write(f"logit difference {args.answer!r} − {args.wrong!r} at the last position: clean "
               f"{result.clean_value:.2f}, corrupted {result.corrupted_value:.2f} "
               "(in the grid, 0 = corrupted and 1 = clean)\n")
+    if result.problem:
+        err.write(f"warning: {result.problem}\n{_example_hint(model)}")
     out.write(patching_table(result))
 
 
+def app_script() -> Path:
+    """The app's streamlit_app.py: in gpt2viz_app/ beside the package once installed from a wheel,
+    or beside the package in a clone (and `pip install -e .`). Its .streamlit/config.toml lies
+    beside it, where Streamlit reads a script's own settings whatever the working folder."""
+    package = Path(__file__).resolve().parent
+    folders = (package.parent / "gpt2viz_app", package.parent)
+    for folder in folders:
+        if (folder / "streamlit_app.py").is_file() and (folder / "app").is_dir():
+            return folder / "streamlit_app.py"
+    raise FileNotFoundError(f"The app is not installed with this gpt2viz (no streamlit_app.py and app/ in "
+                            f"{' or '.join(map(str, folders))}): reinstall it with "
+                            "pip install \"gpt2viz[app]\".")
+
+
+def app_command(extra: Sequence[str]) -> list[str]:
+    """`python -m streamlit run <the app> ...` with `make run`'s settings: headless (no browser
+    opened on the server, no first-run question), unless `extra` (passed on, last) sets it."""
+    given = {arg.split("=")[0] for arg in extra}
+    headless = [] if "--server.headless" in given else ["--server.headless", "true"]
+    return [sys.executable, "-m", "streamlit", "run", str(app_script()), *headless, *extra]
+
+
+def _app(extra: Sequence[str], err: TextIO) -> int:
+    """Start the app in Streamlit's own command, which takes this process's place (its output,
+    Ctrl-C and exit code are the command's): the library never imports Streamlit."""
+    if importlib.util.find_spec("streamlit") is None:
+        err.write(f"{_prog()}: error: the app needs Streamlit, which is not installed here: "
+                  "pip install \"gpt2viz[app]\".\n")
+        return 1
+    command = app_command(extra)
+    os.execv(command[0], command)
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
-    """Run the command line; returns the exit code."""
-    args = _parser().parse_args(argv)
+    """Run the command line; returns the exit code (`app` does not return: Streamlit runs instead)."""
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "app":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
+        if args.command == "app":
+            return _app(extra, err)
         {"generate": _generate, "hooks": _hooks, "patch": _patch}[args.command](args, out, err)
     except (PromptError, LoadError, ValueError, OSError) as error:
         err.write(f"{_prog()}: error: {error}\n")

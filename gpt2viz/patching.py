@@ -10,24 +10,58 @@ order, from one backward pass of the corrupted run.
 A site is any per-layer hook point (`act_name` short name) with a position axis or a head axis:
 one with a head axis (q, k, v, z, result, attn_scores, pattern) patches one head at every position
 ([layer, head]); any other patches one position ([layer, position]).
+
+A pair is worth patching only when the model tells its prompts apart (`pair_problem`); a pair
+known to work on a model is in assets/examples/patching.json (`patching_example`).
 """
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from .errors import PromptError
+from .errors import EMPTY_PROMPT, PromptError
 from .hooks import HOOK_POINTS, act_name
 from .kv_cache import KVCache
 from .model import GPT2, Segments
+from .paths import ASSETS
 from .recording import Deferred, Edit, Recorder
+from .tokenizer import EOT_TEXT, GPT2Tokenizer
 
 SITES = ("resid_pre", "attn_out", "mlp_out", "z")  # the sites the app and the command line offer
 Metric = Callable[[torch.Tensor], torch.Tensor | float]  # logits [vocab] of the last position → a number
+EXAMPLES = ASSETS / "examples" / "patching.json"
+
+MIN_DIFFERENCE = 1.0
+"""The least difference to explain (clean − corrupted logit difference answer − wrong) of a pair
+worth patching. Every cell is divided by it, so a grid over a small one is noise at full colour:
+prompts that differ in a detail the model does not track still move the logit difference a
+little (on gpt2viz-mini, the Mary/John pair by −0.19, and the swapped words of the other pairs
+we tried that it ignores by 0.6 at most), while a detail it does track moves it by several
+logits (7.75 for its own example). One logit multiplies the odds of answer over wrong by
+e ≈ 2.7: a preference, not a rounding."""
+
+
+def pair_problem(clean_value: float, corrupted_value: float) -> str | None:
+    """Why a pair, given its runs' logit differences answer − wrong, is not worth patching, in
+    plain words; None when it is. The clean run must prefer the answer (its difference above 0),
+    and the difference to explain (clean − corrupted) must be at least `MIN_DIFFERENCE`."""
+    if clean_value <= 0:
+        return (f"The clean run does not prefer the answer: its logit difference answer − wrong is "
+                f"{clean_value:.2f}, and it must be above 0. The grid would explain a preference this model "
+                "does not have: choose a clean prompt that makes this model expect the answer.")
+    gap = clean_value - corrupted_value
+    if gap < MIN_DIFFERENCE:
+        return (f"The difference to explain is only {gap:.2f} (clean {clean_value:.2f} − corrupted "
+                f"{corrupted_value:.2f}); a usable pair has at least {MIN_DIFFERENCE:g}. Every cell is "
+                "divided by it, so the grid shows noise: choose a corrupted prompt that makes this model "
+                "expect the wrong token.")
+    return None
 
 
 @dataclass(frozen=True)
@@ -47,6 +81,50 @@ class PatchingResult:
     def across(self) -> str:
         """What the columns are: "position" or "head"."""
         return "head" if head_axis(self.site) is not None else "position"
+
+    @property
+    def problem(self) -> str | None:
+        """Why this pair is not worth patching (`pair_problem`), or None. Only the default metric is
+        checked: a metric of the caller's has a scale of its own."""
+        if self.answer is None:
+            return None
+        return pair_problem(self.clean_value, self.corrupted_value)
+
+
+@dataclass(frozen=True)
+class PatchingExample:
+    """A clean/corrupted pair known to work on some model: the clean run prefers the answer and
+    the difference to explain is clear (`pair_problem` finds none)."""
+
+    clean: str
+    corrupted: str
+    answer: str  # one token, with its leading space
+    wrong: str
+    why: str  # what the model does that makes the pair work
+
+
+@functools.cache
+def _examples() -> dict[str, PatchingExample]:
+    entries = json.loads(EXAMPLES.read_text(encoding="utf-8"))["examples"]
+    fields = ("clean", "corrupted", "answer", "wrong", "why")
+    return {name: PatchingExample(**{field: entry[field] for field in fields})
+            for entry in entries for name in entry["models"]}
+
+
+def patching_example(model_name: str) -> PatchingExample | None:
+    """The pair known to work on the model named `model_name` (`GPT2.name`: a preset, a repo id,
+    the bundled model), or None when none is known."""
+    return _examples().get(model_name)
+
+
+def prompt_ids(tok: GPT2Tokenizer, text: str) -> list[int]:
+    """A patching prompt's token ids. Here `<|endoftext|>` in the text is GPT-2's end-of-text token,
+    not its characters: every text began with it in training, and gpt2viz-mini's induction head
+    only works after it (the bundled model's example starts with it). A prompt of whitespace only
+    is a PromptError."""
+    if not text.strip():
+        raise PromptError(EMPTY_PROMPT)
+    return tok.encode(text, allowed_special={EOT_TEXT})
 
 
 def head_axis(site: str) -> int | None:

@@ -104,18 +104,22 @@ def test_a_browser_that_disconnects_mid_generation_stops_its_steps(gpt2_small_sh
     assert seen <= computed <= seen + 2, (seen, computed)
 
 
+def raising_for_one_prompt(matrix, *args, **kwargs):
+    """The attention heatmap, except for a prompt with "Faulty" in it (module-level: app.charts.chart
+    takes only such figure functions)."""
+    if "Faulty" in "".join(label.split(" ", 1)[-1] for label in matrix.key_labels):  # "0 F", "1 ault", …
+        raise RuntimeError("this figure broke")
+    return REAL_HEATMAP(matrix, *args, **kwargs)
+
+
+REAL_HEATMAP = attention.attention_heatmap_figure
+
+
 @pytest.mark.usefixtures("app_model")
 def test_one_page_figure_raising_leaves_other_pages_and_sessions_alone(monkeypatch) -> None:
     """The Attention page's heatmap raises for one session's prompt only: that session sees the
     error there, its Generate and Lesson pages still draw, another session's Attention page draws
     the same heatmap as ever, and nothing is left holding the model or the recording store."""
-    real = attention.attention_heatmap_figure
-
-    def raising_for_one_prompt(matrix, *args, **kwargs):
-        if "Faulty" in "".join(label.split(" ", 1)[-1] for label in matrix.key_labels):  # "0 F", "1 ault", …
-            raise RuntimeError("this figure broke")
-        return real(matrix, *args, **kwargs)
-
     monkeypatch.setattr(attention, "attention_heatmap_figure", raising_for_one_prompt)
     faulty = generate(new_app(), "Faulty words go in here", max_new_tokens=3)
     faulty.switch_page(ATTENTION).run()

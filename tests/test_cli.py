@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -11,8 +14,10 @@ import pytest
 import torch
 
 import gpt2viz
+from gpt2viz import cli
 from gpt2viz.cli import main
-from gpt2viz.patching import activation_patching, attribution_patching
+from gpt2viz.patching import activation_patching, attribution_patching, patching_example
+from gpt2viz.paths import ASSETS
 from tests.conftest import SMALL
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -147,10 +152,11 @@ CORRUPTED = "When Mary and John went to the store, Mary gave a drink to"
 def test_patch_prints_the_grid_and_both_runs(small_dir, small_model, tok) -> None:
     code, out, err = run("patch", CLEAN, CORRUPTED, "--answer", " Mary", "--wrong", " John",
                          "--model", str(small_dir), "--device", "cpu")
-    assert code == 0 and err == ""
     clean, corrupted = tok.encode(CLEAN), tok.encode(CORRUPTED)
     mary, john = tok.encode(" Mary")[0], tok.encode(" John")[0]
     want = activation_patching(small_model, clean, corrupted, mary, john)
+    # a random model tells the names apart only by chance; no example is known for it
+    assert code == 0 and err == ("" if want.problem is None else f"warning: {want.problem}\n")
     lines = out.splitlines()
     assert lines[0] == ("activation patching of resid_pre: the corrupted run, with one activation taken "
                         "from the clean run")
@@ -181,9 +187,9 @@ def test_patch_prints_the_grid_and_both_runs(small_dir, small_model, tok) -> Non
 def test_patch_heads_with_attribution(small_dir, small_model, tok) -> None:
     code, out, err = run("patch", CLEAN, CORRUPTED, "--answer", " Mary", "--wrong", " John", "--site", "z",
                          "--attribution", "--model", str(small_dir), "--device", "cpu")
-    assert code == 0 and err == ""
     want = attribution_patching(small_model, tok.encode(CLEAN), tok.encode(CORRUPTED), tok.encode(" Mary")[0],
                                 tok.encode(" John")[0], "z")
+    assert code == 0 and err == ("" if want.problem is None else f"warning: {want.problem}\n")
     lines = out.splitlines()
     assert lines[0].startswith("attribution patching (first-order estimate) of z: the corrupted run")
     assert lines[2].split() == ["layer", "H0", "H1", "H2", "H3"]
@@ -217,3 +223,95 @@ def test_patch_bad_arguments_exit_2_with_one_line(argv, message, capsys) -> None
     assert raised.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err
+
+
+bundled = pytest.mark.skipif(not (ASSETS / gpt2viz.BUNDLED_NAME).is_dir(), reason="no bundled model")
+
+
+def readme_patch_command() -> list[str]:
+    """The `patch` example of README's "The command line", as argv after `python -m gpt2viz`."""
+    section = (ROOT / "README.md").read_text().split("## The command line", 1)[1]
+    block = re.search(r"```bash\n(.*?)```", section, re.S).group(1).replace("\\\n", " ")
+    [line] = [line for line in block.splitlines() if " patch " in line]
+    return shlex.split(line.split(" -m gpt2viz ", 1)[1])
+
+
+@bundled
+def test_the_readme_patch_example_works_on_the_model_it_names(tok) -> None:
+    argv = readme_patch_command()
+    assert argv[argv.index("--model") + 1] == gpt2viz.BUNDLED_NAME
+    example = patching_example(gpt2viz.BUNDLED_NAME)
+    assert argv[1:3] == [example.clean, example.corrupted]
+    code, out, err = run(*argv, "--device", "cpu")
+    assert code == 0 and err == ""  # no warning: the pair works
+    clean, corrupted = out.splitlines()[1].split("clean ")[1].split(" (in")[0].split(", corrupted ")
+    assert float(clean) > 1 and float(corrupted) < -1
+
+
+@bundled
+def test_a_pair_that_explains_noise_is_warned_about_with_a_pair_that_works() -> None:
+    code, out, err = run("patch", CLEAN, CORRUPTED, "--answer", " Mary", "--wrong", " John", "--model",
+                         gpt2viz.BUNDLED_NAME, "--device", "cpu")
+    assert code == 0 and "layer" in out  # the grid is still printed
+    warning, hint = err.splitlines()
+    assert warning.startswith("warning: The clean run does not prefer the answer: its logit difference "
+                              "answer − wrong is -")
+    prefix = f"A pair that works on {gpt2viz.BUNDLED_NAME}: python -m gpt2viz "
+    assert hint.startswith(prefix)
+    code, _, err = run(*shlex.split(hint.removeprefix(prefix)), "--device", "cpu")
+    assert code == 0 and err == ""
+
+
+@pytest.mark.parametrize("argv, warned", [
+    (["--answer", "Mary", "--wrong", " John"], ["--answer 'Mary'"]),
+    (["--answer", " Mary", "--wrong", "John"], ["--wrong 'John'"]),
+    (["--answer", "Mary", "--wrong", "John"], ["--answer 'Mary'", "--wrong 'John'"]),
+    (["--answer", " Mary", "--wrong", " John"], []),
+    (["--answer", ",", "--wrong", " John"], []),  # punctuation takes no space
+])
+def test_an_answer_without_its_leading_space_is_warned_about(small_dir, argv, warned) -> None:
+    _, _, err = run("patch", CLEAN, CORRUPTED, *argv, "--model", str(small_dir), "--device", "cpu")
+    lines = [line for line in err.splitlines() if "leading space" in line]
+    assert len(lines) == len(warned)
+    for line, option in zip(lines, warned, strict=True):
+        spaced = option.replace("'", "' ", 1)  # --answer 'Mary' → --answer ' Mary'
+        assert line == (f"warning: {option} has no leading space, but after 'to' the next token usually "
+                        f"starts with one: use {spaced}.")
+
+
+def test_no_space_is_asked_for_where_the_prompt_ends_without_a_word(small_dir) -> None:
+    _, _, err = run("patch", "The list:\n", "The line:\n", "--answer", "Mary", "--wrong", "John", "--model",
+                    str(small_dir), "--device", "cpu")
+    assert "leading space" not in err
+
+
+def test_app_runs_streamlit_on_the_app_with_make_runs_settings(monkeypatch) -> None:
+    """`app` puts `python -m streamlit run streamlit_app.py` in its place, headless as `make run`
+    starts it unless told otherwise, with the other options passed on."""
+    ran = []
+    monkeypatch.setattr(cli.os, "execv", lambda path, argv: ran.append((path, argv)))
+    assert cli.app_script() == ROOT / "streamlit_app.py"  # in a clone: the repository's own
+    main(["app", "--server.port", "8600", "--theme.base=dark"])
+    main(["app", "--server.headless=false"])
+    start = [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py")]
+    assert ran == [(sys.executable, [*start, "--server.headless", "true", "--server.port", "8600",
+                                     "--theme.base=dark"]),
+                   (sys.executable, [*start, "--server.headless=false"])]
+
+
+def test_app_without_streamlit_says_how_to_install_it(monkeypatch) -> None:
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(cli.importlib.util, "find_spec",
+                        lambda name, *args: None if name == "streamlit" else find_spec(name, *args))
+    code, out, err = run("app")
+    assert code == 1 and out == ""
+    assert err == ("python -m gpt2viz: error: the app needs Streamlit, which is not installed here: "
+                   'pip install "gpt2viz[app]".\n')
+
+
+def test_options_other_commands_do_not_know_are_refused(capsys) -> None:
+    with pytest.raises(SystemExit) as raised:
+        main(["hooks", "--server.port", "8600"])
+    assert raised.value.code == 2
+    assert capsys.readouterr().err == ("python -m gpt2viz: error: unrecognized arguments: --server.port 8600 "
+                                       "(see --help)\n")

@@ -5,9 +5,9 @@ deuteranopia and protanopia (colorspacious, Machado et al. 2009), the two colour
 
 from __future__ import annotations
 
+import numpy as np
 import plotly.colors
 import pytest
-import numpy as np
 from colorspacious import cspace_convert
 
 from gpt2viz.viz import candidates, lesson, rounds, sampling, surprise, why

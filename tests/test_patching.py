@@ -18,14 +18,19 @@ import gpt2viz
 import gpt2viz.patching
 from gpt2viz import act_name
 from gpt2viz.patching import (
+    MIN_DIFFERENCE,
     SITES,
     PatchingResult,
     activation_patching,
     attribution_patching,
     head_axis,
     logit_difference,
+    pair_problem,
     patchable_sites,
+    patching_example,
+    prompt_ids,
 )
+from gpt2viz.paths import ASSETS
 from gpt2viz.viz.patching import (
     patching_comparison,
     patching_comparison_figure,
@@ -408,3 +413,86 @@ def test_a_metric_of_the_callers_replaces_the_logit_difference(model) -> None:
         assert np.corrcoef(result.grid.flatten(), estimate.grid.flatten())[0, 1] > 0.5
     spelled = activation_patching(model, c.clean, c.corrupted, metric=logit_difference(c.answer, c.wrong))
     torch.testing.assert_close(spelled.grid, c.patch().grid, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("clean, corrupted", [(1.0, 0.0), (0.5, -0.5), (3.9, -3.85), (MIN_DIFFERENCE, 0.0)])
+def test_a_pair_the_model_tells_apart_is_usable(clean: float, corrupted: float) -> None:
+    assert pair_problem(clean, corrupted) is None  # exactly MIN_DIFFERENCE is enough
+
+
+@pytest.mark.parametrize("clean, corrupted, words", [
+    (-3.86, -3.67, "The clean run does not prefer the answer: its logit difference answer − wrong is -3.86"),
+    (0.0, -5.0, "does not prefer the answer"),  # a tie is no preference
+    (1.0, 0.01, "The difference to explain is only 0.99 (clean 1.00 − corrupted 0.01); a usable pair has "
+                "at least 1"),
+    (2.0, 2.5, "only -0.50"),  # the corrupted run prefers the answer more
+])
+def test_a_pair_it_does_not_tell_apart_gets_a_reason(clean: float, corrupted: float, words: str) -> None:
+    problem = pair_problem(clean, corrupted)
+    assert problem is not None and words in problem and problem.rstrip().endswith(".")
+
+
+def test_the_check_reads_the_default_metric_only(model) -> None:
+    c = case(model, 3, 8)
+    result = c.patch()
+    assert result.problem == pair_problem(result.clean_value, result.corrupted_value)
+    custom = activation_patching(model, c.clean, c.corrupted, metric=lambda logits: logits[c.answer] * 1e-3)
+    assert custom.problem is None  # a metric of the caller's has its own scale
+
+
+def test_typed_end_of_text_is_the_token_and_blank_prompts_are_refused() -> None:
+    tok = gpt2viz.load_tokenizer()
+    assert prompt_ids(tok, "<|endoftext|> a b") == [gpt2viz.EOT_ID, *tok.encode(" a b")]
+    with pytest.raises(gpt2viz.PromptError, match="The prompt is empty"):
+        prompt_ids(tok, "  ")
+
+
+@functools.cache
+def bundled() -> gpt2viz.GPT2:
+    return gpt2viz.load_model(gpt2viz.BUNDLED_NAME, device="cpu")
+
+
+MARY_JOHN = ("When Mary and John went to the store, John gave a drink to",
+             "When Mary and John went to the store, Mary gave a drink to", " Mary", " John")
+
+
+def patch_texts(model: gpt2viz.GPT2, clean: str, corrupted: str, answer: str, wrong: str,
+                site: str = "resid_pre") -> PatchingResult:
+    tok = gpt2viz.load_tokenizer()
+    return activation_patching(model, prompt_ids(tok, clean), prompt_ids(tok, corrupted),
+                               tok.single_token(answer, "answer"), tok.single_token(wrong, "wrong"), site)
+
+
+def test_every_shipped_example_is_a_pair_of_equal_length_with_one_token_answers() -> None:
+    tok = gpt2viz.load_tokenizer()
+    for name in ("gpt2", "openai-community/gpt2", gpt2viz.BUNDLED_NAME):
+        example = patching_example(name)
+        assert example is not None and example.why
+        assert len(prompt_ids(tok, example.clean)) == len(prompt_ids(tok, example.corrupted))
+        assert tok.single_token(example.answer, "answer") != tok.single_token(example.wrong, "wrong")
+    assert patching_example("gpt2").clean == MARY_JOHN[0]  # the app's default pair is the real GPT-2's
+    assert patching_example("no-such-model") is None
+
+
+@pytest.mark.skipif(not (ASSETS / gpt2viz.BUNDLED_NAME).is_dir(), reason="no bundled model")
+def test_the_bundled_models_example_works_by_its_induction_head() -> None:
+    """Its clean run prefers the answer and its corrupted run the wrong token, each by a clear
+    margin; the difference moves from the changed word to the last position at layer 2, after the
+    induction head (1.0), which carries it all."""
+    example = patching_example(gpt2viz.BUNDLED_NAME)
+    pair = (example.clean, example.corrupted, example.answer, example.wrong)
+    result = patch_texts(bundled(), *pair)
+    assert result.problem is None
+    assert result.clean_value > MIN_DIFFERENCE and result.corrupted_value < -MIN_DIFFERENCE
+    changed = 4  # '<|endoftext|>', ' ladder', ' camera', ' stone', ' orange'/' silver'
+    grid = result.grid
+    assert grid[:2, changed].min() > 0.9 and grid[2:, -1].min() > 0.9
+    heads = patch_texts(bundled(), *pair, site="z").grid
+    assert heads[1, 0] > 0.9 and heads[1:].flatten().topk(2).values[1] < 0.1
+
+
+@pytest.mark.skipif(not (ASSETS / gpt2viz.BUNDLED_NAME).is_dir(), reason="no bundled model")
+def test_the_real_gpt2s_pair_explains_noise_on_the_bundled_model() -> None:
+    result = patch_texts(bundled(), *MARY_JOHN)
+    assert result.clean_value < 0
+    assert result.problem.startswith("The clean run does not prefer the answer")

@@ -51,26 +51,26 @@ long = len(ids) > 2 * WINDOW
 left, right = st.columns([2, 3])  # the right one drawn first: the pooled grid of every head takes longer
 if not long:
     with right:
-        chart(st, attention_heatmap_figure(attention_matrix(trace, layer, head, kind, labels),
-                                           without_first=without_first), key="attention_heatmap")
+        chart(st, attention_heatmap_figure, attention_matrix(trace, layer, head, kind, labels),
+              without_first=without_first, key="attention_heatmap")
 else:
     with right:
         window = zoom_controls(tokenizer().token_texts(list(ids)), labels)
         values = head_values(trace, layer, head, kind)  # once: the overview and the window read it
         pooled = block_max(values)
-        chart(st, overview_figure(pooled, kind, f"Layer {layer}, head {head}: all {len(ids)} tokens",
-                                  window_at(*window, len(ids))), key="attention_overview")
+        chart(st, overview_figure, pooled, kind, f"Layer {layer}, head {head}: all {len(ids)} tokens",
+              window_at(*window, len(ids)), key="attention_overview")
         st.caption(f"Each cell is the largest {kind} value of a block of positions (hover for which); "
                    "the red box is the zoom window drawn below with every token.")
 summary = overview(current.source, ids)
 with left:
-    chart(st, head_grid_figure(summary.grid, (layer, head)),
-          key=state.HEAD_GRID, on_select=on_grid_click, selection_mode="points")
+    chart(st, head_grid_figure, summary.grid, (layer, head),
+          key=state.HEAD_GRID, events=dict(on_select=on_grid_click, selection_mode="points"))
     st.caption(f"{len(ids)} tokens. Each tile keeps the largest weight of each block of cells (at most "
                "24 × 24 blocks); the big chart shows every cell" + (" of the zoom window." if long else "."))
 if long:
     matrix = attention_matrix(trace, layer, head, kind, labels, window=window, values=values)
-    chart(st, attention_heatmap_figure(matrix, without_first=without_first), key="attention_heatmap")
+    chart(st, attention_heatmap_figure, matrix, without_first=without_first, key="attention_heatmap")
 
 st.subheader("What each head does")
 st.caption("Four standard tests give every head a score from 0 to 1, its mean attention to one kind of "
@@ -85,7 +85,7 @@ ROLES = {"first_token": "First-token score (this text)", "previous_token": "Prev
 
 def show_head_scores(scores: torch.Tensor, title: str, key: str) -> None:
     data = head_score_map(scores, title)
-    chart(st, head_scores_figure(data, (layer, head)), key=key)
+    chart(st, head_scores_figure, data, (layer, head), key=key)
     best_layer, best_head, best = data.best
     st.caption(f"Highest: layer {best_layer}, head {best_head} ({best:.2f}).")
 
@@ -108,7 +108,7 @@ if kept is not None:
                "over the keys cached for every earlier position.")
     record = session.step_picker(kept)
     keys = labels[: record.attention_row.shape[2]]
-    chart(st, step_rows_figure(
-        record.attention_row[layer].float().numpy(), keys, layer, head,
-        f"Step {record.index + 1}: query {labels[record.query_position]} → chose {record.text!r}",
-    ), key="step_attention")
+    chart(st, step_rows_figure,
+          record.attention_row[layer].float().numpy(), keys, layer, head,
+          f"Step {record.index + 1}: query {labels[record.query_position]} → chose {record.text!r}",
+          key="step_attention")

@@ -158,11 +158,9 @@ trace_column.download_button("Download the recording (trace)", on_click="ignore"
 if generation.finished:
     reason = session.STOP_MESSAGES[generation.steps[-1].stop_reason]
     st.success(f"Stopped after {len(generation.steps)} new tokens: {reason}.")
-figure = candidates_figure(
-    step_candidates(record.top, record.token_id, record.text, record.prob),
-    f"Step {record.index + 1}: candidates for position {record.position} (chosen p = {percent(record.prob)})",
-)
-chart(st, figure, key="candidates")
+chart(st, candidates_figure, step_candidates(record.top, record.token_id, record.text, record.prob),
+      f"Step {record.index + 1}: candidates for position {record.position} "
+      f"(chosen p = {percent(record.prob)})", key="candidates")
 if not presenter_on():
     comparison_section(current, generation.ids)
 

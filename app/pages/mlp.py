@@ -29,6 +29,6 @@ state.fit_choice(state.MLP_TOP_N, range(4, most + 1), min(32, most))
 top_n = state.widget(count_column.slider, "Neurons shown", 4, most, key=state.MLP_TOP_N)
 
 trace = mlp_layer(current.source, tuple(ids), layer)
-chart(st, neuron_heatmap_figure(neuron_activations(trace, layer, stage, top_n, labels)), key="mlp_heatmap")
+chart(st, neuron_heatmap_figure, neuron_activations(trace, layer, stage, top_n, labels), key="mlp_heatmap")
 st.markdown("**Top neurons per token** (after GELU)")
 st.dataframe(top_neurons_per_token(trace, layer, 5, labels), hide_index=True)

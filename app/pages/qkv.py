@@ -49,11 +49,11 @@ left, right = st.columns(2)
 with left:
     st.markdown(f"**1. The query** q of {labels[query]!r} (layer {layer}, head {head}, "
                 f"d_head = {computed.d_head}), from `{act_name('q', layer)}`.")
-    chart(st, vector_figure(computed.q, "q", "d_head component"), key="q_vector")
+    chart(st, vector_figure, computed.q, "q", "d_head component", key="q_vector")
 with right:
     st.markdown(f"**2. The keys** K of every position (`{act_name('k', layer)}`); keys after the query "
                 "are masked.")
-    chart(st, matrix_figure(computed.keys, computed.key_labels, "K (keys)", query), key="k_matrix")
+    chart(st, matrix_figure, computed.keys, computed.key_labels, "K (keys)", query, key="k_matrix")
 st.markdown(f"**3. Scores**: q·k for each key, ÷ √{computed.d_head}, + mask (−∞ on future positions), "
             "then softmax.")
 numbers = {name: st.column_config.NumberColumn(format="%.5f") for name in ("q·k", "÷√d_head", "softmax")}
@@ -63,9 +63,9 @@ if len(ids) <= HALF_WIDTH_KEYS:  # the table and the chart side by side
     left, right = st.columns(2)
     left.dataframe(score_table(computed), hide_index=True, height=min(560, 38 + 35 * len(ids)),
                    column_config=columns)
-    chart(right, scores_figure(computed), key="scores")
+    chart(right, scores_figure, computed, key="scores")
 else:  # the chart across the page, so that its keys' labels have room; then the table of every key
-    chart(st, scores_figure(computed), key="scores")
+    chart(st, scores_figure, computed, key="scores")
     if len(shown) < len(ids):
         strongest = ", ".join(f"{computed.key_labels[i]} ({computed.weights[i]:.3f})"
                               for i in strongest_keys(computed.weights))
@@ -77,19 +77,18 @@ check_caption(computed, act_name("attn_scores", layer), act_name("pattern", laye
 left, right = st.columns(2)
 with left:
     st.markdown(f"**4. The values** V (`{act_name('v', layer)}`), mixed by the weights: z = Σ weight·v.")
-    values = matrix_figure(computed.values, computed.key_labels, "V (values)", query, computed.weights)
-    chart(st, values, key="v_matrix")
+    chart(st, matrix_figure, computed.values, computed.key_labels, "V (values)", query, computed.weights,
+          key="v_matrix")
 with right:
     st.markdown("**The result** for this head:")
-    chart(st, vector_figure(computed.z, "z = weights · V", "d_head component"), key="z_vector")
+    chart(st, vector_figure, computed.z, "z = weights · V", "d_head component", key="z_vector")
     check_caption(computed, act_name("z", layer))
 st.markdown(f"**5. All {config.n_head} heads' z concatenated, then projected** by W_O "
             f"(`attn.c_proj`, {config.n_embd} × {config.n_embd}) into the residual stream.")
 left, right = st.columns(2)
-every_head = vector_figure(computed.z_heads, "z of every head (lines separate heads)", "component",
-                           boundaries=computed.d_head)
-chart(left, every_head, key="z_heads")
+chart(left, vector_figure, computed.z_heads, "z of every head (lines separate heads)", "component",
+      boundaries=computed.d_head, key="z_heads")
 with right:
-    output = vector_figure(computed.attn_out, "attention output = W_O · z + b_O", "d_model component")
-    chart(st, output, key="attn_out")
+    chart(st, vector_figure, computed.attn_out, "attention output = W_O · z + b_O", "d_model component",
+          key="attn_out")
     check_caption(computed, act_name("attn_out", layer))

@@ -51,10 +51,10 @@ layer, head = pick_layer(config, layer_column), pick_head(config, head_column)
 dla = attribution(current.source, tuple(ids), position, target, distractor)
 actual = float(logits[target] - (logits[distractor] if distractor is not None else 0.0))
 left, right = st.columns([3, 2])
-heads = dla_heads_figure(dla, (layer, head), "Each head's direct push (click a head to select it)")
-chart(left, heads, key=state.DLA_GRID, on_select=lambda: on_grid_click(state.DLA_GRID),
-                  selection_mode="points")
-chart(right, dla_parts_figure(dla, actual), key="dla_parts")
+chart(left, dla_heads_figure, dla, (layer, head), "Each head's direct push (click a head to select it)",
+      key=state.DLA_GRID,
+      events=dict(on_select=lambda: on_grid_click(state.DLA_GRID), selection_mode="points"))
+chart(right, dla_parts_figure, dla, actual, key="dla_parts")
 st.caption("Direct logit attribution: what each part wrote into the residual stream at this position, "
            "read through the final LayerNorm (its scale fixed at this position) and the unembedding "
            "direction of the target" + (" minus the distractor." if distractor is not None else "."))
@@ -75,7 +75,7 @@ if saliency_in_bf16(position):
                  "on this CPU: each value is within about 1% of the largest.")
 if position > 0:
     ranked = ranked_saliency(texts, values)
-    chart(right, ranked_saliency_figure(ranked, f"The {len(ranked)} earlier tokens that mattered most"),
+    chart(right, ranked_saliency_figure, ranked, f"The {len(ranked)} earlier tokens that mattered most",
           key="saliency_ranked")
 
 ablation_section(current, here.kept, ids, position, top, logits, (layer, head))
