@@ -7,7 +7,7 @@ publish the teacher's view → let the next follower run."""
 import streamlit as st
 from PIL import Image
 
-from app import chosen_model, class_rounds, live_class, session, share
+from app import chosen_model, class_rounds, layout, live_class, session, share
 from app.memory import refresh_memory
 from app.navigation import PAGES
 from app.server_log import log_to_stderr
@@ -24,6 +24,7 @@ pages = [
     for entry in PAGES
 ]
 page = st.navigation(pages)
+layout.adapt()  # tablets and phones: the sidebar folded below 1000 px, figures fitted to their width
 try:
     live_class.join(page, {p.url_path: p for p in pages})  # a follower: the teacher's newer view (as a link)
     share.restore()  # a new session opened from a link: its choices, before any widget is drawn

@@ -240,8 +240,8 @@ def _sync(share: _Share) -> None:
     with share.slot.container():
         # A long prompt makes a long link: at most ~8 lines high, the rest scrolls (copy takes all).
         st.code(link, language=None, wrap_lines=True, height=min(200, 40 + 20 * (len(link) // 32)))
-        st.caption("Opens this page with the same prompt, generation, settings and choices. The copy "
-                   "button shows when the pointer is over the link.")
+        st.caption("Opens this page with the same prompt, generation, settings and choices. The button "
+                   "at its top right copies it.")
         if hint:
             st.caption(hint)
         choice = state.get(state.MODEL_CHOICE)

@@ -24,7 +24,7 @@ APP_LAYERS = {
     "app.session": 3, "app.share": 3, "app.chosen_model": 3,
     # widgets and the views they draw
     "app.sidebar": 4, "app.pickers": 4, "app.zoom": 4, "app.step_sampling": 4, "app.why_sections": 4,
-    "app.charts": 4, "app.compare_models": 4, "app.presenter": 4, "app.memory": 4,
+    "app.charts": 4, "app.compare_models": 4, "app.presenter": 4, "app.layout": 4, "app.memory": 4,
     "app.sampling_controls": 4, "app.lesson.views": 4, "app.live_class": 4, "app.class_rounds": 4,
 }
 PAGE_LAYER = 5  # app.pages.* and streamlit_app

@@ -166,7 +166,9 @@ def _respace_rows(fig: go.Figure) -> None:
 
 def for_projector(fig: go.Figure, height: int | None = None, width: int = FIGURE_MIN_WIDTH) -> go.Figure:
     """A copy of `fig` for presenter view: enlarged, `export.fitted` with its title wrapped to
-    `width` px (the least the figure gets), its stacked subplots spaced for the larger text."""
+    `width` px (the least the figure gets), its stacked subplots spaced for the larger text (and
+    without `fitted`'s layouts for narrow screens: presenter view is for 1280 px and up)."""
     big = fitted(enlarged(fig, height, width), title_width=width)
     _respace_rows(big)
+    big.update_layout(meta=None)  # laid out for a projector's width: no layouts for narrow screens
     return big
