@@ -37,8 +37,10 @@ redis:
 		$(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q redis-server && \
 		{ [ -d /run/systemd/system ] || $(SUDO) /etc/init.d/redis-server stop >/dev/null 2>&1 || true; }; }
 
+# MALLOC_ARENA_MAX: at most 2 malloc arenas for the server's many threads (gpt2viz/cli.py, MALLOC_ARENAS)
 run: .stamp-runtime
-	$(PY) -m streamlit run streamlit_app.py --server.port $(PORT) --server.headless true
+	MALLOC_ARENA_MAX=$${MALLOC_ARENA_MAX:-2} $(PY) -m streamlit run streamlit_app.py --server.port $(PORT) \
+		--server.headless true
 
 # REPLICAS app processes on free local ports behind HAProxy on PORT, each browser pinned to one
 # (deploy/haproxy.cfg, README "Serving a class"); Ctrl-C stops them all.

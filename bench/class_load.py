@@ -48,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anyw
 
 from bench.health_probe import health_latency  # noqa: E402
 from bench.thin_client import Page, ThinClient  # noqa: E402
+from gpt2viz.cli import MALLOC_ARENAS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -72,7 +73,8 @@ def served(model: str, log: Path | None = None, script: Path = ROOT / "streamlit
     to this process's environment and Streamlit's command-line `options`, once its health
     endpoint answers: yields (url, process); stops it afterwards."""
     port = free_port()
-    env = {**os.environ, "GPT2VIZ_MODEL": model, **(env or {})}
+    # as the launchers start it (make run, deploy/class.sh, gpt2viz app): at most 2 malloc arenas
+    env = {"MALLOC_ARENA_MAX": MALLOC_ARENAS, **os.environ, "GPT2VIZ_MODEL": model, **(env or {})}
     out = open(log, "w") if log else subprocess.DEVNULL
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(script),

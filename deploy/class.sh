@@ -23,6 +23,8 @@ cd "$(dirname "$0")/.."
 replicas=${REPLICAS:-2}
 port=${PORT:-8501}
 python=${PYTHON:-.venv/bin/python}
+# at most 2 malloc arenas for each replica's many threads (gpt2viz/cli.py, MALLOC_ARENAS)
+export MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-2}
 haproxy=${HAPROXY:-$(command -v haproxy || echo /usr/sbin/haproxy)}
 export GPT2VIZ_BIND=${GPT2VIZ_BIND:-:$port}
 say() { echo "gpt2viz class: $*"; }

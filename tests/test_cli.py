@@ -288,15 +288,24 @@ def test_no_space_is_asked_for_where_the_prompt_ends_without_a_word(small_dir) -
 def test_app_runs_streamlit_on_the_app_with_make_runs_settings(monkeypatch) -> None:
     """`app` puts `python -m streamlit run streamlit_app.py` in its place, headless as `make run`
     starts it unless told otherwise, with the other options passed on."""
-    ran = []
-    monkeypatch.setattr(cli.os, "execv", lambda path, argv: ran.append((path, argv)))
+    ran, environments = [], []
+
+    def execve(path, argv, env):
+        ran.append((path, argv))
+        environments.append(env)
+
+    monkeypatch.setattr(cli.os, "execve", execve)
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
     assert cli.app_script() == ROOT / "streamlit_app.py"  # in a clone: the repository's own
     main(["app", "--server.port", "8600", "--theme.base=dark"])
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")  # one's own setting stands
     main(["app", "--server.headless=false"])
     start = [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py")]
     assert ran == [(sys.executable, [*start, "--server.headless", "true", "--server.port", "8600",
                                      "--theme.base=dark"]),
                    (sys.executable, [*start, "--server.headless=false"])]
+    assert [env["MALLOC_ARENA_MAX"] for env in environments] == ["2", "4"]
+    assert environments[0]["PATH"] == cli.os.environ["PATH"]  # the rest of the environment, passed on
 
 
 def test_app_without_streamlit_says_how_to_install_it(monkeypatch) -> None:
