@@ -41,8 +41,6 @@ import argparse
 import asyncio
 import os
 import re
-import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -56,6 +54,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere, like make bench
 
 from bench.class_load import ARGS, CHROMIUM, free_port, served, split_cores  # noqa: E402
+from bench.local_servers import MISSING, redis_binary, redis_process  # noqa: E402
 from bench.soak import Stalled, bounded  # noqa: E402
 from bench.thin_client import Page, ThinClient, kind, label, text  # noqa: E402
 
@@ -84,40 +83,15 @@ def core_busy(core: int) -> float:
     raise RuntimeError(f"no cpu{core} in /proc/stat")
 
 
-def redis_answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
 @contextmanager
 def redis_store(wait_s: float = 10.0) -> Iterator[tuple[str, subprocess.Popen]]:
-    """Debian's redis-server on a free local port, keeping nothing on disk, notifying changes of
-    string keys (the class's version), once it answers PING: yields (its redis:// url, process)."""
-    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-    if not Path(binary).exists():
-        raise SystemExit("redis-server is missing: `make redis` installs Debian's (or pass --store memory)")
+    """Debian's redis-server on a free local port (bench/local_servers.py), notifying changes of
+    string keys (the class's version): yields (its redis:// url, process)."""
+    if redis_binary() is None:
+        raise SystemExit(f"{MISSING} (or pass --store memory)")
     port = free_port()
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no", "--notify-keyspace-events", "K$"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + wait_s
-        while not redis_answers(port):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server on port {port} did not answer PING within {wait_s:g} s "
-                                   f"(exit code {proc.poll()})")
-            time.sleep(0.05)
+    with redis_process(port, wait_s, ("--notify-keyspace-events", "K$")) as proc:
         yield f"redis://127.0.0.1:{port}/0", proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 class Publishes:

@@ -47,6 +47,7 @@ from typing import IO
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere, like make bench
 
 from bench.health_probe import health_latency  # noqa: E402
+from bench.local_servers import stop  # noqa: E402
 from bench.thin_client import Page, ThinClient  # noqa: E402
 from gpt2viz.cli import MALLOC_ARENAS  # noqa: E402
 
@@ -90,11 +91,7 @@ def served(model: str, log: Path | None = None, script: Path = ROOT / "streamlit
             time.sleep(0.3)
         yield url, proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc, 15)
         if log:
             out.close()
 

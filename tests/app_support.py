@@ -14,11 +14,7 @@ import html
 import json
 import os
 import re
-import shutil
-import socket
 import subprocess
-import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,6 +25,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import gpt2viz
+from bench.local_servers import MISSING, redis_binary, redis_process
 from gpt2viz.loading import MODEL_ENV
 from gpt2viz.viz.tokens import visible_token
 
@@ -157,39 +154,11 @@ def uniform_heatmap(n: int = 12, title: str = "Layer 0, head 0: attention patter
     return attention_heatmap_figure(AttentionMatrix(values, masked, labels, labels, "pattern", title))
 
 
-def redis_answers(port: int) -> bool:
-    """Whether a Redis on 127.0.0.1:`port` answers PING (a plain socket: no client library)."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
 @contextmanager
 def redis_server(port: int, wait_s: float = 10.0) -> Iterator[subprocess.Popen]:
-    """Debian's redis-server on 127.0.0.1:`port`, keeping nothing on disk, once it answers PING;
-    stopped afterwards. Fails the test (does not skip it) when redis-server is not installed."""
-    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-    if not Path(binary).exists():
-        pytest.fail("redis-server is missing: `make test` (or `make redis`) installs Debian's redis-server")
-    with tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                 "--appendonly", "no"], stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + wait_s
-            while not redis_answers(port):
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    log.seek(0)
-                    why = "exited" if proc.poll() is not None else f"did not answer PING within {wait_s:g} s"
-                    raise RuntimeError(f"redis-server on 127.0.0.1:{port} {why}:\n{log.read().decode()}")
-                time.sleep(0.05)
-            yield proc
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    """Debian's redis-server on 127.0.0.1:`port` (bench/local_servers.py); fails the test (does not
+    skip it) when redis-server is not installed."""
+    if redis_binary() is None:
+        pytest.fail(MISSING)
+    with redis_process(port, wait_s) as proc:
+        yield proc

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 import tomllib
 
+from bench.local_servers import stop
 from gpt2viz.paths import ASSETS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -178,12 +179,7 @@ def test_gpt2viz_app_serves_the_installed_app_from_another_folder(installed: Pat
         assert str(installed / "gpt2viz_app" / "streamlit_app.py") in " ".join(
             Path(f"/proc/{server.pid}/cmdline").read_text().split("\0"))
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop(server, 20)
 
 
 def test_the_installed_app_has_the_repositorys_streamlit_settings(installed: Path, tmp_path: Path) -> None:

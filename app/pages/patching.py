@@ -124,14 +124,11 @@ for name in sorted(methods, key=lambda name: name != "attribution"):
         st.warning(str(err))
         st.stop()
     problem = results[name].problem  # the same for both methods: the same two runs
-    if not problem:
-        chart(slots[name], patching_figure, patching_map(results[name], labels), key=f"patching_{name}")
-        continue
-    if len(results) == 1:
+    if problem and len(results) == 1:
         with notice:
             warn(problem, example)
-    faded = patching_figure(patching_map(results[name], labels)).update_traces(opacity=FADED)
-    chart(slots[name], faded, key=f"patching_{name}")
+    chart(slots[name], patching_figure, patching_map(results[name], labels),
+          opacity=FADED if problem else None, key=f"patching_{name}")
 
 first = next(iter(results.values()))
 clean_column, corrupted_column, gap_column = metrics.columns(3)

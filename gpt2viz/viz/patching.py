@@ -53,9 +53,9 @@ def patching_map(result: PatchingResult, labels: Sequence[str] | None = None) ->
     return PatchingMap(values, columns, result.across, limit, _title(result))
 
 
-def patching_figure(m: PatchingMap) -> go.Figure:
+def patching_figure(m: PatchingMap, opacity: float | None = None) -> go.Figure:
     """Layers down, positions (or heads) across, every cell labelled; blue restores the clean
-    run's answer, red pushes the other way."""
+    run's answer, red pushes the other way. An `opacity` below 1 fades a grid that explains noise."""
     n_layer, n_col = m.values.shape
     fig = go.Figure(go.Heatmap(
         z=m.values, x=list(range(n_col)), y=list(range(n_layer)), zmin=-m.limit, zmax=m.limit, zmid=0.0,
@@ -64,6 +64,7 @@ def patching_figure(m: PatchingMap) -> go.Figure:
         textfont=dict(size=11 if n_col <= 16 else 8),
         customdata=[m.columns] * n_layer,  # [layer, column]: each cell's column label
         hovertemplate=f"layer %{{y}}, {m.across} %{{x}} (%{{customdata}}): %{{z:.3f}}<extra></extra>",
+        opacity=opacity,
     ))
     fig.update_xaxes(title_text=m.across, tickmode="array", tickvals=list(range(n_col)), ticktext=m.columns,
                      showgrid=False, zeroline=False)
